@@ -30,13 +30,23 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field("record_id", "VARCHAR", True, "Unique id of the application across all offices' extracts", "BDL-2024-000123"),
     Field("office", "VARCHAR", False, "Immigration office that received the application", "Kanim Bandar Lampung"),
     Field("application_date", "DATE", False, "Date the application was lodged", "2024-03-05"),
-    Field("full_name", "VARCHAR", True, "Applicant's full name as written, titles and all", "H. Moch. Rizki binti Sukardi"),
+    Field(
+        "full_name", "VARCHAR", True, "Applicant's full name as written, titles and all", "H. Moch. Rizki binti Sukardi"
+    ),
     Field("sex", "VARCHAR", False, "Sex as stated: L/P, M/F, Laki-laki/Perempuan", "L"),
-    Field("birth_date", "DATE", False, "Date of birth (ISO, DD-MM-YYYY, DD/MM/YYYY, Indonesian months)", "5 Agustus 1990"),
+    Field(
+        "birth_date", "DATE", False, "Date of birth (ISO, DD-MM-YYYY, DD/MM/YYYY, Indonesian months)", "5 Agustus 1990"
+    ),
     Field("birth_place", "VARCHAR", False, "Place of birth as written", "B. Lampung"),
     Field("nik", "VARCHAR", False, "16-digit national identity number (NIK)", "1871014508900001"),
     Field("mother_name", "VARCHAR", False, "Mother's name as written", "Siti Aminah"),
-    Field("address", "VARCHAR", False, "Address as written, with RT/RW and village", "Jl. Kartini No. 5 RT 003/RW 005 Kel. Palapa"),
+    Field(
+        "address",
+        "VARCHAR",
+        False,
+        "Address as written, with RT/RW and village",
+        "Jl. Kartini No. 5 RT 003/RW 005 Kel. Palapa",
+    ),
     Field("phone", "VARCHAR", False, "Phone number in any common form", "0812-3456-7890"),
     Field("prior_passport_no", "VARCHAR", False, "Number of a previous passport, if any", "B1234567"),
     Field("decision", "VARCHAR", False, "Office decision: " + ", ".join(DECISIONS), "rejected"),
