@@ -1,0 +1,212 @@
+"""Settings and column mappings, declared once, typed, with a default and a line of help each.
+
+A config is a TOML file (``configs/default.toml`` documents every key). Its sections:
+
+``[dataset]``
+    how to read this kind of data (identity-number scheme, phone region);
+``[columns]``
+    maps the canonical roles of :mod:`linkage.schema` onto the input's column names. A role may
+    take one column (``birth_date = "dob"``) or several joined by a space
+    (``full_name = ["given_name", "surname"]``). Roles left out map to a column of the same name
+    when the input has one, and are missing otherwise;
+``[store]``, ``[ingest]``
+    where the DuckDB store lives and how ingest runs.
+
+Every invalid key is reported at once, each with "did you mean …?" when a valid key is close.
+
+>>> cfg = parse_config({"columns": {"full_name": ["given_name", "surname"]}})
+>>> cfg.columns["full_name"]
+['given_name', 'surname']
+>>> parse_config({"colums": {}})
+Traceback (most recent call last):
+...
+linkage.errors.ConfigError: invalid config
+  - colums: unknown key (did you mean 'columns'?)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from linkage.errors import ConfigError, Problem, did_you_mean
+from linkage.schema import ROLES
+
+__all__ = [
+    "Config",
+    "DatasetSettings",
+    "IngestSettings",
+    "StoreSettings",
+    "load_config",
+    "parse_config",
+    "settings_table",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSettings(_Section):
+    """How to read this kind of data."""
+
+    name: str = Field("applications", description="Name of the dataset, shown in reports and run manifests")
+    id_scheme: Literal["nik", "generic"] = Field(
+        "nik",
+        description="'nik': the id column holds Indonesian NIKs, parsed and validated; "
+        "'generic': any identity number, kept as its digits and letters",
+    )
+    phone_region: str = Field("ID", description="Region assumed for phone numbers written without a country code")
+
+
+class StoreSettings(_Section):
+    """Where the DuckDB store lives."""
+
+    path: Path = Field(Path("linkage.duckdb"), description="DuckDB file of the store (created when missing)")
+
+
+class IngestSettings(_Section):
+    """How ingest runs."""
+
+    workers: int = Field(2, ge=1, le=64, description="Processes that normalise records in parallel")
+    chunk_rows: int = Field(
+        100_000, ge=1_000, description="Rows normalised per task; bounds a worker's memory and paces progress"
+    )
+    max_quarantine_share: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Fail the ingest when more than this share of rows is quarantined (1.0: never fail)",
+    )
+
+
+class Config(_Section):
+    """A whole config file. Unknown keys are errors."""
+
+    dataset: DatasetSettings = Field(default_factory=lambda: DatasetSettings(), description="How to read this data")
+    columns: dict[str, str | list[str]] = Field(
+        default_factory=dict, description="Canonical role = input column, or a list of columns joined by a space"
+    )
+    store: StoreSettings = Field(default_factory=lambda: StoreSettings(), description="The DuckDB store")
+    ingest: IngestSettings = Field(default_factory=lambda: IngestSettings(), description="Ingest")
+
+    @field_validator("columns")
+    @classmethod
+    def _known_roles(cls, columns: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        problems = [
+            f"columns.{role}: unknown role{did_you_mean(role, ROLES)}; roles are {', '.join(ROLES)}"
+            for role in columns
+            if role not in ROLES
+        ]
+        problems += [f"columns.{role}: empty column list" for role, src in columns.items() if src in ("", [])]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return columns
+
+    def source_columns(self, role: str) -> list[str]:
+        """The input columns that make up ``role`` (its own name when the mapping leaves it out)."""
+        src = self.columns.get(role, role)
+        return [src] if isinstance(src, str) else list(src)
+
+    def fingerprint(self) -> str:
+        """A short hash of the settings that change results (for run manifests and model files)."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+
+def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
+    """Validate a config given as a dict, reporting every invalid key at once.
+
+    Raises:
+        ConfigError: with one :class:`~linkage.errors.Problem` per invalid key.
+    """
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        where = f" {source}" if source else ""
+        raise ConfigError(f"invalid config{where}", problems=_problems(exc, source)) from None
+
+
+def _problems(exc: ValidationError, source: Path | None = None) -> list[Problem]:
+    """Turn pydantic's errors into located problems with a "did you mean" for unknown keys."""
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(err["loc"][:-1])
+            key = str(err["loc"][-1])
+            msg = f"unknown key{did_you_mean(key, parent.model_fields) if parent else ''}"
+        elif err["type"] == "value_error":
+            # one validator may find several problems: report each on its own line
+            for part in str(err["msg"]).removeprefix("Value error, ").split("; "):
+                out.append(Problem(part, file=str(source) if source else None))
+            continue
+        else:
+            msg = str(err["msg"])
+        out.append(Problem(f"{loc}: {msg}" if loc else msg, file=str(source) if source else None))
+    return out
+
+
+def _model_at(path: tuple[int | str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate a config file; ``None`` gives the defaults.
+
+    Args:
+        path: a TOML file such as ``configs/febrl.toml``.
+
+    Returns:
+        The validated, frozen config.
+
+    Raises:
+        ConfigError: the file is missing, is not TOML, or has invalid keys (all of them listed).
+    """
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, path)
+
+
+def settings_table() -> Iterator[tuple[str, str, str, str]]:
+    """Every setting as (key, type, default, help), in declaration order; drives docs and ``linkage settings``.
+
+    >>> next(settings_table())[:3]
+    ('dataset.name', 'str', "'applications'")
+    """
+    sections: list[tuple[str, type[BaseModel]]] = [
+        ("dataset", DatasetSettings),
+        ("store", StoreSettings),
+        ("ingest", IngestSettings),
+    ]
+    for section, model in sections:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            choices = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else ()
+            type_name = " | ".join(map(repr, choices)) if choices else getattr(annotation, "__name__", str(annotation))
+            default = field.default
+            shown = repr(str(default)) if isinstance(default, Path) else repr(default)
+            yield f"{section}.{name}", type_name, shown, field.description or ""
+    yield "columns.<role>", "str | list[str]", "the role's own name", Config.model_fields["columns"].description or ""
+
