@@ -204,9 +204,9 @@ def settings_table() -> Iterator[tuple[str, str, str, str]]:
         for name, field in model.model_fields.items():
             annotation = field.annotation
             choices = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else ()
-            type_name = " | ".join(map(repr, choices)) if choices else getattr(annotation, "__name__", str(annotation))
+            type_name = " or ".join(map(repr, choices)) if choices else getattr(annotation, "__name__", str(annotation))
             default = field.default
             shown = repr(str(default)) if isinstance(default, Path) else repr(default)
             yield f"{section}.{name}", type_name, shown, field.description or ""
-    yield "columns.<role>", "str | list[str]", "the role's own name", Config.model_fields["columns"].description or ""
+    yield "columns.<role>", "str or list[str]", "the role's own name", Config.model_fields["columns"].description or ""
 

@@ -1,0 +1,248 @@
+"""The ``linkage`` command: each command is one library call plus formatting.
+
+A :class:`~linkage.errors.LinkageError` becomes a message on stderr and exit code 1 (2 for usage
+errors, from click). Personal data never goes to logs; tables show aggregates only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from linkage import __version__
+from linkage.config import Config, load_config, settings_table
+from linkage.errors import LinkageError
+from linkage.pipeline import IngestReport, ingest
+from linkage.profile import Profile, profile
+from linkage.store import Store
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="linkage",
+    help="Identity deduplication and record linkage for passport applications across immigration offices.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML settings and column mapping (see configs/default.toml).", exists=False),
+]
+DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB store file [default: store.path from the config].")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"linkage {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v: info, -vv: debug with SQL.")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Identity deduplication and record linkage for passport applications across immigration offices."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@app.command("ingest")
+def ingest_command(
+    files: Annotated[list[Path], typer.Argument(help="CSV, Parquet or .xlsx files of applications.")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Processes that normalise [default: ingest.workers].")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Read, validate and normalise application files into the store.
+
+    Unusable rows (no record_id or full_name, ragged or undecodable lines, duplicate ids) are
+    quarantined with their reason; bad fields (impossible dates, malformed NIKs, junk phones) keep
+    the row and are recorded as field issues. rows_read = accepted + quarantined, always.
+    """
+    cfg = _config(config, workers)
+    if as_json:
+        report = ingest(files, cfg, db=db)
+        console.print_json(json.dumps(_ingest_json(report)))
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(file: str, rows: int) -> None:
+            if file not in tasks:
+                tasks[file] = bar.add_task(Path(file).name, total=_rows_estimate(Path(file)))
+            bar.advance(tasks[file], rows)
+
+        report = ingest(files, cfg, db=db, progress=advance)
+    _print_ingest(report)
+    with Store(report.db, read_only=True) as store:
+        _print_profile(profile(store))
+
+
+@app.command("profile")
+def profile_command(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Summarise what the store holds: counts, fill rates, NIK quality, quarantine and field issues."""
+    cfg = _config(config)
+    with Store(db or cfg.store.path, read_only=True) as store:
+        result = profile(store)
+    if as_json:
+        console.print_json(json.dumps(result.to_dict(), default=str))
+    else:
+        _print_profile(result)
+
+
+@app.command("settings")
+def settings_command(as_json: JsonOption = False) -> None:
+    """List every setting with its type, default and meaning (the keys of configs/default.toml)."""
+    rows = list(settings_table())
+    if as_json:
+        console.print_json(json.dumps([dict(zip(("key", "type", "default", "help"), r, strict=True)) for r in rows]))
+        return
+    table = Table(title="Settings", show_lines=False)
+    for name in ("key", "type", "default", "help"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _config(path: Path | None, workers: int | None = None) -> Config:
+    cfg = load_config(path)
+    if workers is not None:
+        cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update={"workers": workers})})
+    return cfg
+
+
+def _rows_estimate(path: Path) -> int | None:
+    """Rows in a file, for the progress bar: Parquet metadata, else newlines counted in the bytes."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        if suffix in (".csv", ".txt", ".tsv"):
+            with path.open("rb") as fh:
+                return max(sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 24), b"")) - 1, 1)
+    except OSError:
+        return None
+    return None
+
+
+def _ingest_json(report: IngestReport) -> dict[str, Any]:
+    out = report.to_dict()
+    out["files"] = [
+        {k: v for k, v in f.__dict__.items() if v not in (None, [], "")} | {"file": f.file} for f in report.files
+    ]
+    return out
+
+
+def _print_ingest(report: IngestReport) -> None:
+    table = Table(title=f"Ingest run {report.run_id}", show_header=True)
+    table.add_column("file")
+    table.add_column("format")
+    for name in ("read", "accepted", "quarantined"):
+        table.add_column(name, justify="right")
+    table.add_column("notes")
+    for f in report.files:
+        fmt = f.format + (f" {f.encoding}" if f.encoding else "") + (f" {f.delimiter!r}" if f.delimiter else "")
+        table.add_row(
+            Path(f.file).name, fmt, f"{f.rows_read:,}", f"{f.accepted:,}", f"{f.quarantined:,}", "; ".join(f.notes)
+        )
+    ok = "[green]reconciles[/]" if report.reconciles else "[red]DOES NOT RECONCILE[/]"
+    table.add_row("[bold]total", "", f"{report.rows_read:,}", f"{report.accepted:,}", f"{report.quarantined:,}", ok)
+    console.print(table)
+    _print_counts("Quarantined rows by reason", report.quarantined_by_reason)
+    _print_counts("Field issues by reason (rows kept)", report.field_issues_by_reason)
+    secs = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
+    rate = report.rows_read / report.seconds["total"] if report.seconds.get("total") else 0
+    console.print(f"[dim]{secs}; {rate:,.0f} rows/s; peak memory {report.peak_rss_mb:,.0f} MB; store {report.db}")
+
+
+def _print_counts(title: str, counts: dict[str, int]) -> None:
+    if not counts:
+        return
+    table = Table(title=title)
+    table.add_column("reason")
+    table.add_column("rows", justify="right")
+    for key, value in counts.items():
+        table.add_row(key, f"{value:,}")
+    console.print(table)
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f} %"
+
+
+def _print_profile(p: Profile) -> None:
+    console.print(
+        f"[bold]Store profile[/]: {p.applications:,} applications, {p.quarantined:,} quarantined rows, "
+        f"{p.runs} ingest runs"
+    )
+    fill = Table(title="Fields: share written, share usable after normalisation")
+    fill.add_column("field")
+    fill.add_column("written", justify="right")
+    fill.add_column("usable", justify="right")
+    for role, (raw, norm) in p.fill.items():
+        fill.add_row(role, _pct(raw), _pct(norm))
+    console.print(fill)
+    _print_counts("Applications by office", p.by_office)
+    _print_counts("Applications by decision", p.by_decision)
+    _print_counts("NIK status", p.nik_status)
+    console.print(
+        f"NIK-encoded birth date agrees with the stated one: {_pct(p.nik_dob_agrees)}; "
+        f"NIK-encoded sex agrees: {_pct(p.nik_sex_agrees)}"
+    )
+    console.print(
+        f"Names: {p.distinct_names:,} distinct canonical names; {p.with_titles:,} with titles, "
+        f"{p.with_degrees:,} with degrees, {p.with_patronym:,} with a bin/binti patronym"
+    )
+    if p.top_name_tokens:
+        console.print("Most common name tokens: " + ", ".join(f"{t} ({n:,})" for t, n in p.top_name_tokens))
+    _print_counts("Quarantine by reason", p.quarantine_by_reason)
+    _print_counts(
+        "Field issues by field and reason", {f"{f}: {r}": n for (f, r), n in p.field_issues_by_reason.items()}
+    )
+
+
+def main() -> None:
+    """Entry point: run the app, turning a LinkageError into a message and exit code.
+
+    Usage errors are click's (exit code 2, with the usage line); anything else is a bug and keeps its
+    traceback.
+    """
+    try:
+        app()
+    except LinkageError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

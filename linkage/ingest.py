@@ -1,0 +1,397 @@
+"""Read offices' extracts (CSV, Parquet, Excel) into batches of rows mapped onto the canonical roles.
+
+Two kinds of problem are kept apart here:
+
+* a **row** that cannot be used (no ``record_id``, no ``full_name``, a ragged line, undecodable
+  bytes, a ``record_id`` already seen) is *quarantined* with its file, row, field, value and reason;
+* a bad **field** (an impossible date, a malformed NIK) never costs the row: that is for
+  :mod:`linkage.normalise` to record as a field issue.
+
+Every row read is either accepted or quarantined, so ``rows_read = accepted + quarantined``.
+Files are streamed in chunks, so memory stays bounded whatever their size.
+
+CSV: the delimiter is sniffed; UTF-8 with or without BOM, UTF-16 with BOM, and latin-1 when the
+file has no valid UTF-8 multi-byte sequence at all (reported). In a UTF-8 file a line with
+undecodable bytes is quarantined, the rest of the file is read.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from linkage.config import Config
+from linkage.errors import InputError, Problem, did_you_mean
+from linkage.schema import REQUIRED, ROLES
+
+__all__ = ["FORMATS", "Batch", "FileReport", "Quarantined", "read_files"]
+
+FORMATS: Final = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "xlsx"}
+
+_DELIMITERS: Final = ",;\t|"
+_SCAN_BYTES: Final = 1 << 24
+_UTF8_MULTIBYTE: Final = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+_SURROGATE: Final = re.compile("[\udc80-\udcff]")
+_EXCEL_DIGITS: Final = 10**15
+
+# (row number, cell values, notes on cells as (column index, issue reason))
+Row = tuple[int, list[str | None], tuple[tuple[int, str], ...]]
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A row that could not be used, with where it was and why."""
+
+    file: str
+    row: int
+    reason: str
+    field: str | None
+    value: str | None
+    raw: str | None
+
+
+@dataclass
+class Batch:
+    """Accepted rows of one chunk of one file, as columns by role, plus what was quarantined."""
+
+    file: str
+    columns: dict[str, list[str | None]]
+    rows: list[int]
+    extras: list[str | None]
+    quarantined: list[Quarantined]
+    read_issues: list[tuple[str, str, str | None, str]] = field(default_factory=list)
+    """(record_id, role, value, reason) found while reading, e.g. a NIK that Excel rounded."""
+
+    @property
+    def accepted(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class FileReport:
+    """What reading one file found: its format, encoding, and how many rows were read."""
+
+    file: str
+    format: str
+    encoding: str | None = None
+    delimiter: str | None = None
+    rows_read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    blank_lines: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def read_files(
+    paths: Iterable[Path],
+    config: Config,
+    *,
+    seen: set[str] | None = None,
+    stored: Callable[[list[str]], set[str]] | None = None,
+    reports: list[FileReport] | None = None,
+    chunk_rows: int | None = None,
+) -> Iterator[Batch]:
+    """Read every file, chunk by chunk, into batches of accepted rows and quarantined rows.
+
+    Args:
+        paths: CSV, Parquet or ``.xlsx`` files.
+        config: its ``[columns]`` maps the canonical roles onto each file's columns.
+        seen: record ids already accepted (grows as files are read: a later duplicate is quarantined).
+        stored: returns which of the given record ids the store already holds (those are quarantined).
+        reports: a list to append one :class:`FileReport` per file to.
+        chunk_rows: rows per batch (default: ``config.ingest.chunk_rows``).
+
+    Raises:
+        InputError: a file is missing, of an unknown format, or lacks a column the mapping needs.
+    """
+    seen = set() if seen is None else seen
+    size = chunk_rows or config.ingest.chunk_rows
+    paths = list(paths)
+    for path in paths:  # fail before reading anything when a file cannot be read at all
+        _check_path(path)
+    for path in paths:
+        report = FileReport(file=str(path), format=FORMATS[path.suffix.lower()])
+        if reports is not None:
+            reports.append(report)
+        header, rows = _open(path, report)
+        mapping = _map_columns(header, config, path)
+        extra_idx = [i for i, name in enumerate(header) if name not in mapping.used]
+        chunk: list[Row] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= size:
+                yield _batch(chunk, header, mapping, extra_idx, report, seen, stored)
+                chunk = []
+        if chunk or report.rows_read == 0:
+            yield _batch(chunk, header, mapping, extra_idx, report, seen, stored)
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"input file not found: {path}")
+    if path.suffix.lower() not in FORMATS:
+        raise InputError(
+            f"{path}: unknown format {path.suffix!r}{did_you_mean(path.suffix.lower(), FORMATS)}; "
+            f"use one of {', '.join(sorted(FORMATS))}"
+        )
+
+
+@dataclass(frozen=True)
+class _Mapping:
+    roles: dict[str, list[int]]
+    used: frozenset[str]
+
+
+def _map_columns(header: list[str], config: Config, path: Path) -> _Mapping:
+    """Column indexes of each role; a missing required or explicitly mapped column is an error."""
+    index = {name: i for i, name in enumerate(header)}
+    roles: dict[str, list[int]] = {}
+    problems = []
+    for role in ROLES:
+        sources = config.source_columns(role)
+        missing = [s for s in sources if s not in index]
+        if not missing:
+            roles[role] = [index[s] for s in sources]
+        elif role in REQUIRED or role in config.columns:
+            problems += [
+                Problem(f"no column {s!r} for role {role!r}{did_you_mean(s, header)}", file=str(path), column=s)
+                for s in missing
+            ]
+    if problems:
+        raise InputError(f"{path}: columns do not match the mapping (header: {', '.join(header)})", problems)
+    used = frozenset(header[i] for idx in roles.values() for i in idx)
+    return _Mapping(roles, used)
+
+
+def _batch(
+    chunk: list[Row],
+    header: list[str],
+    mapping: _Mapping,
+    extra_idx: list[int],
+    report: FileReport,
+    seen: set[str],
+    stored: Callable[[list[str]], set[str]] | None,
+) -> Batch:
+    file = report.file
+    width = len(header)
+    columns: dict[str, list[str | None]] = {role: [] for role in ROLES}
+    batch = Batch(file, columns, [], [], [])
+    quarantined = batch.quarantined
+    candidates = [str(values[mapping.roles["record_id"][0]] or "").strip() for _, values, _ in chunk]
+    already = stored(sorted({c for c in candidates if c and c not in seen})) if stored else set()
+    role_of = {i: role for role, idx in mapping.roles.items() for i in idx}
+    for (row, values, notes), record_id in zip(chunk, candidates, strict=True):
+        report.rows_read += 1
+        if len(values) != width:
+            raw = _raw(header, values)
+            quarantined.append(
+                Quarantined(file, row, "ragged_row", None, f"{len(values)} fields, header has {width}", raw)
+            )
+            continue
+        bad = next((i for i, v in enumerate(values) if v and _SURROGATE.search(v)), None)
+        if bad is not None:
+            value = (values[bad] or "").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            quarantined.append(Quarantined(file, row, "undecodable_bytes", header[bad], value, _raw(header, values)))
+            continue
+        mapped = {role: _join(values, idx) for role, idx in mapping.roles.items()}
+        reason = None
+        if not record_id:
+            reason, where = "missing_record_id", "record_id"
+        elif not mapped.get("full_name"):
+            reason, where = "missing_full_name", "full_name"
+        elif record_id in seen:
+            reason, where = "duplicate_record_id", "record_id"
+        elif record_id in already:
+            reason, where = "record_id_already_stored", "record_id"
+        if reason:
+            quarantined.append(Quarantined(file, row, reason, where, mapped.get(where), _raw(header, values)))
+            continue
+        seen.add(record_id)
+        mapped["record_id"] = record_id
+        for role in ROLES:
+            columns[role].append(mapped.get(role))
+        batch.rows.append(row)
+        batch.read_issues += [(record_id, role_of[i], values[i], why) for i, why in notes if i in role_of]
+        batch.extras.append(
+            json.dumps({header[i]: values[i] for i in extra_idx}, ensure_ascii=False) if extra_idx else None
+        )
+    report.accepted += batch.accepted
+    report.quarantined += len(quarantined)
+    return batch
+
+
+def _join(values: list[str | None], idx: list[int]) -> str | None:
+    if len(idx) == 1:
+        value = values[idx[0]]
+        return value.strip() or None if value is not None else None
+    parts = [v.strip() for i in idx if (v := values[i]) is not None and v.strip()]
+    return " ".join(parts) or None
+
+
+def _raw(header: list[str], values: list[str | None]) -> str:
+    """The row as read, for the quarantine table (undecodable bytes shown as U+FFFD)."""
+    named = {header[i] if i < len(header) else f"_extra_{i}": v for i, v in enumerate(values)}
+    text = json.dumps(named, ensure_ascii=False)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+# --- readers -------------------------------------------------------------------------------------
+
+
+def _open(path: Path, report: FileReport) -> tuple[list[str], Iterator[Row]]:
+    if report.format == "csv":
+        return _open_csv(path, report)
+    if report.format == "parquet":
+        return _open_parquet(path)
+    return _open_xlsx(path)
+
+
+def _detect_encoding(path: Path, report: FileReport) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM, or latin-1 when nothing in the file is UTF-8."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        fh.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        invalid = multibyte = False
+        while block := fh.read(_SCAN_BYTES):
+            multibyte = multibyte or bool(_UTF8_MULTIBYTE.search(block))
+            if not invalid:
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    invalid = True
+            if invalid and multibyte:
+                break
+    if invalid and not multibyte:
+        report.notes.append("not valid UTF-8 and no UTF-8 sequence in it: decoded as latin-1")
+        return "latin-1"
+    if invalid:
+        report.notes.append("UTF-8 with undecodable bytes: those rows are quarantined")
+    return "utf-8-sig"
+
+
+def _open_csv(path: Path, report: FileReport) -> tuple[list[str], Iterator[Row]]:
+    encoding = _detect_encoding(path, report)
+    report.encoding = encoding
+    fh = path.open(encoding=encoding, errors="surrogateescape", newline="")
+    sample = fh.read(1 << 16)
+    fh.seek(0)
+    delimiter = _sniff(sample)
+    report.delimiter = delimiter
+    reader = csv.reader(fh, delimiter=delimiter, strict=False)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        fh.close()
+        raise InputError(f"{path}: empty file, no header row") from None
+    _check_header(header, path)
+
+    def rows() -> Iterator[Row]:
+        with fh:
+            start = reader.line_num + 1
+            for values in reader:
+                if not any(v.strip() for v in values):
+                    report.blank_lines += 1
+                else:
+                    yield start, list(values), ()
+                start = reader.line_num + 1
+
+    return header, rows()
+
+
+def _sniff(sample: str) -> str:
+    first = sample.split("\n", 1)[0]
+    try:
+        delimiter = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+        if first.count(delimiter) > 0:
+            return delimiter
+    except csv.Error:
+        pass
+    return max(_DELIMITERS, key=first.count)
+
+
+def _check_header(header: list[str], path: Path) -> None:
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise InputError(f"{path}: the header repeats column(s) {', '.join(map(repr, dupes))}")
+    if any(not h for h in header):
+        raise InputError(f"{path}: the header has an empty column name at position {header.index('') + 1}")
+
+
+def _cell(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _open_parquet(path: Path) -> tuple[list[str], Iterator[Row]]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
+    header = list(parquet.schema_arrow.names)
+    _check_header(header, path)
+
+    def rows() -> Iterator[Row]:
+        number = 1  # row 1 of a data file is its first record (no header line)
+        for batch in parquet.iter_batches(batch_size=65_536):
+            cols = [[_cell(v) for v in col.to_pylist()] for col in batch.columns]
+            for values in zip(*cols, strict=True):
+                yield number, list(values), ()
+                number += 1
+
+    return header, rows()
+
+
+def _open_xlsx(path: Path) -> tuple[list[str], Iterator[Row]]:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zipfile, KeyError and others for a bad file
+        raise InputError(f"{path}: not a readable .xlsx workbook: {exc}") from None
+    sheet = book.worksheets[0]
+    it = sheet.iter_rows(values_only=True)
+    try:
+        header = [str(h).strip() if h is not None else "" for h in next(it)]
+    except StopIteration:
+        book.close()
+        raise InputError(f"{path}: empty sheet, no header row") from None
+    while header and not header[-1]:
+        header.pop()
+    _check_header(header, path)
+
+    def rows() -> Iterator[Row]:
+        for number, values in enumerate(it, start=2):
+            cells = list(values)
+            while len(cells) > len(header) and cells[-1] is None:
+                cells.pop()  # openpyxl pads rows to the sheet's widest row
+            if all(c is None for c in cells):
+                continue
+            # Excel keeps 15 significant digits: a NIK typed as a number has lost its last digit.
+            notes = tuple((i, "excel_number_rounded") for i, c in enumerate(cells) if _excel_rounded(c))
+            yield number, [_cell(c) for c in cells], notes
+        book.close()
+
+    return header, rows()
+
+
+def _excel_rounded(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) >= _EXCEL_DIGITS

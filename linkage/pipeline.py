@@ -1,0 +1,203 @@
+"""Batch runs: read, quarantine, normalise and store, as one atomic run with a manifest.
+
+``STAGES`` names the stages in data-flow order; every run records its timings under these names.
+Reading and writing happen in this process while worker processes normalise, so the stages
+overlap; each stage's time is the time this process spent in it (normalise: waiting for workers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import resource
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from linkage.config import Config
+from linkage.errors import InputError
+from linkage.ingest import Batch, FileReport, read_files
+from linkage.normalise import COLUMNS, normalise_parallel
+from linkage.store import APPLICATIONS_COLUMNS, ISSUE_COLUMNS, QUARANTINE_COLUMNS, Store
+
+__all__ = ["STAGES", "IngestReport", "ingest"]
+
+STAGES: Final = ("read", "normalise", "write")
+
+Progress = Callable[[str, int], None]
+"""Called with (file name, rows just read) as ingest goes."""
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did. ``rows_read == accepted + quarantined`` always holds."""
+
+    run_id: str
+    db: str
+    rows_read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    field_issues: int = 0
+    field_issues_by_reason: dict[str, int] = field(default_factory=dict)
+    files: list[FileReport] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_read == self.accepted + self.quarantined
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["reconciles"] = self.reconciles
+        return out
+
+
+def ingest(
+    paths: Sequence[Path],
+    config: Config,
+    *,
+    db: Path | None = None,
+    progress: Progress | None = None,
+    today: dt.date | None = None,
+) -> IngestReport:
+    """Ingest files into the store as one run: all of it becomes visible, or none of it.
+
+    Args:
+        paths: CSV, Parquet or ``.xlsx`` files.
+        config: settings and column mapping.
+        db: the DuckDB store (default: ``config.store.path``).
+        progress: called with (file, rows) as rows are read.
+        today: reference date for date checks (default: today).
+
+    Returns:
+        Counts (read, accepted, quarantined, by reason), field issues by reason, timings, peak memory.
+
+    Raises:
+        InputError: a file cannot be read at all, or too many rows were quarantined.
+        StoreError: the store cannot be opened or written.
+    """
+    db_path = db or config.store.path
+    started = time.perf_counter()
+    seconds = dict.fromkeys(STAGES, 0.0)
+    with Store(db_path) as store:
+        run_id = store.begin_run("ingest", [str(p) for p in paths], config.fingerprint())
+        report = IngestReport(run_id=run_id, db=str(db_path))
+        quarantined: Counter[str] = Counter()
+        issues: Counter[str] = Counter()
+        try:
+            with store.transaction():
+                batches = read_files(paths, config, stored=store.stored_ids, reports=report.files)
+                timed = _timed(((b, b.columns) for b in batches), seconds, "read", progress)
+                results = normalise_parallel(
+                    timed,
+                    workers=config.ingest.workers,
+                    id_scheme=config.dataset.id_scheme,
+                    phone_region=config.dataset.phone_region,
+                    today=today,
+                )
+                for batch, normalised in _timed(results, seconds, "normalise"):
+                    t0 = time.perf_counter()
+                    _write(store, run_id, batch, normalised.columns, normalised.issues)
+                    quarantined.update(q.reason for q in batch.quarantined)
+                    issues.update(i[3] for i in normalised.issues)
+                    issues.update(i[3] for i in batch.read_issues)
+                    seconds["write"] += time.perf_counter() - t0
+                _fill(report, quarantined, issues)
+                _check_share(report, config)
+                seconds["total"] = time.perf_counter() - started
+                report.seconds = {k: round(v, 3) for k, v in seconds.items()}
+                report.peak_rss_mb = _peak_rss_mb()
+                store.finish_run(run_id, "succeeded", _manifest(report))
+        except BaseException as exc:
+            store.finish_run(run_id, "failed", {"error": type(exc).__name__})
+            raise
+    return report
+
+
+def _timed(
+    items: Iterator[Any], seconds: dict[str, float], stage: str, progress: Progress | None = None
+) -> Iterator[Any]:
+    """Pass items through, adding the time spent producing each to ``seconds[stage]``."""
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(items)
+        except StopIteration:
+            seconds[stage] += time.perf_counter() - t0
+            return
+        seconds[stage] += time.perf_counter() - t0
+        if progress is not None:
+            batch: Batch = item[0]
+            progress(batch.file, batch.accepted + len(batch.quarantined))
+        yield item
+
+
+def _write(store: Store, run_id: str, batch: Batch, columns: dict[str, list[Any]], issues: list[Any]) -> None:
+    n = batch.accepted
+    raw: dict[str, list[Any]] = dict(batch.columns)
+    raw.update(run_id=[run_id] * n, source_file=[batch.file] * n, source_row=batch.rows, extras=batch.extras)
+    store.append("applications", raw, APPLICATIONS_COLUMNS)
+    store.append("applications_normalised", columns, COLUMNS)
+    q = batch.quarantined
+    if q:
+        store.append(
+            "quarantine",
+            {
+                "run_id": [run_id] * len(q),
+                "source_file": [x.file for x in q],
+                "source_row": [x.row for x in q],
+                "reason": [x.reason for x in q],
+                "field": [x.field for x in q],
+                "value": [x.value for x in q],
+                "raw": [x.raw for x in q],
+            },
+            QUARANTINE_COLUMNS,
+        )
+    found = issues + batch.read_issues
+    if found:
+        store.append(
+            "field_issues",
+            {
+                "run_id": [run_id] * len(found),
+                "record_id": [i[0] for i in found],
+                "field": [i[1] for i in found],
+                "value": [i[2] for i in found],
+                "reason": [i[3] for i in found],
+            },
+            ISSUE_COLUMNS,
+        )
+
+
+def _fill(report: IngestReport, quarantined: Counter[str], issues: Counter[str]) -> None:
+    report.rows_read = sum(f.rows_read for f in report.files)
+    report.accepted = sum(f.accepted for f in report.files)
+    report.quarantined = sum(f.quarantined for f in report.files)
+    report.quarantined_by_reason = dict(sorted(quarantined.items()))
+    report.field_issues = sum(issues.values())
+    report.field_issues_by_reason = dict(sorted(issues.items()))
+
+
+def _check_share(report: IngestReport, config: Config) -> None:
+    limit = config.ingest.max_quarantine_share
+    if report.rows_read and report.quarantined / report.rows_read > limit:
+        raise InputError(
+            f"{report.quarantined} of {report.rows_read} rows quarantined, more than ingest.max_quarantine_share"
+            f" = {limit}: nothing was stored. Check the column mapping (--config) and the files' format."
+        )
+
+
+def _manifest(report: IngestReport) -> dict[str, Any]:
+    out = report.to_dict()
+    out.pop("run_id")
+    return out
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process and its finished workers, in MB (Linux reports KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 1)

@@ -1,0 +1,223 @@
+"""The only gateway to DuckDB: schema and its version, table names, logged SQL, runs, writes.
+
+Tables, named after the stage that writes them::
+
+    runs                      one row per run: kind, inputs, config hash, code version, counts, status
+    applications              ingest: each accepted row as read (raw values by role, extras as JSON)
+    quarantine                ingest: rows that could not be used, with file, row, field, value, reason
+    applications_normalised   normalise: the columns of linkage.normalise.COLUMNS
+    field_issues              normalise: bad fields of accepted rows, with reason
+    schema_version            the version of this layout, for forward migrations
+
+A run's writes happen in one transaction: they become visible together, or not at all.
+SQL is logged at DEBUG level (text only, never values: those are personal data).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+import duckdb
+import pyarrow as pa
+
+from linkage import __version__
+from linkage.errors import StoreError
+from linkage.normalise import COLUMNS as NORMALISED_COLUMNS
+from linkage.schema import ROLES
+
+__all__ = ["SCHEMA_VERSION", "Store"]
+
+log = logging.getLogger(__name__)
+
+_ARROW_TYPES: Final = {
+    "VARCHAR": pa.string(),
+    "DATE": pa.date32(),
+    "BOOLEAN": pa.bool_(),
+    "VARCHAR[]": pa.list_(pa.string()),
+    "INTEGER": pa.int32(),
+}
+
+APPLICATIONS_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("record_id", "VARCHAR"),
+    ("run_id", "VARCHAR"),
+    ("source_file", "VARCHAR"),
+    ("source_row", "INTEGER"),
+    *((role, "VARCHAR") for role in ROLES if role != "record_id"),
+    ("extras", "VARCHAR"),
+)
+QUARANTINE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("run_id", "VARCHAR"),
+    ("source_file", "VARCHAR"),
+    ("source_row", "INTEGER"),
+    ("reason", "VARCHAR"),
+    ("field", "VARCHAR"),
+    ("value", "VARCHAR"),
+    ("raw", "VARCHAR"),
+)
+ISSUE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("run_id", "VARCHAR"),
+    ("record_id", "VARCHAR"),
+    ("field", "VARCHAR"),
+    ("value", "VARCHAR"),
+    ("reason", "VARCHAR"),
+)
+
+
+def _ddl(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    return f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in columns)})"
+
+
+# Forward migrations: MIGRATIONS[v] takes a store from version v to v + 1.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY, kind VARCHAR, status VARCHAR, started_at TIMESTAMPTZ,
+            finished_at TIMESTAMPTZ, inputs JSON, config_hash VARCHAR, code_version VARCHAR, counts JSON)""",
+        _ddl("applications", APPLICATIONS_COLUMNS),
+        _ddl("quarantine", QUARANTINE_COLUMNS),
+        _ddl("applications_normalised", NORMALISED_COLUMNS),
+        _ddl("field_issues", ISSUE_COLUMNS),
+    ),
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+def arrow_table(columns: dict[str, list[Any]], spec: Sequence[tuple[str, str]]) -> pa.Table:
+    """Columns as lists into an Arrow table typed by a (name, DuckDB type) spec."""
+    return pa.table({name: pa.array(columns[name], type=_ARROW_TYPES[kind]) for name, kind in spec})
+
+
+class Store:
+    """A DuckDB store, opened for one process. Use as a context manager.
+
+    >>> with Store(":memory:") as store:
+    ...     store.count("applications")
+    0
+    """
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        self.path = str(path)
+        if read_only and self.path != ":memory:" and not Path(self.path).exists():
+            raise StoreError(f"no store at {self.path}: run `linkage ingest FILE --db {self.path}` first")
+        if not read_only and self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+        self._migrate(read_only)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def sql(self, sql: str, params: Sequence[Any] | None = None, *, table: str = "") -> duckdb.DuckDBPyConnection:
+        """Run one statement; logged at DEBUG without its values; errors name the table being built."""
+        log.debug("sql [%s]: %s", table or "-", " ".join(sql.split()))
+        try:
+            return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+        except duckdb.Error as exc:
+            raise StoreError(f"store error while writing {table or 'the store'}: {exc}") from None
+
+    def _migrate(self, read_only: bool) -> None:
+        found = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchall()[0][0]
+        version = self.con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] if found else 0
+        version = version or 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this linkage ({SCHEMA_VERSION}): upgrade linkage"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if read_only:
+            raise StoreError(f"{self.path} has schema version {version}; open it once read-write to migrate")
+        with self.transaction():
+            self.sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+            for target in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[target]:
+                    self.sql(statement, table="schema")
+                self.sql("INSERT INTO schema_version VALUES (?, ?)", [target + 1, _now()], table="schema_version")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside become visible together on success, and none of them on an exception."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    # --- runs ------------------------------------------------------------------------------------
+
+    def begin_run(self, kind: str, inputs: Sequence[str], config_hash: str) -> str:
+        """Record the start of a run (in its own transaction) and return its id."""
+        run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        self.sql(
+            "INSERT INTO runs VALUES (?, ?, 'running', ?, NULL, ?, ?, ?, NULL)",
+            [run_id, kind, _now(), json.dumps(list(inputs)), config_hash, __version__],
+            table="runs",
+        )
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, counts: dict[str, Any]) -> None:
+        self.sql(
+            "UPDATE runs SET status = ?, finished_at = ?, counts = ? WHERE run_id = ?",
+            [status, _now(), json.dumps(counts, default=str), run_id],
+            table="runs",
+        )
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def append(self, table: str, columns: dict[str, list[Any]], spec: Sequence[tuple[str, str]]) -> None:
+        """Append rows given as columns to ``table``, typed by ``spec``."""
+        if not columns or not next(iter(columns.values()), None):
+            return
+        data = arrow_table(columns, spec)
+        self.con.register("_incoming", data)
+        try:
+            self.sql(f"INSERT INTO {table} SELECT * FROM _incoming", table=table)
+        finally:
+            self.con.unregister("_incoming")
+
+    def stored_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the store already holds."""
+        if not ids:
+            return set()
+        probe = pa.table({"record_id": pa.array(list(ids), type=pa.string())})
+        self.con.register("_probe", probe)
+        try:
+            rows = self.sql(
+                "SELECT a.record_id FROM applications a JOIN _probe p USING (record_id)", table="applications"
+            ).fetchall()
+        finally:
+            self.con.unregister("_probe")
+        return {r[0] for r in rows}
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def count(self, table: str, where: str = "") -> int:
+        return int(self.sql(f"SELECT count(*) FROM {table} {where}", table=table).fetchall()[0][0])
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.sql(sql, params).fetchall()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
