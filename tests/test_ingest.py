@@ -197,14 +197,26 @@ def test_a_failed_run_stores_nothing(tmp_path: Path, messy: Path) -> None:
 
 
 def test_parallel_and_serial_normalisation_store_the_same(tmp_path: Path, messy: Path) -> None:
-    cols = "* EXCLUDE (record_id)"
+    big = tmp_path / "big.csv"
+    body = messy_csv().split(b"\n", 1)[1]
+    # 2,500 copies of the messy rows with fresh ids: three 1,000-row batches over two workers
+    lines = [HEADER] + [
+        line.replace(b"A", b"R%d-" % i, 1) + b"\n" for i in range(250) for line in body.splitlines() if line.strip()
+    ]
+    big.write_bytes(b"".join(lines))
     out = {}
     for workers in (1, 2):
         cfg = {"ingest": {"workers": workers, "chunk_rows": 1000}}
-        run(tmp_path, messy, config=cfg, db=f"w{workers}.duckdb")
+        report = run(tmp_path, big, config=cfg, db=f"w{workers}.duckdb")
+        assert report.reconciles and report.rows_read == 2500
         with Store(tmp_path / f"w{workers}.duckdb") as store:
-            out[workers] = store.rows(f"SELECT record_id, {cols} FROM applications_normalised ORDER BY record_id")
+            out[workers] = (
+                store.rows("SELECT * FROM applications_normalised ORDER BY record_id"),
+                store.rows("SELECT * EXCLUDE (run_id) FROM field_issues ORDER BY ALL"),
+                store.rows("SELECT * EXCLUDE (run_id) FROM quarantine ORDER BY ALL"),
+            )
     assert out[1] == out[2]
+    assert len(out[2][0]) == 1000
 
 
 def test_cli_json_output(tmp_path: Path, messy: Path) -> None:
