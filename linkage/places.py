@@ -263,6 +263,8 @@ _ADDRESS_WORDS: Final[dict[str, str]] = {
 # word. After JALAN or GANG the marker is part of a street name ("JALAN DESA SUKARAJA", "GANG KAMPUNG BARU").
 _END = r"(?:KECAMATAN|KABUPATEN|KOTA|PROVINSI)\b"
 _MARKER = r"(?:KELURAHAN|DESA|PEKON|KAMPUNG)\b"
+# A plain substring test first: most addresses without a marker then skip the slower village pattern.
+_HAS_MARKER = re.compile(r"KELURAHAN|DESA|PEKON|KAMPUNG")
 _VILLAGE = re.compile(
     rf"(?<!JALAN )(?<!GANG )\b{_MARKER} (?!{_END})([^ ,]+(?: (?!{_END}|{_MARKER})[^ ,]+)*)"
 )
@@ -307,8 +309,8 @@ def normalise_address(raw: str | None) -> Address:
             found.append((match[1] or match[3], match[2] or match[4] or match[5]))
             return " "
 
-        count = 1
-        while count:
+        text, count = _RT_RW.subn(take, text)
+        while count and ("RT" in text or "RW" in text):
             # Until nothing is left: removing "RT 1" from "RT RT 1 2" leaves a new "RT 2".
             text, count = _RT_RW.subn(take, text)
         rt = next((_number(r) for r, _ in found if r is not None), None)
@@ -324,5 +326,5 @@ def normalise_address(raw: str | None) -> Address:
         return Address(None, rt, rw, None, None if rt or rw else "address_placeholder")
     if canonical in _PLACEHOLDERS:
         return Address(None, rt, rw, None, "address_placeholder")
-    village = _VILLAGE.search(canonical)
+    village = _VILLAGE.search(canonical) if _HAS_MARKER.search(canonical) else None
     return Address(canonical, rt, rw, village[1] if village else None, None)
