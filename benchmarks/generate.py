@@ -94,6 +94,7 @@ import argparse
 import functools
 import gc
 import random
+import signal
 import sys
 import time
 from bisect import bisect_right
@@ -103,7 +104,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import accumulate
-from multiprocessing import get_context
+from multiprocessing import active_children, get_context
 from pathlib import Path
 from typing import Any
 
@@ -373,6 +374,7 @@ GENDERED_SURNAME = {"Saputra": "Saputri", "Setiawan": "Setiawati", "Kurniawan": 
                     "Hidayat": "Hidayati", "Susanto": "Susanti", "Wijaya": "Wijayanti", "Gunawan": "Gunawati",
                     "Hermawan": "Hermawati", "Syahputra": "Syahputri", "Permana": "Permani"}
 HAJJ_TITLE = {True: "H.", False: "Hj."}
+# Front titles and degrees are ours plus Faker's prefixes_* and suffixes (read in _reference()).
 FRONT_TITLES = {True: ("Drs.", "Ir.", "Dr."), False: ("Dra.", "Ir.", "Dr.")}
 DEGREES = ("S.Pd.", "S.E.", "S.H.", "S.Kom.", "S.T.", "S.Sos.", "S.Ag.", "S.Pd.I.", "S.Kep.", "A.Md.",
            "S.IP", "M.M.", "M.Pd.")
@@ -456,6 +458,8 @@ class _Reference:
     districts: dict[str, tuple[tuple[str, str], ...]]  # regency "18.71" -> (("187101", "Kedaton"), ...)
     villages: dict[str, tuple[tuple[str, bool], ...]]  # kecamatan "187101" -> ((name, is_kelurahan), ...)
     streets: tuple[str, ...]
+    front_titles: dict[bool, tuple[str, ...]]  # by male
+    degrees: tuple[str, ...]
 
 
 _REF: _Reference | None = None
@@ -496,7 +500,12 @@ def _reference() -> _Reference:
                     (v.name, v.type == "kelurahan") for v in wilayah.list_wilayah(k.code)
                 ) or ((k.name, False),)
         streets = tuple(dict.fromkeys(STREETS + tuple(s for s in Address.streets if len(s) > 2)))
-        _REF = _Reference(pools, districts, villages, streets)
+        # Faker's prefixes mix religious (H., Hj., KH.), academic and noble titles (R., Cut, Sutan, Tgk.);
+        # H./Hj. are drawn on their own (P_HAJJ), the rest join the rarer front titles.
+        fronts = {male: tuple(dict.fromkeys((*FRONT_TITLES[male], *(t for t in prefixes if t not in ("H.", "Hj.")))))
+                  for male, prefixes in ((True, Person.prefixes_male), (False, Person.prefixes_female))}
+        degrees = tuple(dict.fromkeys((*DEGREES, *Person.suffixes)))
+        _REF = _Reference(pools, districts, villages, streets, fronts, degrees)
     return _REF
 
 
@@ -735,9 +744,9 @@ def _op(name: str, p: _Parts, n: _Name, rng: random.Random, extra: Callable[[boo
             if r < 0.5:
                 p.front = [HAJJ_TITLE[n.male]]
             elif r < 0.9:
-                p.degree = _choice(rng, DEGREES)
+                p.degree = _choice(rng, _reference().degrees)
             else:
-                p.front = [_choice(rng, FRONT_TITLES[n.male])]
+                p.front = [_choice(rng, _reference().front_titles[n.male])]
         return True
     if name == "patronym":
         if not n.father:
@@ -1175,9 +1184,9 @@ class _Chunk:
         if age >= 35 and rng.random() < P_HAJJ and structure not in ("balinese", "batak"):
             n.front.append(HAJJ_TITLE[male])
         if age >= 40 and rng.random() < P_FRONT_TITLE:
-            n.front.insert(0, _choice(rng, FRONT_TITLES[male]))
+            n.front.insert(0, _choice(rng, self.ref.front_titles[male]))
         if age >= 22 and rng.random() < P_DEGREE:
-            n.degree = _choice(rng, DEGREES)
+            n.degree = _choice(rng, self.ref.degrees)
         n.show_titles = bool(n.front or n.degree) and rng.random() < P_SHOW_TITLES
         self.style_name(n, birth_year)
         return n
@@ -1811,7 +1820,9 @@ def generate(
         else:
             # Spawned (not forked) workers: the parent may hold pyarrow threads. At most 2 chunks per
             # worker are in flight, which bounds memory; results are consumed in chunk order.
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            before = set(active_children())
+            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            try:
                 pending: deque[Future[tuple[pa.Table, pa.Table, pa.Table, dict[str, Any]]]] = deque()
                 for job in jobs:
                     pending.append(pool.submit(_chunk_job, *job))
@@ -1819,6 +1830,13 @@ def generate(
                         consume(pending.popleft().result())
                 while pending:
                     consume(pending.popleft().result())
+            except BaseException:
+                # Interrupted or failed: do not leave workers running chunks nobody will write.
+                pool.shutdown(wait=False, cancel_futures=True)
+                for child in set(active_children()) - before:
+                    child.terminate()
+                raise
+            pool.shutdown()
     finally:
         app_writer.close()
         truth_writer.close()
@@ -1855,6 +1873,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS,
                     help=f"rows per chunk (default {CHUNK_ROWS}); changing it changes the data")
     args = ap.parse_args(argv)
+    # A plain `kill` should stop the workers too: turn SIGTERM into an exception generate() cleans up after.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     summary = generate(args.rows, args.seed, args.out, args.workers, args.fmt, chunk_rows=args.chunk_rows)
     print(json.dumps(summary, indent=2))
     return 0
