@@ -44,6 +44,11 @@ def _repaired(text: str, letters: int) -> str | None:
     return candidate if _VALID.fullmatch(candidate) else None
 
 
+_NONE_WORDS: Final = re.compile(
+    r"\s*(?:[-.0/]*|tidak(?: ada)?|belum(?: ada| punya)?|tdk ada|none|nil|n/?a|kosong)\s*", re.IGNORECASE
+)
+
+
 def normalise_passport(raw: str | None) -> PassportResult:
     """Normalise a passport number: upper case, no separators, O/0 and I/1 put right by position.
 
@@ -63,12 +68,17 @@ def normalise_passport(raw: str | None) -> PassportResult:
     ('A01234567', 'XY1234567')
     >>> normalise_passport("12345").issue
     'passport_format'
+    >>> normalise_passport("-"), normalise_passport("tidak ada")
+    (PassportResult(number=None, issue=None), PassportResult(number=None, issue=None))
     """
     if raw is None:
         return _MISSING
     if not raw.isascii():
         # Full-width letters and digits (some input methods) become ASCII.
         raw = unicodedata.normalize("NFKC", raw)
+    if _NONE_WORDS.fullmatch(raw):
+        # "-", "0", "tidak ada", "belum ada": the form's way of saying "no previous passport"
+        return _MISSING
     text = _NOISE.sub("", raw.upper()).rstrip("<")
     if not text:
         return _MISSING if not raw.strip() else _FORMAT

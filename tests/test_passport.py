@@ -47,14 +47,15 @@ def test_valid(raw, number):
 
 @pytest.mark.parametrize(
     "raw",
-    ["-", "<<<", "A12345", "A1234567890", "ABC123456", "1234567A", "A1234567<8", "A12 34X67", "tidak ada", "23456789"],
+    ["<<<", "A12345", "A1234567890", "ABC123456", "1234567A", "A1234567<8", "A12 34X67", "23456789", "tidak tahu"],
 )
 def test_format(raw):
     assert normalise_passport(raw) == PassportResult(None, "passport_format")
 
 
-@pytest.mark.parametrize("raw", [None, "", "   "])
+@pytest.mark.parametrize("raw", [None, "", "   ", "-", "0", "--", "tidak ada", "Belum ada", "N/A", "nil"])
 def test_missing(raw):
+    """Blank, or the form's ways of saying "no previous passport": missing, not a bad field."""
     assert normalise_passport(raw) == PassportResult(None, None)
 
 
