@@ -3,20 +3,32 @@
 Pure functions of strings, following ``shared/domain/indonesia.md`` §1.3–1.6. The rules run as
 stages in a fixed order (:data:`STEPS`):
 
-A. clean-up and parse (A1 Unicode/case/apostrophes, A2 comma-separated degrees, A3 punctuation,
-   A4 leading titles, A5 trailing degrees, A6 bin/binti patronym, A7 Batak ``br``/``boru``,
-   A8 Balinese ``I``/``Ni`` gender markers);
-B. a whole-token lexicon of variant families (Muhammad/Moch./Muh., Achmad, Abd., St., Jusuf, ...),
-   applied before and after C;
-C. pre-1972 spelling to EYD (oe→u, dj→j, tj→c, sj→sy, initial nj→ny, ch→kh, j→y only in
-   old-spelling tokens, final -ie→-i), with the over-merge pitfalls of §1.5 handled by
-   exception lists;
-D. an aggressive per-token matching key (kh→h, sy→s, aspirated h dropped, f/v→p, doubled letters
-   collapsed, y→i, final h dropped) that feeds blocking and comparison features only and is never
-   shown to people.
+1. ``clean`` (A1–A3): Unicode, case and apostrophes; comma segments that are degree codes go to
+   ``degrees``; other punctuation and digits split tokens.
+2. ``lexicon`` and ``eyd`` (B, C): every token through the whole-token lexicon of variant families
+   (Muhammad/Moch./Muh., Achmad, Abd., Jusuf, ...) and from pre-1972 spelling to EYD (oe→u,
+   dj→j, tj→c, sj→sy, nj→ny, ch→kh, j→y only in old-spelling tokens, final -ie→-i), with the
+   over-merge pitfalls of §1.5 handled by exception lists. Tokens are made canonical *before* the
+   parse below, so old-spelling titles (``Hadji``, ``Tjoet``) are recognised and normalising a
+   canonical form again changes nothing.
+3. ``particles``, ``degrees``, ``titles``, ``gender_marker``, ``patronym`` (A7, A5, A4, A8, A6):
+   Batak ``br``/``boru``, trailing degrees, leading titles, the Balinese ``I``/``Ni`` marker,
+   then the ``bin``/``binti`` patronym (and any degree that stood before it).
 
-Single letters are initials and stay initials: ``M. Rizki`` keeps ``M``, never expanded into
-``MUHAMMAD`` (the matching stage treats an initial as *compatible* with a token, not equal to it).
+Each token's aggressive matching key (D: kh→h, sy→s, aspirated h dropped, f/v→p, doubled letters
+collapsed, y→i, final h dropped) feeds blocking and comparison features only and is never shown to
+people.
+
+Decisions worth knowing:
+
+* Single letters are initials and stay initials: ``M. Rizki`` keeps ``M``, never expanded into
+  ``MUHAMMAD`` (the matching stage treats an initial as *compatible* with a token, not equal to it).
+* Token order is kept as written, including surname-first extracts (``"Sukarno, Ahmad"`` gives
+  ``SUKARNO AHMAD``): Indonesian names have no given/family split, and airline or MRZ extracts
+  (``SUKARNO/AHMAD``) split at arbitrary places, so names are compared order-insensitively on
+  their token keys rather than reordered here.
+* Titles are kept as short codes (``Haji``→``H``, ``Hajjah``→``HJ``, ``Raden``/``Rd.``→``R``,
+  ``K.H.``→``KH``) so that two records can compare them as weak evidence.
 
 >>> n = normalise_name("H. Moch. Rizki Ramadhan, S.Pd. binti Soekardi")
 >>> n.canonical, n.titles, n.degrees, n.patronym
@@ -34,7 +46,8 @@ from typing import Final, NamedTuple
 
 __all__ = ["STEPS", "NameParts", "name_key", "normalise_name", "token_key"]
 
-STEPS: Final = ("clean", "titles", "degrees", "patronym", "particles", "gender_marker", "lexicon", "eyd")
+# The order the stages run in (see the module docstring).
+STEPS: Final = ("clean", "lexicon", "eyd", "particles", "degrees", "titles", "gender_marker", "patronym")
 
 
 class NameParts(NamedTuple):
@@ -59,22 +72,47 @@ EMPTY: Final = NameParts("", (), "", (), (), (), None, None)
 
 # --- A. clean-up -----------------------------------------------------------------------------
 
-_APOSTROPHES: Final = dict.fromkeys(map(ord, "'`´‘’ʼʻ"), None)
-_NOT_LETTER_OR_DOT: Final = re.compile(r"[^A-Z.\s]+")
+# Apostrophes and the Arabic ayn/hamza marks of transliterations (Ma'ruf, Maʿruf, Ja‘far) join
+# the letters around them rather than splitting the token.
+_APOSTROPHES: Final = dict.fromkeys(map(ord, "'`´‘’‛ʼʻʽʾʿʹ′＇"), None)
+_NOT_LETTER_OR_DOT: Final = re.compile(r"[^A-Z.]+")
 _DOTS: Final = re.compile(r"\.+")
+
+# The sets below hold canonical (EYD) spellings: tokens go through stages B and C before the parse.
 
 # Religious, professional and noble titles written before the name (§1.3), as compact tokens.
 _TITLES: Final = frozenset(
     """
     H HJ HAJI HAJAH HAJJAH KH KYAI KIAI UST USTADZ USTADZAH USTAZ USTAZAH TGK TEUKU CUT DR DRG DRS DRA
-    IR PROF R RD RA RM RAY RADEN MAS AJENG AYU GUSTI COKORDA TJOKORDA DATUK DT SUTAN PUTI TUAN NY NYONYA
+    IR PROF R RD RA RM RAY RADEN MAS AJENG AYU GUSTI COKORDA DATUK DT SUTAN PUTI TUAN NY NYONYA
     SDR SDRI BPK IBU TN HAJ
     """.split()
 )
+# One code per title, so that "Haji" and "H." (or "Raden" and "R.") compare equal as evidence.
+_TITLE_CODES: Final = {
+    "HAJI": "H",
+    "HAJ": "H",
+    "HAJAH": "HJ",
+    "HAJJAH": "HJ",
+    "KIAI": "KYAI",
+    "RADEN": "R",
+    "RD": "R",
+    "USTADZ": "UST",
+    "USTAZ": "UST",
+    "USTAZAH": "USTADZAH",
+    "NYONYA": "NY",
+    "DATUK": "DT",
+}
 # Titles that are only titles when another title precedes them ("Raden Mas", "Ida Ayu").
 _TITLE_SECOND_ONLY: Final = frozenset({"MAS", "AJENG", "AYU"})
-# Two-token titles (§1.3 nobility): popped as a pair.
-_TITLE_PAIRS: Final = frozenset({("IDA", "BAGUS"), ("IDA", "AYU"), ("ANAK", "AGUNG"), ("K", "H"), ("A", "A")})
+# Two-token titles (§1.3 nobility): popped as a pair, recorded under one code.
+_TITLE_PAIRS: Final = {
+    ("IDA", "BAGUS"): "IDA BAGUS",
+    ("IDA", "AYU"): "IDA AYU",
+    ("ANAK", "AGUNG"): "ANAK AGUNG",
+    ("A", "A"): "ANAK AGUNG",
+    ("K", "H"): "KH",
+}
 
 # Academic degrees (§1.3), compact (dots and spaces removed).
 _DEGREES: Final = frozenset(
@@ -86,7 +124,8 @@ _DEGREES: Final = frozenset(
     """.split()
 )
 # Degrees that may close a name without a comma or a dot ("BUDI SE"). Short codes that could be a
-# real token or an initial pair ("MA", "AM", "AP", "BA") are only taken when written with dots.
+# real token or an initial pair ("MA", "AM", "AP", "BA") are only taken when written with dots, or
+# when an unambiguous degree comes before them ("DEWI SARTIKA SH MH").
 _DEGREES_BARE: Final = _DEGREES - {"MA", "AM", "AP", "BA", "SS", "MT", "MH", "SAP", "AMK"}
 
 _PATRONYM: Final = frozenset({"BIN", "BINTI", "BT", "BTE", "BINTE"})
@@ -95,8 +134,8 @@ _BALINESE_MARKERS: Final = frozenset({"I", "NI"})
 # Birth-order and caste tokens that make a leading I/NI a Balinese gender marker (§1.2, rule A8).
 _BALINESE_NEXT: Final = frozenset(
     """
-    WAYAN PUTU GEDE LUH MADE KADEK NENGAH NYOMAN KOMANG KETUT NJOMAN IDA GUSTI DEWA DESAK ANAK COKORDA
-    TJOKORDA NGURAH KOMPIANG
+    WAYAN PUTU GEDE LUH MADE KADEK NENGAH NYOMAN KOMANG KETUT IDA GUSTI DEWA DESAK ANAK COKORDA NGURAH
+    KOMPIANG
     """.split()
 )
 
@@ -106,13 +145,17 @@ _LEXICON_FAMILIES: Final = {
     "MUHAMMAD": (
         "MUHAMAD MUHAMMED MUHAMED MOHAMMAD MOHAMAD MOHAMMED MOHAMED MOCHAMMAD MOCHAMAD MUCHAMMAD "
         "MUCHAMAD MUKHAMMAD MUKHAMAD MOEHAMMAD MOEHAMAD MOECHAMMAD MOECHAMAD MOHAMAAD MOHAMAT MOHAMMAT "
-        "MUHAMAT MUHAMMADD MUHHAMAD MOH MOCH MOHD MUH MHD MUCH MOECH MUHD MOHAMAD MOCHAMED MUKHAMAT"
+        "MUHAMAT MUHAMMAT MUHAMMADD MUHHAMAD MOH MOCH MOHD MUH MHD MUCH MOECH MUHD MOCHAMED MUKHAMAT"
     ),
-    "AHMAD": "ACHMAD AKHMAD AHMED ACHMED AHMAT ACHMAT AKHMED AHMAD AHMMAD",
+    "AHMAD": "ACHMAD AKHMAD AHMED ACHMED AHMAT ACHMAT AKHMED AHMMAD",
     "ABDUL": "ABD ABDOEL ABDOL",
     "NUR": "NOOR NOER NUUR NOUR",
     "SITI": "SITTI",
+    # j = y in these old spellings, but the token has no other old marker for rule C1 to see (§1.5).
     "YUSUF": "JUSUF JOESOEF YOESOEF YUSUP JUSUP YUSOF YUSOEF JOESUF",
+    "YAHYA": "JAHJA JAHYA YAHJA",
+    "YUNUS": "JUNUS JOENOES YOENOES",
+    "HIDAYAT": "HIDAJAT",
     "RAHMAT": "RACHMAT RAKHMAT",
     "RAMADAN": "RAMADHAN ROMADHON ROMADON RAMADLAN",
 }
@@ -120,27 +163,35 @@ _LEXICON: Final = {v: canon for canon, variants in _LEXICON_FAMILIES.items() for
 
 # --- C. old spelling to EYD (§1.4 C, pitfalls §1.5) ----------------------------------------------
 
-_OLD_MARKERS: Final = ("OE", "DJ", "TJ", "SJ")
-_J_TO_Y: Final = re.compile(r"(?<![DTSN])J")
+# C1 j→y. In a token with an old marker, every j outside dj/tj/sj is an old j (nj included: old
+# "Soenjoto" is EYD "Sunyoto", while EYD n+j was written ndj, "Sandjaja"); in a token whose only
+# marker is an initial nj, a later n+j is left alone (§1.5).
+_J_TO_Y: Final = re.compile(r"(?<![DTS])J")
+_J_TO_Y_NOT_NJ: Final = re.compile(r"(?<![DTSN])J")
 # oe→u misfires on Western names (§1.5).
-_OE_EXCEPTIONS: Final = frozenset({"NOEL", "JOEL", "ZOE", "JOE", "CHLOE", "NOEMI", "JOEY", "ROEL"})
-# ch stays ch in Western names; in these Indonesian ones it was a plain c (Chandra = Candra).
+_OE_EXCEPTIONS: Final = frozenset({"NOEL", "JOEL", "ZOE", "JOE", "CHLOE", "NOEMI", "JOEY", "ROEL", "PHOEBE"})
+# ch stays ch in Western and Chinese names; in these Indonesian ones it was a plain c (Chandra = Candra).
 _CH_KEEP: Final = frozenset(
     """
     CHRISTIAN CHRISTINA CHRISTINE CHRISTOPHER CHRIS MICHAEL MICHELLE RICHARD CHARLES CHARLIE RACHEL
-    CHELSEA CHINTYA CYNTHIA CHRISTY CHRISTIANTO MICHAELA ENOCH JOSHUA CHARLOTTE CHANDLER
+    CHELSEA CHINTYA CYNTHIA CHRISTY CHRISTIANTO MICHAELA ENOCH CHARLOTTE CHANDLER NICHOLAS RICHARDO
+    CHEN CHENG CHANG CHONG CHUA
     """.split()
 )
 _CH_TO_C: Final = {
-    "CHANDRA": "CANDRA", "CHITRA": "CITRA", "CHANDRI": "CANDRI", "CHINDY": "CINDY", "CHINTA": "CINTA",
-    "CHAHYA": "CAHYA", "CHAHYO": "CAHYO",
+    "CHANDRA": "CANDRA",
+    "CHITRA": "CITRA",
+    "CHANDRI": "CANDRI",
+    "CHINDY": "CINDY",
+    "CHINTA": "CINTA",
+    "CHAHYA": "CAHYA",
+    "CHAHYO": "CAHYO",
 }
 
 # --- D. aggressive matching key (§1.4 D) ------------------------------------------------------
 
 _KEY_SUBS: Final = (
     ("KH", "H"),
-    ("SY", "S"),
     ("DZ", "Z"),
     ("TS", "S"),
     ("PH", "P"),
@@ -148,14 +199,14 @@ _KEY_SUBS: Final = (
     ("X", "KS"),
     ("AE", "AI"),
 )
+# D2 sy→s only where sy is the digraph, before a vowel (Aisyah); in Dessy or Sylvia the y is a vowel.
+_SY_DIGRAPH: Final = re.compile(r"SY(?=[AEIOU])")
 _ASPIRATED_H: Final = re.compile(r"(?<=[BDGT])H")
 _F_V: Final = str.maketrans("FV", "PP")
 _DOUBLES: Final = re.compile(r"(.)\1+")
 _Y_AFTER_CONSONANT: Final = re.compile(r"(?<=[^AEIOUY])Y")
-
-
-def _is_old_spelling(token: str) -> bool:
-    return token.startswith("NJ") or any(m in token for m in _OLD_MARKERS)
+# Arabic sun-letter assimilation: Abdul Rahman is also written Abdurrahman, Abdul Salam Abdussalam.
+_ABDUL_ASSIMILATED: Final = re.compile(r"ABDUL(?=[DLNRSTZ])")
 
 
 def _eyd(token: str) -> str:
@@ -163,14 +214,17 @@ def _eyd(token: str) -> str:
 
     >>> [_eyd(t) for t in ("SOEKARNO", "DJOKO", "TJAHJO", "SOEJONO", "NJOMAN", "SANJAYA", "ACHMAD")]
     ['SUKARNO', 'JOKO', 'CAHYO', 'SUYONO', 'NYOMAN', 'SANJAYA', 'AKHMAD']
+    >>> [_eyd(t) for t in ("SOENJOTO", "SANDJAJA", "NOEL", "CHANDRA", "CHRISTIAN", "HABIBIE")]
+    ['SUNYOTO', 'SANJAYA', 'NOEL', 'CANDRA', 'CHRISTIAN', 'HABIBI']
     """
     if token in _CH_TO_C:
         return _CH_TO_C[token]
-    if _is_old_spelling(token) and token not in _OE_EXCEPTIONS:
-        token = _J_TO_Y.sub("Y", token)  # C1, only in tokens with another old marker
-        token = token.replace("OE", "U").replace("DJ", "J").replace("TJ", "C").replace("SJ", "SY")
-        if token.startswith("NJ"):
-            token = "NY" + token[2:]  # C6, word-initial only (Sanjaya, Panji stay)
+    if token not in _OE_EXCEPTIONS:
+        if "OE" in token or "DJ" in token or "TJ" in token or "SJ" in token:  # C0
+            token = _J_TO_Y.sub("Y", token)  # C1 and C6
+            token = token.replace("OE", "U").replace("DJ", "J").replace("TJ", "C").replace("SJ", "SY")
+        elif token.startswith("NJ"):  # C0: initial nj is an old marker too
+            token = "NY" + _J_TO_Y_NOT_NJ.sub("Y", token[2:])  # C6 then C1
     if "CH" in token and token not in _CH_KEEP:
         token = token.replace("CH", "KH")  # C7
     if len(token) > 3 and token.endswith("IE"):
@@ -181,57 +235,106 @@ def _eyd(token: str) -> str:
 def token_key(token: str) -> str:
     """Stage D: the aggressive matching key of one canonical token (for blocking and features only).
 
+    Args:
+        token: one canonical token (upper-case ASCII letters), e.g. from :attr:`NameParts.tokens`.
+
+    Returns:
+        The key; distinct names can share one (Fina/Pina, rule D4), so never merge on it alone.
+
     >>> [token_key(t) for t in ("AKHMAD", "AISYAH", "RAMADHAN", "SOPYAN", "MUHAMMAD", "ZAENAL", "LUH")]
     ['AHMAD', 'AISA', 'RAMADAN', 'SOPIAN', 'MUHAMAD', 'ZAINAL', 'LUH']
-    >>> token_key("SAPUTRA") != token_key("SAPUTRI")
-    True
+    >>> token_key("SAPUTRA") != token_key("SAPUTRI"), token_key("DESSY")
+    (True, 'DESI')
     """
     key = token
     for old, new in _KEY_SUBS:
         if old in key:
             key = key.replace(old, new)
-    key = _ASPIRATED_H.sub("", key)
+    if "SY" in key:
+        key = _SY_DIGRAPH.sub("S", key)
+    if "H" in key:
+        key = _ASPIRATED_H.sub("", key)
     key = key.translate(_F_V)
     key = _DOUBLES.sub(r"\1", key)
-    if key.endswith("Y"):
-        key = key[:-1] + "I"
-    key = _Y_AFTER_CONSONANT.sub("I", key)
+    if "Y" in key:
+        if key.endswith("Y"):
+            key = key[:-1] + "I"
+        key = _Y_AFTER_CONSONANT.sub("I", key)
     if len(key) > 3 and key.endswith("H") and key[-2] in "AEIOU":
         key = key[:-1]  # D7, skipped for short tokens so LUH stays LUH
     return key
 
 
 def _clean(raw: str) -> str:
-    """Stage A1: Unicode to plain upper-case ASCII letters, dots, commas and spaces."""
+    """Stage A1: upper case, with accents and apostrophes removed (other punctuation goes in A3)."""
     if not raw.isascii():
-        text = unicodedata.normalize("NFKD", raw)
+        # Apostrophes go before NFKD too: it turns ´ into a space and an accent, splitting the token.
+        text = unicodedata.normalize("NFKD", raw.translate(_APOSTROPHES))
         raw = "".join(ch for ch in text if not unicodedata.combining(ch))
     return raw.translate(_APOSTROPHES).upper()
 
 
-def _split_tokens(segment: str) -> list[tuple[str, bool]]:
-    """Stage A3: (compact token, written-with-a-dot) pairs; other punctuation and digits split tokens."""
-    out: list[tuple[str, bool]] = []
+def _split_tokens(segment: str, words: list[str], dots: list[bool]) -> None:
+    """Stage A3: append each compact token to ``words`` and whether it was written with a dot to
+    ``dots``; other punctuation and digits split tokens."""
+    if segment.replace(" ", "").isalpha() and segment.isascii():
+        words += segment.split()  # the common case: letters and spaces only
+        dots += [False] * (len(words) - len(dots))
+        return
     for word in _NOT_LETTER_OR_DOT.sub(" ", segment).split():
-        parts = [p for p in _DOTS.split(word) if p]
-        dotted = "." in word
-        if len(parts) > 1 and "".join(parts) in _DEGREES:
-            out.append(("".join(parts), True))  # S.Pd. stays one degree token
+        if "." not in word:
+            words.append(word)
+            dots.append(False)
             continue
+        parts = [p for p in _DOTS.split(word) if p]
+        if len(parts) > 1:
+            joined = "".join(parts)
+            if joined in _DEGREES or joined in _TITLES:
+                words.append(joined)  # S.Pd. stays one degree token, R.A. one title
+                dots.append(True)
+                continue
         for i, part in enumerate(parts):
-            out.append((part, dotted and (i < len(parts) - 1 or word.endswith("."))))
-    return out
+            words.append(part)
+            dots.append(i < len(parts) - 1 or word.endswith("."))
 
 
-def _pop_degrees(tokens: list[tuple[str, bool]], degrees: list[str]) -> None:
-    """Stage A5: trailing degree tokens, kept only while at least one name token remains."""
-    while len(tokens) > 1:
-        token, dotted = tokens[-1]
-        if token in _DEGREES_BARE or (dotted and token in _DEGREES):
-            degrees.insert(0, token)
-            tokens.pop()
-        else:
-            break
+@functools.lru_cache(maxsize=262_144)
+def _canonical_token(token: str) -> str:
+    """Stages B and C on one token, repeated to a fixed point. Cached: a few thousand tokens make up
+    most names.
+
+    Repeating makes the result stable (``DDJ``→``DJ``→``J``). It ends: every change by stage C
+    shortens the token or removes a J or a CH, and the lexicon's canonical forms are fixed points.
+
+    >>> _canonical_token("MOCH"), _canonical_token("HADJI"), _canonical_token("DDJ")
+    ('MUHAMMAD', 'HAJI', 'J')
+    """
+    while True:
+        token_b = _LEXICON.get(token, token)
+        eyd = _eyd(token_b)
+        out = _LEXICON.get(eyd, eyd)
+        if out == token:
+            return out
+        token = out
+
+
+_token_key_cached: Final = functools.lru_cache(maxsize=262_144)(lambda token: token_key(token))
+
+
+def _pop_degrees(words: list[str], dots: list[bool], degrees: list[str]) -> None:
+    """Stage A5: the trailing run of degree codes, keeping at least one name token.
+
+    A bare ambiguous code (``MA``, ``MH``) is a degree only when written with dots or after an
+    unambiguous degree in the same run, so ``BUDI MA`` keeps ``MA`` but ``DEWI SH MH`` drops both.
+    """
+    start = len(words)
+    while start > 1 and words[start - 1] in _DEGREES:
+        start -= 1
+    for i in range(start, len(words)):
+        if dots[i] or words[i] in _DEGREES_BARE:
+            degrees[:0] = words[i:]
+            del words[i:], dots[i:]
+            return
 
 
 def _pop_titles(tokens: list[str], titles: list[str]) -> str | None:
@@ -239,37 +342,25 @@ def _pop_titles(tokens: list[str], titles: list[str]) -> str | None:
     marker = None
     while len(tokens) > 1:
         first, second = tokens[0], tokens[1]
-        if first in _BALINESE_MARKERS and marker is None and second in _BALINESE_NEXT:
-            marker = first
-            tokens.pop(0)
+        if first in _BALINESE_MARKERS and second in _BALINESE_NEXT:
+            marker = marker or first  # a second marker ("I Gusti Ni Luh") goes too, so reruns agree
+            del tokens[0]
         elif (first, second) in _TITLE_PAIRS and len(tokens) > 2:
-            titles.append(f"{first} {second}")
+            titles.append(_TITLE_PAIRS[first, second])
             del tokens[:2]
         elif first in _TITLES and (first not in _TITLE_SECOND_ONLY or titles):
-            titles.append(first)
-            tokens.pop(0)
+            titles.append(_TITLE_CODES.get(first, first))
+            del tokens[0]
         else:
             break
     return marker
 
 
-@functools.lru_cache(maxsize=262_144)
-def _canonical_token(token: str) -> str:
-    """Stages B and C on one token. Cached: a few thousand tokens make up most names."""
-    token = _LEXICON.get(token, token)
-    eyd = _eyd(token)
-    return _LEXICON.get(eyd, eyd)
-
-
-_token_key_cached: Final = functools.lru_cache(maxsize=262_144)(lambda token: token_key(token))
-
-
-def _canonical_tokens(tokens: list[str]) -> list[str]:
-    """Stages B and C on each token; ``ST`` becomes SITI only as the first of several tokens."""
-    out = [_canonical_token(token) for token in tokens]
+def _siti(tokens: list[str]) -> list[str]:
+    """Lexicon B, positional: ``ST`` is SITI only as the first of several tokens (a final ST is a degree)."""
     if len(tokens) > 1 and tokens[0] == "ST":
-        out[0] = "SITI"
-    return out
+        tokens[0] = "SITI"
+    return tokens
 
 
 def normalise_name(raw: str | None) -> NameParts:
@@ -290,57 +381,91 @@ def normalise_name(raw: str | None) -> NameParts:
     ('NI', 'LUH PUTU AYU')
     >>> normalise_name("M. Rizki").tokens
     ('M', 'RIZKI')
+    >>> n = normalise_name("Hadji Achmad Djunaedi SE MM bin Ramli")
+    >>> n.canonical, n.titles, n.degrees, n.patronym
+    ('AHMAD JUNAEDI', ('H',), ('SE', 'MM'), 'RAMLI')
     """
-    if not raw or not raw.strip():
+    if not raw or raw.isspace():
         return EMPTY
     text = _clean(raw)
     segments = text.split(",")
-    tokens = _split_tokens(segments[0])
+    words: list[str] = []
+    dots: list[bool] = []
+    _split_tokens(segments[0], words, dots)
     degrees: list[str] = []
     for segment in segments[1:]:
-        seg_tokens = _split_tokens(segment)
-        compact = "".join(t for t, _ in seg_tokens)
+        seg_words: list[str] = []
+        seg_dots: list[bool] = []
+        _split_tokens(segment, seg_words, seg_dots)
+        compact = "".join(seg_words)
         if compact in _DEGREES:
             degrees.append(compact)  # "S. Pd." written with a space
             continue
-        for token, dotted in seg_tokens:
+        for word, dotted in zip(seg_words, seg_dots, strict=True):
             # After a comma a degree code is a degree; anything else is a name token, as in a
-            # surname-first extract ("SUKARNO, AHMAD"), so every token is kept.
-            if token in _DEGREES:
-                degrees.append(token)
+            # surname-first extract ("SUKARNO, AHMAD"), kept in the written order.
+            if word in _DEGREES:
+                degrees.append(word)
             else:
-                tokens.append((token, dotted))
-    _pop_degrees(tokens, degrees)
-    words = [t for t, _ in tokens]
-
-    patronym = None
-    for i, word in enumerate(words):
-        if word in _PATRONYM and 0 < i < len(words) - 1:
-            patronym = " ".join(_canonical_tokens(words[i + 1 :]))
-            words = words[:i]
-            break
-    words = [w for i, w in enumerate(words) if not (w in _BATAK_PARTICLES and 0 < i < len(words) - 1)]
+                words.append(word)
+                dots.append(dotted)
+    words = [_canonical_token(w) for w in words]
+    if not _BATAK_PARTICLES.isdisjoint(words):
+        # A7 first: dropping an inner particle can bring a degree to the end ("... BR SE") or an
+        # I/NI next to a birth-order token, and the stages below must see the final neighbours.
+        for i in range(len(words) - 2, 0, -1):
+            if words[i] in _BATAK_PARTICLES:
+                del words[i], dots[i]
+    _pop_degrees(words, dots, degrees)
 
     titles: list[str] = []
     marker = _pop_titles(words, titles)
-    canon = _canonical_tokens(words)
-    keys = tuple(_token_key_cached(t) for t in canon)
+    del dots[: len(dots) - len(words)]
+
+    patronym = None
+    if not _PATRONYM.isdisjoint(words):
+        for i in range(1, len(words) - 1):
+            if words[i] in _PATRONYM:
+                father = words[i + 1 :]
+                _pop_titles(father, [])  # "binti H. Sukardi": the father's titles are not hers
+                patronym = " ".join(_siti(father))
+                del words[i:], dots[i:]
+                _pop_degrees(words, dots, degrees)  # "AHMAD SE BIN UMAR"
+                break
+
+    canon = tuple(_siti(words))
     return NameParts(
-        canonical=" ".join(canon),
-        tokens=tuple(canon),
-        concat="".join(canon),
-        keys=keys,
-        titles=tuple(titles),
-        degrees=tuple(degrees),
-        patronym=patronym or None,
-        gender_marker=marker,
+        " ".join(canon),
+        canon,
+        "".join(canon),
+        tuple([_token_key_cached(t) for t in canon]),
+        tuple(titles),
+        tuple(degrees),
+        patronym or None,
+        marker,
     )
 
 
 def name_key(parts: NameParts) -> str:
     """The space-free matching key: per-token keys joined, order kept (for blocking and golden tests).
 
+    Joining lets ``NUR HAYATI`` meet ``NURHAYATI``; ``ABDUL`` before a sun letter is assimilated as in
+    Arabic, so ``ABDUL RAHMAN`` meets ``ABDURRAHMAN`` (§1.5, concatenation).
+
+    Args:
+        parts: a result of :func:`normalise_name`.
+
+    Returns:
+        The key, or ``""`` for a name with no tokens.
+
     >>> name_key(normalise_name("Nur Hayati")) == name_key(normalise_name("Nurhayati"))
     True
+    >>> name_key(normalise_name("Abd. Rachman")), name_key(normalise_name("Abdurrahman"))
+    ('ABDURAHMAN', 'ABDURAHMAN')
     """
-    return token_key("".join(parts.keys)) if parts.keys else ""
+    if not parts.keys:
+        return ""
+    joined = "".join(parts.keys)
+    if "ABDUL" in joined:
+        joined = _ABDUL_ASSIMILATED.sub("ABDU", joined)
+    return token_key(joined)
