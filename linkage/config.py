@@ -63,6 +63,11 @@ class DatasetSettings(_Section):
         description="'nik': the id column holds Indonesian NIKs, parsed and validated; "
         "'generic': any identity number, kept as its digits and letters",
     )
+    name_rules: Literal["indonesian", "latin"] = Field(
+        "indonesian",
+        description="'indonesian': titles, bin/binti, old spellings and the Indonesian phonetic key; "
+        "'latin': plain upper-case tokens, for other countries' data such as FEBRL",
+    )
     phone_region: str = Field("ID", description="Region assumed for phone numbers written without a country code")
 
 
@@ -107,7 +112,7 @@ class Config(_Section):
         ]
         problems += [f"columns.{role}: empty column list" for role, src in columns.items() if src in ("", [])]
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return columns
 
     def source_columns(self, role: str) -> list[str]:
@@ -146,7 +151,7 @@ def _problems(exc: ValidationError, source: Path | None = None) -> list[Problem]
             msg = f"unknown key{did_you_mean(key, parent.model_fields) if parent else ''}"
         elif err["type"] == "value_error":
             # one validator may find several problems: report each on its own line
-            for part in str(err["msg"]).removeprefix("Value error, ").split("; "):
+            for part in str(err["msg"]).removeprefix("Value error, ").split("\n"):
                 out.append(Problem(part, file=str(source) if source else None))
             continue
         else:

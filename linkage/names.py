@@ -42,7 +42,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from typing import Final, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 __all__ = ["STEPS", "NameParts", "name_key", "normalise_name", "token_key"]
 
@@ -77,6 +77,7 @@ EMPTY: Final = NameParts("", (), "", (), (), (), None, None)
 _APOSTROPHES: Final = dict.fromkeys(map(ord, "'`´‘’‛ʼʻʽʾʿʹ′＇"), None)
 _NOT_LETTER_OR_DOT: Final = re.compile(r"[^A-Z.]+")
 _DOTS: Final = re.compile(r"\.+")
+_NOT_LETTER: Final = re.compile(r"[^A-Z]+")
 
 # The sets below hold canonical (EYD) spellings: tokens go through stages B and C before the parse.
 
@@ -363,12 +364,15 @@ def _siti(tokens: list[str]) -> list[str]:
     return tokens
 
 
-def normalise_name(raw: str | None) -> NameParts:
+def normalise_name(raw: str | None, *, rules: Literal["indonesian", "latin"] = "indonesian") -> NameParts:
     """Normalise one person's name (stages A–D); total on any input, never raises.
 
     Args:
         raw: the name as written, e.g. ``"Hj. Siti Fatimah binti Abdullah"``; ``None`` gives an
             empty result.
+        rules: ``"latin"`` keeps only the clean-up (A1, A3) and collapses doubled letters in the
+            key, for other countries' names, where Indonesian rules misfire (Mitchell is not an old
+            spelling of "Mitkhell").
 
     Returns:
         The canonical display form, ordered tokens, space-free form, per-token keys, and the titles,
@@ -387,6 +391,8 @@ def normalise_name(raw: str | None) -> NameParts:
     """
     if not raw or raw.isspace():
         return EMPTY
+    if rules == "latin":
+        return _latin(raw)
     text = _clean(raw)
     segments = text.split(",")
     words: list[str] = []
@@ -443,6 +449,18 @@ def normalise_name(raw: str | None) -> NameParts:
         tuple(degrees),
         patronym or None,
         marker,
+    )
+
+
+def _latin(raw: str) -> NameParts:
+    """Clean-up only: upper-case ASCII letter tokens; the key collapses doubled letters.
+
+    >>> _latin("Mitchell  O'Neill").canonical, _latin("Mitchell  O'Neill").keys
+    ('MITCHELL ONEILL', ('MITCHEL', 'ONEIL'))
+    """
+    tokens = tuple(_NOT_LETTER.sub(" ", _clean(raw)).split())
+    return NameParts(
+        " ".join(tokens), tokens, "".join(tokens), tuple(_DOUBLES.sub(r"\1", t) for t in tokens), (), (), None, None
     )
 
 

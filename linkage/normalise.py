@@ -119,6 +119,7 @@ class Normalised:
 @dataclass(frozen=True)
 class _Context:
     id_scheme: Literal["nik", "generic"]
+    name_rules: Literal["indonesian", "latin"]
     phone_region: str
     today: dt.date
 
@@ -132,7 +133,7 @@ def _distinct(values: list[str | None], rule: Callable[[str | None], T]) -> list
 def _names(role: str, prefix: str) -> Callable[[Columns, Columns, list[Issue], _Context], None]:
     def step(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
         values = _column(raw, role)
-        parts = _distinct(values, names.normalise_name)
+        parts = _distinct(values, lambda v: names.normalise_name(v, rules=ctx.name_rules))
         out[f"{prefix}_canonical"] = [p.canonical or None for p in parts]
         out[f"{prefix}_tokens"] = [list(p.tokens) or None for p in parts]
         out[f"{prefix}_concat"] = [p.concat or None for p in parts]
@@ -276,6 +277,7 @@ def normalise_batch(
     raw: Columns,
     *,
     id_scheme: Literal["nik", "generic"] = "nik",
+    name_rules: Literal["indonesian", "latin"] = "indonesian",
     phone_region: str = "ID",
     today: dt.date | None = None,
 ) -> Normalised:
@@ -284,13 +286,14 @@ def normalise_batch(
     Args:
         raw: at least ``record_id``; roles that are absent count as missing.
         id_scheme: ``"nik"`` parses Indonesian NIKs; ``"generic"`` keeps any id's digits and letters.
+        name_rules: ``"indonesian"`` or ``"latin"`` (see :func:`linkage.names.normalise_name`).
         phone_region: region for phone numbers without a country code.
         today: reference date for two-digit years and future dates (default: today).
 
     Returns:
         The columns of :data:`COLUMNS`, in that order, and the field issues.
     """
-    ctx = _Context(id_scheme, phone_region, today or dt.date.today())
+    ctx = _Context(id_scheme, name_rules, phone_region, today or dt.date.today())
     out: Columns = {}
     issues: list[Issue] = []
     for _, step in STEPS:
@@ -303,6 +306,7 @@ def normalise_parallel(
     *,
     workers: int,
     id_scheme: Literal["nik", "generic"] = "nik",
+    name_rules: Literal["indonesian", "latin"] = "indonesian",
     phone_region: str = "ID",
     today: dt.date | None = None,
 ) -> Iterator[tuple[T, Normalised]]:
@@ -311,7 +315,12 @@ def normalise_parallel(
     At most ``workers + 1`` batches are in flight, so memory stays bounded and the caller can read
     the next batch while workers normalise.
     """
-    kwargs: dict[str, Any] = {"id_scheme": id_scheme, "phone_region": phone_region, "today": today}
+    kwargs: dict[str, Any] = {
+        "id_scheme": id_scheme,
+        "name_rules": name_rules,
+        "phone_region": phone_region,
+        "today": today,
+    }
     batches = iter(batches)
     head = list(itertools.islice(batches, 2))
     if workers <= 1 or len(head) < 2:  # one batch: a process pool would only add its start-up time

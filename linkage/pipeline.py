@@ -96,6 +96,7 @@ def ingest(
                     timed,
                     workers=config.ingest.workers,
                     id_scheme=config.dataset.id_scheme,
+                    name_rules=config.dataset.name_rules,
                     phone_region=config.dataset.phone_region,
                     today=today,
                 )
