@@ -17,6 +17,7 @@ the store, and a field issue ``(record_id, field, value, reason)`` is recorded.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import multiprocessing
 import re
@@ -31,6 +32,7 @@ from linkage.schema import DECISIONS
 __all__ = ["COLUMNS", "STEPS", "Normalised", "normalise_batch", "normalise_parallel"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 Issue = tuple[str, str, str | None, str]
 Columns = dict[str, list[Any]]
 
@@ -124,132 +126,141 @@ class _Context:
     today: dt.date
 
 
-def _distinct(values: list[str | None], rule: Callable[[str | None], T]) -> list[T]:
-    """``[rule(v) for v in values]``, computing the rule once per distinct value."""
+Rule = Callable[[str | None], tuple[Any, ...]]
+"""A field rule for one raw value: its output values, in order, and last a tuple of issue codes."""
+
+
+def _apply(raw: Columns, role: str, rule: Rule, outputs: tuple[str, ...], out: Columns, issues: list[Issue]) -> None:
+    """Run ``rule`` once per distinct value of ``raw[role]``, spread its outputs over columns, collect issues.
+
+    Transposing the per-row tuples with ``zip`` keeps the per-row cost in C: the rule's own time is what
+    is left to pay for.
+    """
+    values = raw.get(role) or [None] * len(raw["record_id"])
     cache = {v: rule(v) for v in set(values)}
-    return [cache[v] for v in values]
+    rows = [cache[v] for v in values]
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (len(outputs) + 1)
+    for name, column in zip(outputs, columns, strict=False):
+        out[name] = list(column)
+    ids = raw["record_id"]
+    issues.extend((ids[n], role, values[n], why) for n, found in enumerate(columns[-1]) if found for why in found)
 
 
-def _names(role: str, prefix: str) -> Callable[[Columns, Columns, list[Issue], _Context], None]:
-    def step(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
-        values = _column(raw, role)
-        parts = _distinct(values, lambda v: names.normalise_name(v, rules=ctx.name_rules))
-        out[f"{prefix}_canonical"] = [p.canonical or None for p in parts]
-        out[f"{prefix}_tokens"] = [list(p.tokens) or None for p in parts]
-        out[f"{prefix}_concat"] = [p.concat or None for p in parts]
-        out[f"{prefix}_keys"] = [list(p.keys) or None for p in parts]
-        out[f"{prefix}_key"] = [names.name_key(p) or None for p in parts]
-        if role == "full_name":
-            out["name_titles"] = [list(p.titles) or None for p in parts]
-            out["name_degrees"] = [list(p.degrees) or None for p in parts]
-            out["patronym"] = [p.patronym for p in parts]
-            out["gender_marker"] = [p.gender_marker for p in parts]
-        issues.extend(
-            (rid, role, value, "name_no_letters")
-            for rid, value, p in zip(raw["record_id"], values, parts, strict=True)
-            if value and not p.tokens
-        )
+@functools.cache
+def _name_rule(rules: Literal["indonesian", "latin"], with_parts: bool) -> Rule:
+    @functools.lru_cache(maxsize=1 << 18)  # kept across batches: common names come back in every batch
+    def rule(value: str | None) -> tuple[Any, ...]:
+        p = names.normalise_name(value, rules=rules)
+        found = ("name_no_letters",) if value and value.strip() and not p.tokens else ()
+        head = (p.canonical or None, p.tokens or None, p.concat or None, p.keys or None, names.name_key(p) or None)
+        if not with_parts:
+            return (*head, found)
+        return (*head, p.titles or None, p.degrees or None, p.patronym, p.gender_marker, found)
 
-    return step
+    return rule
 
 
-def _column(raw: Columns, role: str) -> list[str | None]:
-    return raw.get(role) or [None] * len(raw["record_id"])
+_NAME_OUTPUTS: Final = ("canonical", "tokens", "concat", "keys", "key")
 
 
-def _issues_of(raw: Columns, role: str, found: list[str | None], issues: list[Issue]) -> None:
-    ids, values = raw["record_id"], _column(raw, role)
-    issues.extend((ids[i], role, values[i], why) for i, why in enumerate(found) if why)
+def _step_names(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
+    full = (*tuple(f"full_name_{o}" for o in _NAME_OUTPUTS), "name_titles", "name_degrees", "patronym", "gender_marker")
+    _apply(raw, "full_name", _name_rule(ctx.name_rules, True), full, out, issues)
+    mother = tuple(f"mother_name_{o}" for o in _NAME_OUTPUTS)
+    _apply(raw, "mother_name", _name_rule(ctx.name_rules, False), mother, out, issues)
 
 
 def _step_sex(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
-    results = _distinct(_column(raw, "sex"), dates.parse_sex)
-    out["sex"] = [r.value for r in results]
-    _issues_of(raw, "sex", [r.issue for r in results], issues)
+    def rule(value: str | None) -> tuple[Any, ...]:
+        r = dates.parse_sex(value)
+        return r.value, (r.issue,) if r.issue else ()
+
+    _apply(raw, "sex", rule, ("sex",), out, issues)
 
 
-def _dates(role: str) -> Callable[[Columns, Columns, list[Issue], _Context], None]:
-    def step(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
-        results = _distinct(_column(raw, role), lambda v: dates.parse_date(v, today=ctx.today))
-        out[role] = [r.value for r in results]
-        _issues_of(raw, role, [r.issue for r in results], issues)
+def _step_dates(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
+    def rule(value: str | None) -> tuple[Any, ...]:
+        r = dates.parse_date(value, today=ctx.today)
+        return r.value, (r.issue,) if r.issue else ()
 
-    return step
+    for role in ("application_date", "birth_date"):
+        _apply(raw, role, rule, (role,), out, issues)
+
+
+_NIK_OUTPUTS: Final = (
+    "nik",
+    "nik_digits",
+    "nik_status",
+    "nik_province",
+    "nik_regency",
+    "nik_district",
+    "nik_birth_date",
+    "nik_sex",
+    "nik_serial",
+)
 
 
 def _step_nik(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
-    values = _column(raw, "nik")
-    if ctx.id_scheme == "generic":
-        cleaned = _distinct(values, lambda v: _ID_CHARS.sub("", v.upper()) or None if v else None)
-        out["nik"] = out["nik_digits"] = cleaned
-        out["nik_status"] = ["valid" if c else "missing" for c in cleaned]
-        for name in ("nik_province", "nik_regency", "nik_district", "nik_birth_date", "nik_sex", "nik_serial"):
-            out[name] = [None] * len(values)
-        out["nik_dob_agrees"] = out["nik_sex_agrees"] = [None] * len(values)
-        return
-    infos = _distinct(values, lambda v: nik.parse_nik(v, today=ctx.today))
-    out["nik"] = [i.nik for i in infos]
-    out["nik_digits"] = [i.digits for i in infos]
-    out["nik_status"] = [i.status for i in infos]
-    out["nik_province"] = [i.province_code for i in infos]
-    out["nik_regency"] = [i.regency_code for i in infos]
-    out["nik_district"] = [i.district_code for i in infos]
-    out["nik_birth_date"] = [i.birth_date for i in infos]
-    out["nik_sex"] = [i.sex for i in infos]
-    out["nik_serial"] = [i.serial for i in infos]
+    def generic(value: str | None) -> tuple[Any, ...]:
+        cleaned = _ID_CHARS.sub("", value.upper()) or None if value else None
+        return cleaned, cleaned, "valid" if cleaned else "missing", None, None, None, None, None, None, ()
+
+    def indonesian(value: str | None) -> tuple[Any, ...]:
+        i = nik.parse_nik(value, today=ctx.today)
+        return (i.nik, i.digits, i.status, i.province_code, i.regency_code, i.district_code, i.birth_date, i.sex,
+                i.serial, i.issues)  # fmt: skip
+
+    _apply(raw, "nik", generic if ctx.id_scheme == "generic" else indonesian, _NIK_OUTPUTS, out, issues)
     # NIK-implied birth date and sex against the stated ones: evidence for matching, not errors.
     out["nik_dob_agrees"] = [
-        None if i.birth_date is None or b is None else i.birth_date == b
-        for i, b in zip(infos, out["birth_date"], strict=True)
+        None if a is None or b is None else a == b
+        for a, b in zip(out["nik_birth_date"], out["birth_date"], strict=True)
     ]
     out["nik_sex_agrees"] = [
-        None if i.sex is None or s is None else i.sex == s for i, s in zip(infos, out["sex"], strict=True)
+        None if a is None or b is None else a == b for a, b in zip(out["nik_sex"], out["sex"], strict=True)
     ]
-    ids = raw["record_id"]
-    issues.extend((ids[n], "nik", values[n], why) for n, i in enumerate(infos) for why in i.issues)
 
 
-def _step_birth_place(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
-    results = _distinct(_column(raw, "birth_place"), places.normalise_birth_place)
-    out["birth_place"] = [r.canonical for r in results]
-    out["birth_place_regency"] = [r.regency_code for r in results]
-    _issues_of(raw, "birth_place", [r.issue for r in results], issues)
+def _step_places(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
+    def birth_place(value: str | None) -> tuple[Any, ...]:
+        r = places.normalise_birth_place(value)
+        return r.canonical, r.regency_code, (r.issue,) if r.issue else ()
+
+    def address(value: str | None) -> tuple[Any, ...]:
+        r = places.normalise_address(value)
+        return r.canonical, r.rt, r.rw, r.village, (r.issue,) if r.issue else ()
+
+    _apply(raw, "birth_place", birth_place, ("birth_place", "birth_place_regency"), out, issues)
+    _apply(raw, "address", address, ("address", "address_rt", "address_rw", "address_village"), out, issues)
 
 
-def _step_address(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
-    results = _distinct(_column(raw, "address"), places.normalise_address)
-    out["address"] = [r.canonical for r in results]
-    out["address_rt"] = [r.rt for r in results]
-    out["address_rw"] = [r.rw for r in results]
-    out["address_village"] = [r.village for r in results]
-    _issues_of(raw, "address", [r.issue for r in results], issues)
+def _step_contact(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
+    def phone_rule(value: str | None) -> tuple[Any, ...]:
+        r = phone.normalise_phone(value, default_region=ctx.phone_region)
+        return r.e164, (r.issue,) if r.issue else ()
+
+    def passport_rule(value: str | None) -> tuple[Any, ...]:
+        r = passport.normalise_passport(value)
+        return r.number, (r.issue,) if r.issue else ()
+
+    _apply(raw, "phone", phone_rule, ("phone",), out, issues)
+    _apply(raw, "prior_passport_no", passport_rule, ("prior_passport_no",), out, issues)
 
 
-def _step_phone(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
-    results = _distinct(_column(raw, "phone"), lambda v: phone.normalise_phone(v, default_region=ctx.phone_region))
-    out["phone"] = [r.e164 for r in results]
-    _issues_of(raw, "phone", [r.issue for r in results], issues)
+def _office(value: str | None) -> tuple[Any, ...]:
+    return (_SPACES.sub(" ", value.strip()) or None if value else None), ()
 
 
-def _step_passport(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
-    results = _distinct(_column(raw, "prior_passport_no"), passport.normalise_passport)
-    out["prior_passport_no"] = [r.number for r in results]
-    _issues_of(raw, "prior_passport_no", [r.issue for r in results], issues)
-
-
-def _decision(raw: str | None) -> tuple[str | None, str | None]:
-    if not raw or not raw.strip():
-        return None, None
-    word = _SPACES.sub(" ", raw.strip().lower())
-    found = _DECISION_WORDS.get(word)
-    return (found, None) if found else (None, "decision_unknown")
+def _decision(value: str | None) -> tuple[Any, ...]:
+    if not value or not value.strip():
+        return None, ()
+    found = _DECISION_WORDS.get(_SPACES.sub(" ", value.strip().lower()))
+    return (found, ()) if found else (None, ("decision_unknown",))
 
 
 def _step_office_decision(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
-    out["office"] = _distinct(_column(raw, "office"), lambda v: _SPACES.sub(" ", v.strip()) if v else None)
-    results = _distinct(_column(raw, "decision"), _decision)
-    out["decision"] = [r[0] for r in results]
-    _issues_of(raw, "decision", [r[1] for r in results], issues)
+    _apply(raw, "office", _office, ("office",), out, issues)
+    _apply(raw, "decision", _decision, ("decision",), out, issues)
 
 
 def _step_record_id(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
@@ -260,16 +271,12 @@ def _step_record_id(raw: Columns, out: Columns, issues: list[Issue], ctx: _Conte
 STEPS: Final = (
     ("record_id", _step_record_id),
     ("office_decision", _step_office_decision),
-    ("application_date", _dates("application_date")),
-    ("full_name", _names("full_name", "full_name")),
+    ("names", _step_names),
     ("sex", _step_sex),
-    ("birth_date", _dates("birth_date")),
-    ("birth_place", _step_birth_place),
+    ("dates", _step_dates),
+    ("places", _step_places),
     ("nik", _step_nik),
-    ("mother_name", _names("mother_name", "mother_name")),
-    ("address", _step_address),
-    ("phone", _step_phone),
-    ("prior_passport_no", _step_passport),
+    ("contact", _step_contact),
 )
 
 
@@ -301,40 +308,25 @@ def normalise_batch(
     return Normalised({name: out[name] for name, _ in COLUMNS}, issues)
 
 
-def normalise_parallel(
-    batches: Iterable[tuple[T, Columns]],
-    *,
-    workers: int,
-    id_scheme: Literal["nik", "generic"] = "nik",
-    name_rules: Literal["indonesian", "latin"] = "indonesian",
-    phone_region: str = "ID",
-    today: dt.date | None = None,
-) -> Iterator[tuple[T, Normalised]]:
-    """Normalise batches in ``workers`` processes, yielding results in input order with their tag.
+def normalise_parallel(items: Iterable[T], work: Callable[[T], R], *, workers: int) -> Iterator[R]:
+    """``map(work, items)`` over ``workers`` processes, results in input order.
 
-    At most ``workers + 1`` batches are in flight, so memory stays bounded and the caller can read
-    the next batch while workers normalise.
+    ``work`` normalises one batch (and may turn it into what the caller stores, so that this too happens
+    in the workers). At most ``workers + 1`` items are in flight, so memory stays bounded and the
+    caller reads the next batch while workers normalise. One item, or one worker, runs inline.
     """
-    kwargs: dict[str, Any] = {
-        "id_scheme": id_scheme,
-        "name_rules": name_rules,
-        "phone_region": phone_region,
-        "today": today,
-    }
-    batches = iter(batches)
-    head = list(itertools.islice(batches, 2))
+    items = iter(items)
+    head = list(itertools.islice(items, 2))
     if workers <= 1 or len(head) < 2:  # one batch: a process pool would only add its start-up time
-        for tag, raw in itertools.chain(head, batches):
-            yield tag, normalise_batch(raw, **kwargs)
+        yield from map(work, itertools.chain(head, items))
         return
     # Load the reference tables (region codes, places) once here, so that forked workers share them.
-    normalise_batch(_WARM_UP, **kwargs)
+    normalise_batch(_WARM_UP)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        pending: list[tuple[T, Future[Normalised]]] = []
-        for tag, raw in itertools.chain(head, batches):
-            pending.append((tag, pool.submit(normalise_batch, raw, **kwargs)))
+        pending: list[Future[R]] = []
+        for item in itertools.chain(head, items):
+            pending.append(pool.submit(work, item))
             while len(pending) > workers:
-                done_tag, future = pending.pop(0)
-                yield done_tag, future.result()
-        for done_tag, future in pending:
-            yield done_tag, future.result()
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()

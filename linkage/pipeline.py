@@ -8,6 +8,7 @@ overlap; each stage's time is the time this process spent in it (normalise: wait
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import resource
 import time
 from collections import Counter
@@ -16,11 +17,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import pyarrow as pa
+
 from linkage.config import Config
 from linkage.errors import InputError
 from linkage.ingest import Batch, FileReport, read_files
-from linkage.normalise import COLUMNS, normalise_parallel
-from linkage.store import APPLICATIONS_COLUMNS, ISSUE_COLUMNS, QUARANTINE_COLUMNS, Store
+from linkage.normalise import COLUMNS, normalise_batch, normalise_parallel
+from linkage.store import APPLICATIONS_COLUMNS, ISSUE_COLUMNS, QUARANTINE_COLUMNS, Store, arrow_table
 
 __all__ = ["STAGES", "IngestReport", "ingest"]
 
@@ -88,24 +91,25 @@ def ingest(
         report = IngestReport(run_id=run_id, db=str(db_path))
         quarantined: Counter[str] = Counter()
         issues: Counter[str] = Counter()
+        work = functools.partial(
+            _prepare,
+            run_id=run_id,
+            id_scheme=config.dataset.id_scheme,
+            name_rules=config.dataset.name_rules,
+            phone_region=config.dataset.phone_region,
+            today=today,
+        )
         try:
             with store.transaction():
                 batches = read_files(paths, config, stored=store.stored_ids, reports=report.files)
-                timed = _timed(((b, b.columns) for b in batches), seconds, "read", progress)
-                results = normalise_parallel(
-                    timed,
-                    workers=config.ingest.workers,
-                    id_scheme=config.dataset.id_scheme,
-                    name_rules=config.dataset.name_rules,
-                    phone_region=config.dataset.phone_region,
-                    today=today,
-                )
-                for batch, normalised in _timed(results, seconds, "normalise"):
+                timed = _timed(batches, seconds, "read", progress)
+                results = normalise_parallel(timed, work, workers=config.ingest.workers)
+                for prepared in _timed(results, seconds, "normalise"):
                     t0 = time.perf_counter()
-                    _write(store, run_id, batch, normalised.columns, normalised.issues)
-                    quarantined.update(q.reason for q in batch.quarantined)
-                    issues.update(i[3] for i in normalised.issues)
-                    issues.update(i[3] for i in batch.read_issues)
+                    for table, rows in prepared.tables.items():
+                        store.insert(table, rows)
+                    quarantined.update(prepared.quarantine_reasons)
+                    issues.update(prepared.issue_reasons)
                     seconds["write"] += time.perf_counter() - t0
                 _fill(report, quarantined, issues)
                 _check_share(report, config)
@@ -132,21 +136,31 @@ def _timed(
             return
         seconds[stage] += time.perf_counter() - t0
         if progress is not None:
-            batch: Batch = item[0]
-            progress(batch.file, batch.accepted + len(batch.quarantined))
+            progress(item.file, item.accepted + len(item.quarantined))
         yield item
 
 
-def _write(store: Store, run_id: str, batch: Batch, columns: dict[str, list[Any]], issues: list[Any]) -> None:
-    n = batch.accepted
+@dataclass
+class _Prepared:
+    """One batch, normalised and turned into Arrow tables by a worker, ready for the store."""
+
+    tables: dict[str, pa.Table]
+    quarantine_reasons: Counter[str]
+    issue_reasons: Counter[str]
+
+
+def _prepare(batch: Batch, *, run_id: str, **rules: Any) -> _Prepared:
+    """Normalise a batch and build every table it adds (runs in a worker process)."""
+    normalised = normalise_batch(batch.columns, **rules)
+    n, q = batch.accepted, batch.quarantined
     raw: dict[str, list[Any]] = dict(batch.columns)
     raw.update(run_id=[run_id] * n, source_file=[batch.file] * n, source_row=batch.rows, extras=batch.extras)
-    store.append("applications", raw, APPLICATIONS_COLUMNS)
-    store.append("applications_normalised", columns, COLUMNS)
-    q = batch.quarantined
+    tables = {
+        "applications": arrow_table(raw, APPLICATIONS_COLUMNS),
+        "applications_normalised": arrow_table(normalised.columns, COLUMNS),
+    }
     if q:
-        store.append(
-            "quarantine",
+        tables["quarantine"] = arrow_table(
             {
                 "run_id": [run_id] * len(q),
                 "source_file": [x.file for x in q],
@@ -158,10 +172,9 @@ def _write(store: Store, run_id: str, batch: Batch, columns: dict[str, list[Any]
             },
             QUARANTINE_COLUMNS,
         )
-    found = issues + batch.read_issues
+    found = normalised.issues + batch.read_issues
     if found:
-        store.append(
-            "field_issues",
+        tables["field_issues"] = arrow_table(
             {
                 "run_id": [run_id] * len(found),
                 "record_id": [i[0] for i in found],
@@ -171,6 +184,7 @@ def _write(store: Store, run_id: str, batch: Batch, columns: dict[str, list[Any]
             },
             ISSUE_COLUMNS,
         )
+    return _Prepared(tables, Counter(x.reason for x in q), Counter(i[3] for i in found))
 
 
 def _fill(report: IngestReport, quarantined: Counter[str], issues: Counter[str]) -> None:

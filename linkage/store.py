@@ -185,11 +185,10 @@ class Store:
 
     # --- writes ----------------------------------------------------------------------------------
 
-    def append(self, table: str, columns: dict[str, list[Any]], spec: Sequence[tuple[str, str]]) -> None:
-        """Append rows given as columns to ``table``, typed by ``spec``."""
-        if not columns or not next(iter(columns.values()), None):
+    def insert(self, table: str, data: pa.Table) -> None:
+        """Append the rows of an Arrow table (built with :func:`arrow_table`) to ``table``."""
+        if data.num_rows == 0:
             return
-        data = arrow_table(columns, spec)
         self.con.register("_incoming", data)
         try:
             self.sql(f"INSERT INTO {table} SELECT * FROM _incoming", table=table)
