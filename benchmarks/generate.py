@@ -1080,8 +1080,10 @@ class _Chunk:
         self.rows_target = rows
         self.n_persons = 0
         self.niks: set[str] = set()
-        self.apps: list[list[Any]] = []
-        self.truth: list[list[Any]] = []
+        # Columns, not rows: values are appended while still hot in cache, and Arrow does the shuffle.
+        self.apps: list[list[Any]] = [[] for _ in ROLES[1:]]  # record_id is made in build()
+        self.truth: list[list[Any]] = [[] for _ in _TRUTH_BUILD]
+        self.n_rows = 0
         self.relatives: list[tuple[str, str, str]] = []
         self.persons: list[_Person] = []
 
@@ -1639,51 +1641,49 @@ class _Chunk:
                 prior = _passport_noise(prior, rng)
                 variants.append("passport_no_noise")
 
-        row = [None, oname, application_date, full_name, sex, birth_date, birth_place, nik, mother, address, phone,
-               prior, decision, reason]
         if rng.random() < SPARSE_ROW_RATE:
-            row = [None, oname, application_date, full_name, None, None, None, None, None, None, None, None,
-                   decision, reason]
+            sex = birth_date = birth_place = nik = mother = address = phone = prior = None
             variants.append("sparse_row")
-        self.apps.append(row)
-        self.truth.append([app_date.year, p.pid, kind, seq, prev, ";".join(variants), office])
-        return len(self.apps) - 1
+        for col, v in zip(self.apps, (oname, application_date, full_name, sex, birth_date, birth_place, nik, mother,
+                                      address, phone, prior, decision, reason), strict=True):
+            col.append(v)
+        for col, v in zip(self.truth, (office, app_date.year, p.pid, kind, seq, prev, ";".join(variants)),
+                          strict=True):
+            col.append(v)
+        self.n_rows += 1
+        return self.n_rows - 1
 
     # -- assembly
     def build(self) -> tuple[pa.Table, pa.Table, pa.Table, dict[str, Any]]:
-        while len(self.apps) < self.rows_target:
+        while self.n_rows < self.rows_target:
             self.unit()
         n = self.rows_target
-        del self.apps[n:], self.truth[n:]
-        persons_with_rows = {t[1] for t in self.truth}
-        order = self.nprng.permutation(n).tolist()
-        base = self.id_base
+        for col in (*self.apps, *self.truth):
+            del col[n:]
+        offices, years, pids, kinds, seqs, prevs, variants = self.truth
+        # Record ids number the rows in their shuffled order; the shuffle itself is an Arrow take().
+        order = self.nprng.permutation(n)
+        pos_of = np.empty(n, dtype=np.int64)
+        pos_of[order] = np.arange(self.id_base, self.id_base + n)
+        rid = [f"{o}-{y}-{p:08d}" for o, y, p in zip(offices, years, pos_of.tolist(), strict=True)]
         tags = {p.pid: ";".join(dict.fromkeys(p.tags)) for p in self.persons}
-        rid = [""] * n
-        for pos, i in enumerate(order):
-            year, _, _, _, _, _, office = self.truth[i]
-            rid[i] = f"{office}-{year}-{base + pos:08d}"
-        apps_rows = [self.apps[i] for i in order]
-        for row, i in zip(apps_rows, order, strict=True):
-            row[0] = rid[i]
-        apps_cols = list(zip(*apps_rows, strict=True))
-        truth_rows = [
-            (rid[i], t[1], t[2], t[3], rid[t[4]] if t[4] >= 0 else None, t[5], tags[t[1]])
-            for i, t in ((i, self.truth[i]) for i in order)
-        ]
-        truth_cols = list(zip(*truth_rows, strict=True))
-        apps = pa.table([pa.array(c, type=pa.string()) for c in apps_cols], schema=APPLICATIONS_SCHEMA)
-        truth = pa.table([pa.array(c, type=t.type) for c, t in zip(truth_cols, TRUTH_SCHEMA, strict=True)],
-                         schema=TRUTH_SCHEMA)
+        take = pa.array(order)
+        apps = pa.table([pa.array(rid, pa.string()), *(pa.array(c, pa.string()) for c in self.apps)],
+                        schema=APPLICATIONS_SCHEMA).take(take)
+        truth_cols = [rid, pids, kinds, seqs, [rid[p] if p >= 0 else None for p in prevs], variants,
+                      [tags[p] for p in pids]]
+        truth = pa.table([pa.array(c, f.type) for c, f in zip(truth_cols, TRUTH_SCHEMA, strict=True)],
+                         schema=TRUTH_SCHEMA).take(take)
+        persons_with_rows = set(pids)
         rel = [r for r in self.relatives if r[0] in persons_with_rows and r[1] in persons_with_rows]
         relatives = pa.table([pa.array([r[k] for r in rel], type=pa.string()) for k in range(3)],
                              schema=RELATIVES_SCHEMA)
         stats = {
             "persons": len(persons_with_rows),
-            "kinds": Counter(truth_cols[2]),
-            "decisions": Counter(apps_cols[ROLES.index("decision")]),
+            "kinds": Counter(kinds),
+            "decisions": Counter(self.apps[ROLES.index("decision") - 1]),
             "relations": Counter(r[2] for r in rel),
-            "records_per_person": Counter(Counter(truth_cols[1]).values()),
+            "records_per_person": Counter(Counter(pids).values()),
         }
         return apps, truth, relatives, stats
 
@@ -1703,6 +1703,7 @@ _END = END.toordinal()
 _STYLED = frozenset(("Muhammad", *LEXICON))
 _MOTHER_SECOND = FEMALE_MONONYMS + FEMALE_SURNAME_HEAD
 _MUHAMMAD_NOT_M = {f: w for f, w in MUHAMMAD_FORMS.items() if f != "M."}
+_TRUTH_BUILD = ("office", "year", "person_id", "kind", "seq", "prev", "variants")
 _REGENCIES_OF_OFFICE = {o: tuple(r for r, x in OFFICE_OF_REGENCY.items() if x == o) for o in OFFICES}
 
 
