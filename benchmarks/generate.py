@@ -1780,10 +1780,20 @@ def generate(
         records-per-person tallies, plus seconds, rows_per_s and the paths written.
 
     Raises:
-        ValueError: on rows < 1, workers < 1, chunk_rows < 1 or an unknown fmt.
+        ValueError: on rows < 1, workers < 1, chunk_rows < 1, seed < 0 or an unknown fmt.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     counts = generate(300, 1, Path(d), workers=1, progress=False)
+    ...     sorted(p.name for p in Path(d).iterdir())
+    ['applications.parquet', 'relatives.parquet', 'truth.parquet']
+    >>> counts["rows"], counts["chunks"], counts["kinds"]["original"] == counts["persons"]
+    (300, 1, True)
     """
     if rows < 1 or workers < 1 or chunk_rows < 1:
         raise ValueError(f"rows, workers and chunk_rows must be >= 1 (got {rows}, {workers}, {chunk_rows})")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0 (got {seed})")
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"fmt must be 'parquet' or 'csv', not {fmt!r}")
     out = Path(out)

@@ -196,3 +196,5 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
         gen.generate(10, 1, tmp_path, fmt="xlsx")
     with pytest.raises(ValueError, match="rows"):
         gen.generate(0, 1, tmp_path)
+    with pytest.raises(ValueError, match="seed"):
+        gen.generate(10, -1, tmp_path)
