@@ -82,7 +82,7 @@ class IngestSettings(_Section):
 
     workers: int = Field(2, ge=1, le=64, description="Processes that normalise records in parallel")
     chunk_rows: int = Field(
-        100_000, ge=1_000, description="Rows normalised per task; bounds a worker's memory and paces progress"
+        50_000, ge=1_000, description="Rows normalised per task; bounds a worker's memory and paces progress"
     )
     max_quarantine_share: float = Field(
         1.0,

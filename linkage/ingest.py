@@ -41,8 +41,26 @@ _UTF8_MULTIBYTE: Final = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\
 _SURROGATE: Final = re.compile("[\udc80-\udcff]")
 _EXCEL_DIGITS: Final = 10**15
 
-# (row number, cell values, notes on cells as (column index, issue reason))
-Row = tuple[int, list[str | None], tuple[tuple[int, str], ...]]
+@dataclass
+class _Chunk:
+    """Up to ``chunk_rows`` rows as a reader found them: good rows column by column, bad rows apart."""
+
+    rows: list[int]
+    """source row number of each good row"""
+    cells: list[list[str | None]]
+    """the good rows' values, one list per header column"""
+    notes: list[tuple[int, int, str]] = field(default_factory=list)
+    """(position among the good rows, column index, issue reason) noticed while reading"""
+    rejected: list[tuple[int, str, int | None, str | None, list[str | None]]] = field(default_factory=list)
+    """(row, reason, column index, value, cells) of rows that cannot be read as rows"""
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.rejected)
+
+
+def _by_column(rows: list[list[str | None]], width: int) -> list[list[str | None]]:
+    # a comprehension per column: zip(*rows) allocates an iterator per row and wakes the GC
+    return [[r[i] for r in rows] for i in range(width)]
 
 
 @dataclass(frozen=True)
@@ -120,16 +138,10 @@ def read_files(
         report = FileReport(file=str(path), format=FORMATS[path.suffix.lower()])
         if reports is not None:
             reports.append(report)
-        header, rows = _open(path, report)
+        header, chunks = _open(path, report, size)
         mapping = _map_columns(header, config, path)
         extra_idx = [i for i, name in enumerate(header) if name not in mapping.used]
-        chunk: list[Row] = []
-        for row in rows:
-            chunk.append(row)
-            if len(chunk) >= size:
-                yield _batch(chunk, header, mapping, extra_idx, report, seen, stored)
-                chunk = []
-        if chunk or report.rows_read == 0:
+        for chunk in chunks:
             yield _batch(chunk, header, mapping, extra_idx, report, seen, stored)
 
 
@@ -171,7 +183,7 @@ def _map_columns(header: list[str], config: Config, path: Path) -> _Mapping:
 
 
 def _batch(
-    chunk: list[Row],
+    chunk: _Chunk,
     header: list[str],
     mapping: _Mapping,
     extra_idx: list[int],
@@ -181,26 +193,16 @@ def _batch(
 ) -> Batch:
     """Quarantine the unusable rows of a chunk and turn the rest into columns by role.
 
-    Works column by column: a million rows cost a few seconds, not a minute.
+    Works column by column: a million rows cost seconds, not a minute.
     """
-    file, width = report.file, len(header)
+    file = report.file
     batch = Batch(file, {}, [], [], [])
     quarantined = batch.quarantined
-    check_bytes = report.encoding is not None and any("undecodable" in note for note in report.notes)
-    good: list[Row] = []
-    for row, values, notes in chunk:
-        if len(values) != width:
-            detail = f"{len(values)} fields, header has {width}"
-            quarantined.append(Quarantined(file, row, "ragged_row", None, detail, _raw(header, values)))
-        elif check_bytes and (bad := next((i for i, v in enumerate(values) if v and _SURROGATE.search(v)), None)):
-            value = (values[bad] or "").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            quarantined.append(Quarantined(file, row, "undecodable_bytes", header[bad], value, _raw(header, values)))
-        else:
-            good.append((row, values, notes))
-    raw_columns: list[tuple[str | None, ...]] = (
-        list(zip(*(values for _, values, _ in good), strict=True)) if good else [()] * width
-    )
-    mapped = {role: _role_column(raw_columns, idx) for role, idx in mapping.roles.items()}
+    for row, reason, column, value, as_read in chunk.rejected:
+        where = header[column] if column is not None else None
+        quarantined.append(Quarantined(file, row, reason, where, value, _raw(header, as_read)))
+    cells = chunk.cells
+    mapped = {role: _role_column(cells, idx) for role, idx in mapping.roles.items()}
     ids, names = mapped["record_id"], mapped["full_name"]
     already = stored(sorted({i for i in ids if i and i not in seen})) if stored else set()
     keep: list[int] = []
@@ -217,20 +219,24 @@ def _batch(
             seen.add(record_id)
             keep.append(n)
             continue
-        row, values, _ = good[n]
-        quarantined.append(Quarantined(file, row, reason, where, mapped[where][n], _raw(header, values)))
+        values = [column[n] for column in cells]
+        quarantined.append(Quarantined(file, chunk.rows[n], reason, where, mapped[where][n], _raw(header, values)))
+    quarantined.sort(key=lambda q: q.row)
     none: list[str | None] = [None] * len(keep)
-    batch.columns = {role: [mapped[role][n] for n in keep] if role in mapped else none for role in ROLES}
-    batch.rows = [good[n][0] for n in keep]
+    everything = len(keep) == len(ids)
+    batch.columns = {
+        role: (mapped[role] if everything else [mapped[role][n] for n in keep]) if role in mapped else none
+        for role in ROLES
+    }
+    batch.rows = chunk.rows if everything else [chunk.rows[n] for n in keep]
     if extra_idx:
-        batch.extras = [
-            json.dumps({header[i]: good[n][1][i] for i in extra_idx}, ensure_ascii=False) for n in keep
-        ]
+        batch.extras = [json.dumps({header[i]: cells[i][n] for i in extra_idx}, ensure_ascii=False) for n in keep]
     else:
         batch.extras = list(none)
     role_of = {i: role for role, idx in mapping.roles.items() for i in idx}
+    kept = set(keep)
     batch.read_issues = [
-        (str(ids[n]), role_of[i], good[n][1][i], why) for n in keep for i, why in good[n][2] if i in role_of
+        (str(ids[n]), role_of[i], cells[i][n], why) for n, i, why in chunk.notes if n in kept and i in role_of
     ]
     report.rows_read += len(chunk)
     report.accepted += len(keep)
@@ -238,7 +244,7 @@ def _batch(
     return batch
 
 
-def _role_column(columns: list[tuple[str | None, ...]], idx: list[int]) -> list[str | None]:
+def _role_column(columns: list[list[str | None]], idx: list[int]) -> list[str | None]:
     """One role's values: its column stripped (empty → None), or its columns joined by a space."""
     if len(idx) == 1:
         return [v.strip() or None if v else None for v in columns[idx[0]]]
@@ -256,12 +262,13 @@ def _raw(header: list[str], values: list[str | None]) -> str:
 # --- readers -------------------------------------------------------------------------------------
 
 
-def _open(path: Path, report: FileReport) -> tuple[list[str], Iterator[Row]]:
+def _open(path: Path, report: FileReport, size: int) -> tuple[list[str], Iterator[_Chunk]]:
+    """The header and the chunks of one file (always at least one chunk, perhaps empty)."""
     if report.format == "csv":
-        return _open_csv(path, report)
+        return _open_csv(path, report, size)
     if report.format == "parquet":
-        return _open_parquet(path)
-    return _open_xlsx(path)
+        return _open_parquet(path, size)
+    return _open_xlsx(path, size)
 
 
 def _detect_encoding(path: Path, report: FileReport) -> str:
@@ -290,9 +297,10 @@ def _detect_encoding(path: Path, report: FileReport) -> str:
     return "utf-8-sig"
 
 
-def _open_csv(path: Path, report: FileReport) -> tuple[list[str], Iterator[Row]]:
+def _open_csv(path: Path, report: FileReport, size: int) -> tuple[list[str], Iterator[_Chunk]]:
     encoding = _detect_encoding(path, report)
     report.encoding = encoding
+    check_bytes = any("undecodable" in note for note in report.notes)
     fh = path.open(encoding=encoding, errors="surrogateescape", newline="")
     sample = fh.read(1 << 16)
     fh.seek(0)
@@ -305,18 +313,38 @@ def _open_csv(path: Path, report: FileReport) -> tuple[list[str], Iterator[Row]]
         fh.close()
         raise InputError(f"{path}: empty file, no header row") from None
     _check_header(header, path)
+    width = len(header)
 
-    def rows() -> Iterator[Row]:
+    def chunks() -> Iterator[_Chunk]:
+        rows: list[int] = []
+        good: list[list[str | None]] = []
+        rejected: list[tuple[int, str, int | None, str | None, list[str | None]]] = []
         with fh:
             start = reader.line_num + 1
             for values in reader:
-                if not any(v.strip() for v in values):
-                    report.blank_lines += 1
+                if len(values) != width:
+                    if not any(v.strip() for v in values):
+                        report.blank_lines += 1
+                    else:
+                        detail = f"{len(values)} fields, header has {width}"
+                        rejected.append((start, "ragged_row", None, detail, list(values)))
+                elif check_bytes and (bad := _undecodable(values)) is not None:
+                    shown = values[bad].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                    rejected.append((start, "undecodable_bytes", bad, shown, list(values)))
                 else:
-                    yield start, list(values), ()
+                    rows.append(start)
+                    good.append(values)  # type: ignore[arg-type]
                 start = reader.line_num + 1
+                if len(rows) + len(rejected) >= size:
+                    yield _Chunk(rows, _by_column(good, width), [], rejected)
+                    rows, good, rejected = [], [], []
+        yield _Chunk(rows, _by_column(good, width), [], rejected)
 
-    return header, rows()
+    return header, chunks()
+
+
+def _undecodable(values: list[str]) -> int | None:
+    return next((i for i, v in enumerate(values) if v and _SURROGATE.search(v)), None)
 
 
 def _sniff(sample: str) -> str:
@@ -362,7 +390,7 @@ def _strings(column: Any) -> list[str | None]:
     return [_cell(v) for v in column.to_pylist()]
 
 
-def _open_parquet(path: Path) -> tuple[list[str], Iterator[Row]]:
+def _open_parquet(path: Path, size: int) -> tuple[list[str], Iterator[_Chunk]]:
     import pyarrow.parquet as pq
 
     try:
@@ -372,18 +400,20 @@ def _open_parquet(path: Path) -> tuple[list[str], Iterator[Row]]:
     header = list(parquet.schema_arrow.names)
     _check_header(header, path)
 
-    def rows() -> Iterator[Row]:
-        number = 1  # row 1 of a data file is its first record (no header line)
-        for batch in parquet.iter_batches(batch_size=65_536):
-            cols = [_strings(col) for col in batch.columns]
-            for values in zip(*cols, strict=True):
-                yield number, list(values), ()
-                number += 1
+    def chunks() -> Iterator[_Chunk]:
+        number = 1  # row 1 of a data file is its first record (it has no header line)
+        empty = True
+        for batch in parquet.iter_batches(batch_size=size):
+            empty = False
+            yield _Chunk(list(range(number, number + batch.num_rows)), [_strings(col) for col in batch.columns])
+            number += batch.num_rows
+        if empty:
+            yield _Chunk([], [[] for _ in header])
 
-    return header, rows()
+    return header, chunks()
 
 
-def _open_xlsx(path: Path) -> tuple[list[str], Iterator[Row]]:
+def _open_xlsx(path: Path, size: int) -> tuple[list[str], Iterator[_Chunk]]:
     import openpyxl
 
     try:
@@ -400,20 +430,35 @@ def _open_xlsx(path: Path) -> tuple[list[str], Iterator[Row]]:
     while header and not header[-1]:
         header.pop()
     _check_header(header, path)
+    width = len(header)
 
-    def rows() -> Iterator[Row]:
+    def chunks() -> Iterator[_Chunk]:
+        chunk = _Chunk([], [])
+        good: list[list[str | None]] = []
         for number, values in enumerate(it, start=2):
             cells = list(values)
-            while len(cells) > len(header) and cells[-1] is None:
+            while len(cells) > width and cells[-1] is None:
                 cells.pop()  # openpyxl pads rows to the sheet's widest row
             if all(c is None for c in cells):
                 continue
-            # Excel keeps 15 significant digits: a NIK typed as a number has lost its last digit.
-            notes = tuple((i, "excel_number_rounded") for i, c in enumerate(cells) if _excel_rounded(c))
-            yield number, [_cell(c) for c in cells], notes
+            text = [_cell(c) for c in cells]
+            if len(cells) != width:
+                chunk.rejected.append((number, "ragged_row", None, f"{len(cells)} cells, header has {width}", text))
+            else:
+                # Excel keeps 15 significant digits: a NIK typed as a number has lost its last digit.
+                position = len(good)
+                chunk.notes += [(position, i, "excel_number_rounded") for i, c in enumerate(cells) if _excel_rounded(c)]
+                chunk.rows.append(number)
+                good.append(text)
+            if len(chunk) >= size:
+                chunk.cells = _by_column(good, width)
+                yield chunk
+                chunk, good = _Chunk([], []), []
         book.close()
+        chunk.cells = _by_column(good, width)
+        yield chunk
 
-    return header, rows()
+    return header, chunks()
 
 
 def _excel_rounded(value: object) -> bool:
