@@ -53,6 +53,8 @@ class _Chunk:
     """(position among the good rows, column index, issue reason) noticed while reading"""
     rejected: list[tuple[int, str, int | None, str | None, list[str | None]]] = field(default_factory=list)
     """(row, reason, column index, value, cells) of rows that cannot be read as rows"""
+    trimmed: bool = False
+    """cells are already stripped, with blanks as None"""
 
     def __len__(self) -> int:
         return len(self.rows) + len(self.rejected)
@@ -202,7 +204,7 @@ def _batch(
         where = header[column] if column is not None else None
         quarantined.append(Quarantined(file, row, reason, where, value, _raw(header, as_read)))
     cells = chunk.cells
-    mapped = {role: _role_column(cells, idx) for role, idx in mapping.roles.items()}
+    mapped = {role: _role_column(cells, idx, chunk.trimmed) for role, idx in mapping.roles.items()}
     ids, names = mapped["record_id"], mapped["full_name"]
     already = stored(sorted({i for i in ids if i and i not in seen})) if stored else set()
     keep: list[int] = []
@@ -244,9 +246,11 @@ def _batch(
     return batch
 
 
-def _role_column(columns: list[list[str | None]], idx: list[int]) -> list[str | None]:
+def _role_column(columns: list[list[str | None]], idx: list[int], trimmed: bool = False) -> list[str | None]:
     """One role's values: its column stripped (empty → None), or its columns joined by a space."""
     if len(idx) == 1:
+        if trimmed:
+            return columns[idx[0]]
         return [v.strip() or None if v else None for v in columns[idx[0]]]
     parts = zip(*(columns[i] for i in idx), strict=True)
     return [" ".join(p.strip() for p in values if p and p.strip()) or None for values in parts]
@@ -381,13 +385,16 @@ def _cell(value: object) -> str | None:
 def _strings(column: Any) -> list[str | None]:
     """An Arrow column as strings: text as is, dates and integers cast by Arrow, the rest cell by cell."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     kind = column.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return list(column.to_pylist())
     if pa.types.is_date(kind) or pa.types.is_integer(kind):
-        return list(column.cast(pa.string()).to_pylist())
-    return [_cell(v) for v in column.to_pylist()]
+        column = column.cast(pa.string())
+    elif not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return [_cell(v) for v in column.to_pylist()]
+    # Trim and blank-to-null in Arrow: the same as _role_column does for CSV cells, at C speed.
+    trimmed = pc.utf8_trim_whitespace(column)
+    return list(pc.if_else(pc.equal(trimmed, ""), None, trimmed).to_pylist())
 
 
 def _open_parquet(path: Path, size: int) -> tuple[list[str], Iterator[_Chunk]]:
@@ -405,7 +412,8 @@ def _open_parquet(path: Path, size: int) -> tuple[list[str], Iterator[_Chunk]]:
         empty = True
         for batch in parquet.iter_batches(batch_size=size):
             empty = False
-            yield _Chunk(list(range(number, number + batch.num_rows)), [_strings(col) for col in batch.columns])
+            cells = [_strings(col) for col in batch.columns]
+            yield _Chunk(list(range(number, number + batch.num_rows)), cells, trimmed=True)
             number += batch.num_rows
         if empty:
             yield _Chunk([], [[] for _ in header])

@@ -174,13 +174,19 @@ def _step_sex(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) ->
     _apply(raw, "sex", rule, ("sex",), out, issues)
 
 
-def _step_dates(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
+@functools.cache
+def _date_rule(today: dt.date) -> Rule:
+    @functools.lru_cache(maxsize=1 << 17)  # birth dates repeat across batches
     def rule(value: str | None) -> tuple[Any, ...]:
-        r = dates.parse_date(value, today=ctx.today)
+        r = dates.parse_date(value, today=today)
         return r.value, (r.issue,) if r.issue else ()
 
+    return rule
+
+
+def _step_dates(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
     for role in ("application_date", "birth_date"):
-        _apply(raw, role, rule, (role,), out, issues)
+        _apply(raw, role, _date_rule(ctx.today), (role,), out, issues)
 
 
 _NIK_OUTPUTS: Final = (
@@ -316,7 +322,7 @@ def normalise_parallel(items: Iterable[T], work: Callable[[T], R], *, workers: i
     """``map(work, items)`` over ``workers`` processes, results in input order.
 
     ``work`` normalises one batch (and may turn it into what the caller stores, so that this too happens
-    in the workers). At most ``workers + 1`` items are in flight, so memory stays bounded and the
+    in the workers). At most ``2 * workers + 1`` items are in flight, so memory stays bounded and the
     caller reads the next batch while workers normalise. One item, or one worker, runs inline.
     """
     items = iter(items)
@@ -330,7 +336,7 @@ def normalise_parallel(items: Iterable[T], work: Callable[[T], R], *, workers: i
         pending: list[Future[R]] = []
         for item in itertools.chain(head, items):
             pending.append(pool.submit(work, item))
-            while len(pending) > workers:
+            while len(pending) > 2 * workers:  # keep work queued while this process reads and stores
                 yield pending.pop(0).result()
         for future in pending:
             yield future.result()
