@@ -285,12 +285,16 @@ def _detect_encoding(path: Path, report: FileReport) -> str:
         decoder = codecs.getincrementaldecoder("utf-8")()
         invalid = multibyte = False
         while block := fh.read(_SCAN_BYTES):
-            multibyte = multibyte or bool(_UTF8_MULTIBYTE.search(block))
+            if block.isascii():
+                continue  # the usual case, checked at memory speed
             if not invalid:
                 try:
                     decoder.decode(block)
+                    multibyte = True  # valid UTF-8 with a non-ASCII byte is a multi-byte sequence
                 except UnicodeDecodeError:
                     invalid = True
+            if invalid and not multibyte:
+                multibyte = bool(_UTF8_MULTIBYTE.search(block))
             if invalid and multibyte:
                 break
     if invalid and not multibyte:
