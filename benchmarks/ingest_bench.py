@@ -79,6 +79,9 @@ def main() -> None:
     lines = [
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}; workers = {args.workers}; "
         f"median of {args.repeat} runs, each a fresh `linkage ingest --json` process into a fresh store.",
+        "Stages overlap (the main process reads and writes while worker processes normalise), so the stage",
+        "columns are the main process's time in each and do not add up to the wall time. Peak RSS is the",
+        "largest of the main process (which holds the run's uncommitted DuckDB transaction) and its workers.",
         "",
         "| rows | format | wall s (median) | rows/s | read s | normalise wait s | write s | peak RSS MB | accepted | "
         "quarantined | field issues |",

@@ -102,7 +102,8 @@ def ingest_command(
         report = ingest(files, cfg, db=db, progress=advance)
     _print_ingest(report)
     with Store(report.db, read_only=True) as store:
-        _print_profile(profile(store))
+        # this run's quarantine and field issues were just shown; `linkage profile` has the store's
+        _print_profile(profile(store), issues=False)
 
 
 @app.command("profile")
@@ -185,11 +186,11 @@ def _print_ingest(report: IngestReport) -> None:
     console.print(f"[dim]{secs}; {rate:,.0f} rows/s; peak memory {report.peak_rss_mb:,.0f} MB; store {report.db}")
 
 
-def _print_counts(title: str, counts: dict[str, int]) -> None:
+def _print_counts(title: str, counts: dict[str, int], label: str = "reason") -> None:
     if not counts:
         return
     table = Table(title=title)
-    table.add_column("reason")
+    table.add_column(label)
     table.add_column("rows", justify="right")
     for key, value in counts.items():
         table.add_row(key, f"{value:,}")
@@ -200,7 +201,7 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f} %"
 
 
-def _print_profile(p: Profile) -> None:
+def _print_profile(p: Profile, *, issues: bool = True) -> None:
     console.print(
         f"[bold]Store profile[/]: {p.applications:,} applications, {p.quarantined:,} quarantined rows, "
         f"{p.runs} ingest runs"
@@ -212,9 +213,9 @@ def _print_profile(p: Profile) -> None:
     for role, (raw, norm) in p.fill.items():
         fill.add_row(role, _pct(raw), _pct(norm))
     console.print(fill)
-    _print_counts("Applications by office", p.by_office)
-    _print_counts("Applications by decision", p.by_decision)
-    _print_counts("NIK status", p.nik_status)
+    _print_counts("Applications by office", p.by_office, "office")
+    _print_counts("Applications by decision", p.by_decision, "decision")
+    _print_counts("NIK status", p.nik_status, "status")
     console.print(
         f"NIK-encoded birth date agrees with the stated one: {_pct(p.nik_dob_agrees)}; "
         f"NIK-encoded sex agrees: {_pct(p.nik_sex_agrees)}"
