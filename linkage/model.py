@@ -146,10 +146,11 @@ def _settings(spec: ModelSpec) -> Any:
     import splink.comparison_library as cl
     from splink import SettingsCreator
 
-    comparisons = []
+    comparisons: list[Any] = []
     for comp in spec.comparison:
         levels: list[Any] = []
         for level in comp.levels:
+            created: Any
             if level.else_:
                 created = cll.ElseLevel()
             else:
@@ -163,7 +164,7 @@ def _settings(spec: ModelSpec) -> Any:
     return SettingsCreator(
         link_type="dedupe_only",
         comparisons=comparisons,
-        blocking_rules_to_generate_predictions=list(spec.blocking),
+        blocking_rules_to_generate_predictions=[*spec.blocking],  # type: ignore[list-item]
         retain_intermediate_calculation_columns=True,
         retain_matching_columns=False,
         additional_columns_to_retain=[],
