@@ -86,6 +86,10 @@ class Level(BaseModel):
     tf: str | None = None
     null: bool = False
     else_: bool = Field(False, alias="else")
+    m: float | None = Field(None, gt=0, le=1)
+    u: float | None = Field(None, gt=0, le=1)
+    why: str | None = None
+    """the reason for fixed m/u: domain knowledge where EM cannot learn (independence fails)"""
 
 
 class ComparisonSpec(BaseModel):
@@ -93,6 +97,16 @@ class ComparisonSpec(BaseModel):
 
     name: str
     levels: list[Level]
+
+
+class Veto(BaseModel):
+    """Pairs whose identity evidence disagrees cannot be linked on household evidence alone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sql: str
+    weight: float = Field(gt=0)
+    why: str
 
 
 class ModelSpec(BaseModel):
@@ -109,6 +123,7 @@ class ModelSpec(BaseModel):
     deterministic: list[str]
     deterministic_recall: float = Field(0.7, gt=0, le=1)
     training: list[str]
+    veto: Veto | None = None
     comparison: list[ComparisonSpec]
 
     def fingerprint(self) -> str:
@@ -159,6 +174,10 @@ def _settings(spec: ModelSpec) -> Any:
                     created = created.configure(is_null_level=True)
                 if level.tf:
                     created = created.configure(tf_adjustment_column=level.tf, tf_adjustment_weight=1.0)
+                if level.m is not None and level.u is not None:
+                    created = created.configure(
+                        m_probability=level.m, u_probability=level.u, fix_m_probability=True, fix_u_probability=True
+                    )
             levels.append(created.configure(label_for_charts=level.label))
         comparisons.append(cl.CustomComparison(levels, output_column_name=comp.name, comparison_description=comp.name))
     return SettingsCreator(
@@ -166,7 +185,7 @@ def _settings(spec: ModelSpec) -> Any:
         comparisons=comparisons,
         blocking_rules_to_generate_predictions=[*spec.blocking],  # type: ignore[list-item]
         retain_intermediate_calculation_columns=True,
-        retain_matching_columns=False,
+        retain_matching_columns=True,  # Splink keeps the gamma (level) columns only with these
         additional_columns_to_retain=[],
     )
 
@@ -231,8 +250,37 @@ def save(linker: Any, path: Path, *, spec: ModelSpec, data_fingerprint: str, con
     return model_id
 
 
-def predict(linker: Any, floor: float) -> Any:
-    """Score the blocked pairs; keep those at or above ``floor``. Returns a Splink dataframe."""
+def predict(con: duckdb.DuckDBPyConnection, linker: Any, spec: ModelSpec, floor: float) -> int:
+    """Score the blocked pairs into ``scored_pairs``, veto applied; keep those at or above ``floor``.
+
+    ``scored_pairs`` holds ``record_id_l, record_id_r, match_probability, match_weight``, the model's
+    own weight before the veto (``model_match_weight``), ``vetoed``, and each comparison's level
+    (``gamma_*``) and weight (``mw_*``). Returns the number of pairs kept.
+    """
     for column in ("name_canonical", "mother_canonical", "birth_place", "phone"):
         linker.table_management.compute_tf_table(column)
-    return linker.inference.predict(threshold_match_probability=floor)
+    # Score everything the veto could push below the floor, then filter after the veto.
+    predictions = linker.inference.predict(threshold_match_probability=floor)
+    table = predictions.physical_name
+    veto = f"({spec.veto.sql})" if spec.veto else "FALSE"
+    penalty = spec.veto.weight if spec.veto else 0.0
+    columns = [c for c, in con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
+    levels = ", ".join(c for c in columns if c.startswith(("gamma_", "mw_")))
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE scored_pairs AS
+        WITH adjusted AS (
+            SELECT *, {veto} AS vetoed,
+                   match_weight - CASE WHEN {veto} THEN {penalty} ELSE 0 END AS adjusted_weight
+            FROM {table}
+        )
+        SELECT unique_id_l AS record_id_l, unique_id_r AS record_id_r,
+               1 / (1 + pow(2, -adjusted_weight)) AS match_probability,
+               adjusted_weight AS match_weight,
+               match_weight AS model_match_weight,
+               vetoed, {levels}
+        FROM adjusted
+        WHERE 1 / (1 + pow(2, -adjusted_weight)) >= {floor}
+        """
+    )
+    return int(con.execute("SELECT count(*) FROM scored_pairs").fetchall()[0][0])
