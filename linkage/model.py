@@ -206,7 +206,9 @@ def _linker(con: duckdb.DuckDBPyConnection, settings: Any) -> Any:
     from splink import DuckDBAPI, Linker
 
     db = DuckDBAPI(con)
-    return Linker(db.register("model_input"), settings)
+    # Splink logs progress at INFO by default; linkage's -v/-vv decide what the user sees.
+    level = logging.getLogger("linkage").getEffectiveLevel()
+    return Linker(db.register("model_input"), settings, log_level=max(level, logging.WARNING))
 
 
 def train(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> Any:
