@@ -6,9 +6,11 @@ errors, from click). Personal data never goes to logs; tables show aggregates on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -104,6 +106,68 @@ def ingest_command(
     with Store(report.db, read_only=True) as store:
         # this run's quarantine and field issues were just shown; `linkage profile` has the store's
         _print_profile(profile(store), issues=False)
+
+
+@app.command("train")
+def train_command(
+    files: Annotated[list[Path], typer.Argument(help="Application files to train on (no labels needed).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write, e.g. model.json.")],
+    config: ConfigOption = None,
+    spec: Annotated[Path | None, typer.Option("--spec", help="Model spec [default: configs/model.toml].")] = None,
+) -> None:
+    """Train the matching model without labels (λ, u by sampling, m by EM) and save it with its provenance.
+
+    The model file records the data fingerprint, config hash, linkage and Splink versions and a
+    timestamp; `linkage dedupe --model FILE` then predicts without retraining. Charts of the trained
+    parameters are written beside it.
+    """
+    from linkage.dedupe import train
+
+    with _spinner("training"):
+        model_id, charts = train(files, _config(config), out, spec_path=spec)
+    console.print(f"model {model_id} written to {out}; charts in {charts}")
+
+
+@app.command("dedupe")
+def dedupe_command(
+    files: Annotated[list[Path], typer.Argument(help="Application files to deduplicate.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    config: ConfigOption = None,
+    model: Annotated[Path | None, typer.Option("--model", help="A model from `linkage train` (no retraining).")] = None,
+    spec: Annotated[Path | None, typer.Option("--spec", help="Model spec [default: configs/model.toml].")] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Match probability that joins records [default: the spec's].")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest, normalise, train (unless --model), score pairs and cluster them into identities.
+
+    Writes clusters.parquet (record_id, identity_id, cluster_size), pairs.parquet (scores and the
+    level of every comparison), summary.json and the model's charts into --out.
+    """
+    from linkage.dedupe import dedupe
+
+    with _spinner("deduplicating"):
+        summary = dedupe(files, _config(config), out, model_path=model, spec_path=spec, threshold=threshold)
+    if as_json:
+        console.print_json(json.dumps(summary.to_dict()))
+        return
+    table = Table(title=f"Dedupe into {out}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    shown = ("rows_read", "accepted", "quarantined", "pairs_scored", "identities", "multi_record_identities",
+             "largest_identity", "clusters_cut_by_guard", "edges_cut_by_guard", "threshold", "model_id")  # fmt: skip
+    for key in shown:
+        value = getattr(summary, key)
+        table.add_row(key.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(table)
+    console.print("[dim]" + ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items()))
+
+
+@contextlib.contextmanager
+def _spinner(what: str) -> Iterator[None]:
+    with err.status(f"{what} …"):
+        yield
 
 
 @app.command("profile")

@@ -1,0 +1,185 @@
+"""``linkage train`` and ``linkage dedupe``: ingest, normalise, train (or load), predict, cluster, write.
+
+:data:`STAGES` lists the stages in order; ``summary.json`` records each one's wall time. Every run
+works in a store of its own inside the output folder, so a dedupe never touches the shared store.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from linkage import cluster, model
+from linkage.config import Config
+from linkage.errors import InputError
+from linkage.pipeline import Progress, ingest
+from linkage.store import Store
+
+__all__ = ["STAGES", "DedupeSummary", "dedupe", "train"]
+
+STAGES: Final = ("ingest", "prepare", "train", "predict", "cluster", "write")
+
+
+@dataclass
+class DedupeSummary:
+    """Counts, timings and provenance of one dedupe run (written as ``summary.json``)."""
+
+    out: str
+    rows_read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    pairs_scored: int = 0
+    identities: int = 0
+    multi_record_identities: int = 0
+    largest_identity: int = 0
+    clusters_cut_by_guard: int = 0
+    edges_cut_by_guard: int = 0
+    model_id: str = ""
+    model_trained: bool = False
+    threshold: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fresh_store(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    db = out / "store.duckdb"
+    for stale in (db, db.with_suffix(".duckdb.wal")):
+        if stale.exists():
+            stale.unlink()  # the run's own working store from an earlier run into the same folder
+    return db
+
+
+def _fingerprint(store: Store) -> str:
+    """An order-independent fingerprint of the records the model sees."""
+    count, digest = store.rows("SELECT count(*), sum(hash(unique_id, name_canonical, dob)) FROM model_input")[0]
+    return f"{count}-{int(digest or 0) & 0xFFFFFFFFFFFF:012x}"
+
+
+def train(
+    paths: Sequence[Path],
+    config: Config,
+    out: Path,
+    *,
+    spec_path: Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[str, Path]:
+    """Train a model on the given files without labels and write it to ``out`` (plus its charts).
+
+    Returns:
+        The model id and the folder holding the charts.
+    """
+    spec = model.load_spec(spec_path)
+    work = out.with_suffix(".work")
+    db = _fresh_store(work)
+    ingest(paths, config, db=db, progress=progress)
+    with Store(db) as store:
+        model.prepare(store.con)
+        linker = model.train(store.con, spec)
+        model_id = model.save(
+            linker, out, spec=spec, data_fingerprint=_fingerprint(store), config_hash=config.fingerprint()
+        )
+        _charts(linker, work)
+    return model_id, work
+
+
+def _charts(linker: Any, folder: Path) -> None:
+    """Splink's match-weights and m/u charts of the trained parameters, as HTML."""
+    linker.visualisations.match_weights_chart().save(str(folder / "match_weights.html"))
+    linker.visualisations.m_u_parameters_chart().save(str(folder / "m_u_parameters.html"))
+
+
+def dedupe(
+    paths: Sequence[Path],
+    config: Config,
+    out: Path,
+    *,
+    model_path: Path | None = None,
+    spec_path: Path | None = None,
+    threshold: float | None = None,
+    progress: Progress | None = None,
+) -> DedupeSummary:
+    """Deduplicate application files into identities; write clusters, pairs, summary and charts to ``out``.
+
+    Args:
+        paths: input files (CSV, Parquet, .xlsx).
+        config: settings and column mapping.
+        out: output folder (created).
+        model_path: a model from ``linkage train``; prediction then never retrains.
+        spec_path: the model spec (default ``configs/model.toml``).
+        threshold: match probability at which records join one identity (default: the spec's).
+
+    Raises:
+        InputError: nothing was accepted, or the model file is missing.
+    """
+    spec = model.load_spec(spec_path)
+    cut = spec.threshold if threshold is None else threshold
+    if not 0 < cut < 1:
+        raise InputError(f"--threshold must be between 0 and 1, got {cut}")
+    if model_path is not None and not model_path.exists():
+        raise InputError(f"model file not found: {model_path} (make one with `linkage train`)")
+    summary = DedupeSummary(out=str(out), threshold=cut)
+    seconds = summary.seconds
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 3)
+        clock = now
+
+    db = _fresh_store(out)
+    report = ingest(paths, config, db=db, progress=progress)
+    summary.rows_read, summary.accepted, summary.quarantined = report.rows_read, report.accepted, report.quarantined
+    if report.accepted == 0:
+        raise InputError("no application was accepted: nothing to deduplicate (see the quarantine reasons)")
+    lap("ingest")
+    with Store(db) as store:
+        con = store.con
+        model.prepare(con)
+        lap("prepare")
+        if model_path is None:
+            linker = model.train(con, spec)
+            summary.model_id = model.save(
+                linker, out / "model.json", spec=spec, data_fingerprint=_fingerprint(store),
+                config_hash=config.fingerprint(),
+            )  # fmt: skip
+            summary.model_trained = True
+        else:
+            linker = model.load(con, model_path)
+            summary.model_id = str(json.loads(model_path.read_text(encoding="utf-8"))["model_id"])
+        lap("train")
+        floor = min(spec.review_floor, cut)
+        summary.pairs_scored = model.predict(con, linker, spec, floor)
+        lap("predict")
+        records = con.execute(
+            """SELECT unique_id AS record_id, nik, dob AS birth_date, mother_canonical AS mother_name_canonical,
+                      sex, name_keys AS full_name_tokens FROM model_input"""
+        ).df()
+        pairs = con.execute("SELECT record_id_l, record_id_r, match_probability FROM scored_pairs").df()
+        clusters, found = cluster.cluster(records, pairs, cut)
+        lap("cluster")
+        clusters.to_parquet(out / "clusters.parquet", index=False)
+        con.execute(f"COPY scored_pairs TO '{out / 'pairs.parquet'}' (FORMAT parquet)")
+        summary.identities = int(clusters["identity_id"].nunique())
+        sizes = clusters.groupby("identity_id").size()
+        summary.multi_record_identities = int((sizes > 1).sum())
+        summary.largest_identity = int(sizes.max()) if len(sizes) else 0
+        summary.clusters_cut_by_guard = int(getattr(found, "clusters_changed", 0))
+        summary.edges_cut_by_guard = int(getattr(found, "edges_cut", 0))
+        if summary.model_trained:
+            _charts(linker, out)
+    lap("write")
+    summary.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1), encoding="utf-8")
+    return summary
+
+
