@@ -309,10 +309,6 @@ def _sorted_ids(record_ids: pa.Array) -> tuple[pa.Array, IntArray]:
 
 def _ranks(ends: pa.Array, ids: pa.Array, side: str) -> IntArray:
     """Each end's rank: its position among the sorted record ids."""
-    try:
-        ends = ends.cast(ids.type)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise LinkageError(f"{side} is {ends.type}, record_id is {ids.type}: {exc}") from exc
     found = pc.index_in(ends, value_set=ids)
     if found.null_count:
         unknown = pc.unique(ends.filter(pc.is_null(found))).to_pylist()
@@ -331,8 +327,14 @@ def _graph(record_ids: Any, pairs: Table, threshold: float) -> _Graph:
     sorted_ids, order = _sorted_ids(_as_array(record_ids))
     p = _column(pairs, "match_probability").cast(pa.float64())
     keep = pc.greater_equal(p, pa.scalar(threshold))  # null and NaN probabilities are never edges
-    left = _ranks(_column(pairs, "record_id_l").filter(keep), sorted_ids, "record_id_l")
-    right = _ranks(_column(pairs, "record_id_r").filter(keep), sorted_ids, "record_id_r")
+    ends = [_column(pairs, side).filter(keep) for side in ("record_id_l", "record_id_r")]
+    try:
+        joined = pa.concat_arrays([end.cast(sorted_ids.type) for end in ends])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        types = f"record_id_l/_r are {ends[0].type}/{ends[1].type}, record_id is {sorted_ids.type}"
+        raise LinkageError(f"the pairs' record ids are not of the records' type: {types}") from exc
+    both = _ranks(joined, sorted_ids, "record_id_l/_r")
+    left, right = both[: len(ends[0])], both[len(ends[0]) :]
     probs = p.filter(keep).to_numpy(zero_copy_only=False).astype(np.float64)
     loop = left == right
     u, v = np.minimum(left, right)[~loop], np.maximum(left, right)[~loop]
@@ -695,14 +697,20 @@ def mint_identity_id(record_id: Any) -> str:
     return "ID-" + hashlib.sha1(str(record_id).encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
 
 
-def _identity_ids(ids: pa.Array, root: IntArray) -> tuple[pa.Array, IntArray]:
-    """Each record's identity id and cluster size. The seam where ids will be carried over from a previous run."""
-    anchors, inverse, counts = np.unique(root, return_inverse=True, return_counts=True)
-    minted = [mint_identity_id(x) for x in ids.take(pa.array(anchors)).to_pylist()]
-    if len(set(minted)) != len(minted):
+def _identity_ids(ids: NDArray[Any], root: IntArray) -> tuple[NDArray[np.object_], IntArray]:
+    """Each record's identity id and cluster size. The seam where ids will be carried over from a previous run.
+
+    ``ids`` are the record ids in sorted order and ``root[k]`` the smallest rank in record ``k``'s cluster.
+    """
+    anchors = np.flatnonzero(root == np.arange(len(root)))  # each cluster's smallest record
+    minted = [mint_identity_id(x) for x in ids[anchors].tolist()]
+    if len(set(minted)) != len(minted):  # 64 bits: about 3e-8 at a million identities, but never silently
         raise LinkageError("two clusters minted the same identity id; refusing to merge them silently")
-    identity = pa.array(minted, pa.string()).take(pa.array(inverse.astype(np.int64)))
-    return identity, counts[inverse].astype(np.int64)
+    number = np.empty(len(root), dtype=np.int64)
+    number[anchors] = np.arange(len(anchors))
+    identity = np.array(minted, dtype=object)[number[root]]
+    size = np.bincount(root, minlength=len(root))[root]
+    return identity, np.asarray(size, dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -721,7 +729,7 @@ class ClusterReport:
     largest_cluster_size: int
     guard: bool
     contradicting_pairs: int  # contradicting record pairs found in the components before the guard
-    guard_changed_clusters: int  # components the guard split
+    clusters_changed: int  # components the guard split
     edges_cut: int
     unguarded_clusters: int  # components above max_guard_size that could contradict but were left whole
     cuts: tuple[Cut, ...] = ()
@@ -776,13 +784,16 @@ def cluster(
     _require(records, ("record_id", *(EVIDENCE if guard else ())), "the records", fix)
     if max_guard_size < 2:
         raise LinkageError(f"max_guard_size must be at least 2, got {max_guard_size}")
-    graph = _graph(_column(records, "record_id"), pairs, threshold)
+    record_ids = _column(records, "record_id")
+    graph = _graph(record_ids, pairs, threshold)
     root = _components(len(graph.ids), graph.u, graph.v)
     result = _guard(records, graph, root, max_guard_size) if guard else _GuardResult(root)
-    identity, size = _identity_ids(graph.ids, result.root)
-    frame = pa.table({"record_id": graph.ids, "identity_id": identity, "cluster_size": size}).to_pandas()
-    id_at = graph.ids.to_pylist() if result.cuts else []
-    cuts = tuple(Cut(id_at[a], id_at[b], p, reason) for a, b, p, reason in result.cuts)
+    # The output keeps the input's id values (pandas: the very objects), in record-id order.
+    values = records["record_id"].to_numpy() if isinstance(records, pd.DataFrame) else record_ids.to_numpy(False)
+    ids = values[graph.rows]
+    identity, size = _identity_ids(ids, result.root)
+    frame = pd.DataFrame({"record_id": ids, "identity_id": identity, "cluster_size": size})
+    cuts = tuple(Cut(ids[a], ids[b], p, reason) for a, b, p, reason in result.cuts)
     sizes = np.bincount(result.root, minlength=len(result.root))
     sizes = sizes[sizes > 0]
     report = ClusterReport(
@@ -794,7 +805,7 @@ def cluster(
         largest_cluster_size=int(sizes.max(initial=0)),
         guard=guard,
         contradicting_pairs=result.contradicting_pairs,
-        guard_changed_clusters=result.changed,
+        clusters_changed=result.changed,
         edges_cut=len(cuts),
         unguarded_clusters=len(result.unguarded),
         cuts=cuts,
@@ -805,6 +816,6 @@ def cluster(
         report.clusters,
         report.multi_record_clusters,
         report.edges_cut,
-        report.guard_changed_clusters,
+        report.clusters_changed,
     )
     return frame, report

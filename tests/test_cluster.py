@@ -186,7 +186,7 @@ def test_chain_is_cut_at_its_weaker_edge(ab: float, bc: float, cut: tuple[str, s
     frame, report = cluster(records(A=BUDI, B=LINK, C=ANI), edges(("A", "B", ab), ("B", "C", bc)), 0.9)
     kept = fs("AB", "C") if cut == ("B", "C") else fs("A", "BC")
     assert groups(frame) == kept
-    assert (report.edges_cut, report.guard_changed_clusters, report.contradicting_pairs) == (1, 1, 1)
+    assert (report.edges_cut, report.clusters_changed, report.contradicting_pairs) == (1, 1, 1)
     assert report.cuts == (cl.Cut(*cut, min(ab, bc), SEX_AND_BIRTH_DATE),)
     assert frame.set_index("record_id")["cluster_size"].to_dict() == {k: len(g) for g in kept for k in g}
 
@@ -210,7 +210,7 @@ def test_triangle_without_contradiction_stays() -> None:
         0.9,
     )
     assert groups(frame) == fs("ABC")
-    assert (report.edges_cut, report.guard_changed_clusters, report.multi_record_clusters) == (0, 0, 1)
+    assert (report.edges_cut, report.clusters_changed, report.multi_record_clusters) == (0, 0, 1)
 
 
 def test_twins_of_other_sexes_split_even_when_linked_directly() -> None:
@@ -259,7 +259,7 @@ def test_several_contradictions_in_one_cluster() -> None:
     pairs = edges(("A", "B", 0.99), ("B", "C", 0.95), ("C", "D", 0.93), ("D", "E", 0.99), ("A", "E", 0.92))
     frame, report = cluster(people, pairs, 0.9)
     assert groups(frame) == fs("AB", "C", "DE")
-    assert report.guard_changed_clusters == 1
+    assert report.clusters_changed == 1
     assert report.edges_cut == 3
 
 
@@ -327,6 +327,7 @@ def test_iso_string_birth_dates_work_like_dates() -> None:
         (pd.DataFrame({"record_id": ["a"]}), edges(), 1.5, "between 0 and 1"),
         (pd.DataFrame({"record_id": ["a"]}), pd.DataFrame({"record_id_l": []}), 0.5, "record_id_r"),
         (pd.DataFrame({"id": ["a"]}), edges(), 0.5, "record_id"),
+        (pd.DataFrame({"record_id": [1, 2]}), edges(("a", "b", 0.9)), 0.5, "not of the records' type"),
     ],
 )
 def test_bad_inputs_fail_with_a_message(
@@ -610,5 +611,5 @@ def test_200k_records_in_a_few_seconds() -> None:
     frame, report = cluster(people, pairs, 0.9)
     elapsed = time.perf_counter() - start
     assert len(frame) == n and frame["record_id"].is_monotonic_increasing
-    assert report.guard_changed_clusters > 0  # the noise edges above 0.9 chain strangers, and the guard cuts them
+    assert report.clusters_changed > 0  # the noise edges above 0.9 chain strangers, and the guard cuts them
     assert elapsed < 10, f"clustering 200k records took {elapsed:.1f} s"
