@@ -48,6 +48,8 @@ SELECT
     full_name_keys[1] AS first_key,
     full_name_keys[-1] AS last_key,
     full_name_keys[1][1] AS initial,
+    list_sort(full_name_keys)[1] AS set_first,
+    list_sort(full_name_keys)[-1] AS set_last,
     mother_name_canonical AS mother_canonical,
     mother_name_key AS mother_key,
     array_to_string(list_sort(mother_name_keys), ' ') AS mother_set,
