@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import types
+
 import linkage
 
 
@@ -14,3 +18,12 @@ def test_all_is_sorted_and_resolves() -> None:
 
 def test_every_lazy_export_is_listed() -> None:
     assert set(linkage._EXPORTS) | {"__version__"} == set(linkage.__all__)
+
+
+def test_no_public_name_is_shadowed_by_a_submodule() -> None:
+    submodules = {m.name for m in pkgutil.iter_modules(linkage.__path__)}
+    for module in submodules:
+        importlib.import_module(f"linkage.{module}")
+    assert not submodules & set(linkage.__all__)
+    for name in linkage.__all__:
+        assert not isinstance(getattr(linkage, name), types.ModuleType), name
