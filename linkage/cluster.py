@@ -49,7 +49,12 @@ from linkage.errors import LinkageError, Problem
 
 __all__ = [
     "EVIDENCE",
+    "NIK_BIRTH_DATE_BY_NIK",
+    "NIK_BIRTH_DATE_MOTHER",
+    "NIK_BIRTH_DATE_NAME",
     "REASONS",
+    "SEX_AND_BIRTH_DATE",
+    "SEX_BY_NIK",
     "STEPS",
     "ClusterReport",
     "Cut",
@@ -63,16 +68,19 @@ log = logging.getLogger(__name__)
 
 STEPS: Final = ("components", "guard", "identity_ids")
 
-# The record columns the guard reads; `cluster(..., guard=True)` requires all of them.
+# The record columns the guard reads; `cluster(..., guard=True)` requires all of them. `sex` and `birth_date`
+# must be the values the application states (normalised), never filled in from the NIK: the rules weigh the
+# NIK against them, and a value copied from a relative's NIK would make that NIK contradict on its own.
 EVIDENCE: Final = ("nik", "birth_date", "mother_name_canonical", "sex", "full_name_tokens")
 PAIR_COLUMNS: Final = ("record_id_l", "record_id_r", "match_probability")
 
 # Reasons `contradicts` returns, strongest first.
 SEX_AND_BIRTH_DATE: Final = "sex and birth_date differ"
 SEX_BY_NIK: Final = "sex differs and each NIK encodes its own record's sex"
+NIK_BIRTH_DATE_BY_NIK: Final = "nik and birth_date differ, and each NIK encodes its own record's birth date"
 NIK_BIRTH_DATE_MOTHER: Final = "nik, birth_date and mother_name differ"
 NIK_BIRTH_DATE_NAME: Final = "nik, birth_date and full_name differ"
-REASONS: Final = (SEX_AND_BIRTH_DATE, SEX_BY_NIK, NIK_BIRTH_DATE_MOTHER, NIK_BIRTH_DATE_NAME)
+REASONS: Final = (SEX_AND_BIRTH_DATE, SEX_BY_NIK, NIK_BIRTH_DATE_BY_NIK, NIK_BIRTH_DATE_MOTHER, NIK_BIRTH_DATE_NAME)
 
 IntArray: TypeAlias = NDArray[np.int64]
 Table: TypeAlias = pd.DataFrame | pa.Table
@@ -100,10 +108,13 @@ def contradicts(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
     2. ``"sex differs and each NIK encodes its own record's sex"``: the stated sexes differ and each
        record's valid NIK encodes that record's sex (day + 40 for women). Twins of other sexes: same birth
        date and mother, but four fields say two sexes.
-    3. ``"nik, birth_date and mother_name differ"``: two valid NIKs that differ by more than one typed digit
-       or one swap of neighbours, birth dates that differ clearly, and mother's names that differ clearly.
-       Two unrelated people.
-    4. ``"nik, birth_date and full_name differ"``: as 3, with the full names differing clearly instead of the
+    3. ``"nik and birth_date differ, and each NIK encodes its own record's birth date"``: two valid NIKs that
+       differ by more than one typed digit or one swap of neighbours, birth dates that differ clearly, and each
+       NIK's date part (DDMMYY) agrees with its own record's birth date. Siblings of one sex, even with the
+       same name: a mistyped or borrowed NIK does not also bring a matching birth date along.
+    4. ``"nik, birth_date and mother_name differ"``: other NIKs and birth dates as in 3 (without the NIK date
+       check), and mother's names that differ clearly. Two unrelated people.
+    5. ``"nik, birth_date and full_name differ"``: as 4, with the full names differing clearly instead of the
        mothers' names. Siblings of one sex: same mother, other NIK, other birth date, other given name.
 
     Birth dates differ *clearly* unless they are equal or one typical slip apart: day and month swapped, one
@@ -118,7 +129,8 @@ def contradicts(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
     Args:
         a: a record with any of ``nik`` (16 digits), ``birth_date`` (``date`` or ``YYYY-MM-DD``),
             ``mother_name_canonical`` (str), ``sex`` (``"M"``/``"F"``) and ``full_name_tokens`` (list of str);
-            absent keys, ``None`` and NaN are missing.
+            absent keys, ``None`` and NaN are missing. ``birth_date`` and ``sex`` are the stated values: filled
+            in from the NIK they would turn a borrowed NIK into a contradiction on its own.
         b: the other record, likewise.
 
     Returns:
@@ -143,6 +155,8 @@ def contradicts(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
         if nik_a and nik_b and _nik_sex(nik_a) == sex_a and _nik_sex(nik_b) == sex_b:
             return SEX_BY_NIK
     if nik_a and nik_b and dates_differ and _niks_differ(nik_a, nik_b):
+        if _nik_date(nik_a) == _short_date(dob_a) and _nik_date(nik_b) == _short_date(dob_b):
+            return NIK_BIRTH_DATE_BY_NIK
         if _names_differ(_tokens(a.get("mother_name_canonical")), _tokens(b.get("mother_name_canonical"))):
             return NIK_BIRTH_DATE_MOTHER
         if _names_differ(_tokens(a.get("full_name_tokens")), _tokens(b.get("full_name_tokens"))):
@@ -165,6 +179,15 @@ def _nik(value: Any) -> str | None:
 def _nik_sex(nik: str) -> str:
     # NIK digits 7-8 are the day of birth, plus 40 for women (domain notes section 3.1).
     return "F" if int(nik[6:8]) > 40 else "M"
+
+
+def _nik_date(nik: str) -> tuple[int, int, int]:
+    day = int(nik[6:8])
+    return (day - 40 if day > 40 else day), int(nik[8:10]), int(nik[10:12])
+
+
+def _short_date(value: date | None) -> tuple[int, int, int] | None:
+    return None if value is None else (value.day, value.month, value.year % 100)
 
 
 def _date(value: Any) -> date | None:
@@ -415,12 +438,18 @@ def connected_components(record_ids: Any, pairs: Table, threshold: float) -> Int
 
 
 class Cut(NamedTuple):
-    """An edge the guard removed, and the contradiction that it would have put in one identity."""
+    """An edge the guard removed, and the contradicting pair it would have put in one identity.
+
+    The contradicting records need not be the edge's own ends: in a chain A-B-C where A and C contradict,
+    the cut edge may be B-C with ``contradiction_l, contradiction_r = A, C``.
+    """
 
     record_id_l: Any
     record_id_r: Any
     match_probability: float
-    reason: str
+    reason: str  # one of REASONS, for the contradicting pair
+    contradiction_l: Any
+    contradiction_r: Any
 
 
 class _Evidence(NamedTuple):
@@ -430,6 +459,7 @@ class _Evidence(NamedTuple):
     sex: NDArray[np.int8]  # 1 = M, 2 = F, 0 = missing
     nik_sex: NDArray[np.int8]  # sex encoded by the NIK, 0 when no NIK
     dob: NDArray[np.int32]  # days since 1970, _NO_DATE when missing
+    nik_dob: NDArray[np.bool_]  # the NIK's date part (DDMMYY) agrees with the stated birth date
 
 
 def _nik_numbers(data: Table, rows: IntArray | None) -> IntArray:
@@ -464,7 +494,12 @@ def _evidence(data: Table, rows: IntArray) -> _Evidence:
     nik = _nik_numbers(data, rows)
     day = (nik // 10**8) % 100  # NIK digits 7-8
     nik_sex = np.where(nik < 0, 0, np.where(day > 40, 2, 1)).astype(np.int8)
-    return _Evidence(nik, _sex_codes(data, rows), nik_sex, _days(data, rows))
+    dob = _days(data, rows)
+    known = (nik >= 0) & (dob != _NO_DATE)
+    year, month, dom = _ymd(np.where(known, dob, 0).astype(np.int32))
+    nik_date = (np.where(day > 40, day - 40, day), nik // 10**6 % 100, nik // 10**4 % 100)
+    nik_dob = known & (nik_date[0] == dom) & (nik_date[1] == month) & (nik_date[2] == year % 100)
+    return _Evidence(nik, _sex_codes(data, rows), nik_sex, dob, nik_dob)
 
 
 def _digits_one_edit(a: IntArray, b: IntArray, width: int) -> NDArray[np.bool_]:
@@ -524,6 +559,9 @@ def _contradictions(
     reasons = np.full(len(i), None, dtype=object)
     reasons[by_date] = SEX_AND_BIRTH_DATE
     reasons[by_nik_sex] = SEX_BY_NIK
+    by_nik_date = rest & e.nik_dob[i] & e.nik_dob[j]
+    reasons[by_nik_date] = NIK_BIRTH_DATE_BY_NIK
+    rest &= ~by_nik_date
     if rest.any():
         reasons[rest] = names(i[rest], j[rest])
     found = np.flatnonzero(reasons != None)  # noqa: E711 (elementwise)
@@ -565,13 +603,16 @@ class _NameCheck:
         return NIK_BIRTH_DATE_NAME if _names_differ(a[1], b[1]) else None
 
 
+_CutRanks: TypeAlias = tuple[int, int, float, str, int, int]  # edge, probability, reason, contradicting pair
+
+
 @dataclass
 class _GuardResult:
     root: IntArray  # after the guard: the smallest rank of each record's cluster
     contradicting_pairs: int = 0
     changed: int = 0
     unguarded: list[int] = field(default_factory=list)  # sizes of the clusters too large to guard
-    cuts: list[tuple[int, int, float, str]] = field(default_factory=list)
+    cuts: list[_CutRanks] = field(default_factory=list)
 
 
 def _guard(data: Table, graph: _Graph, root: IntArray, max_guard_size: int) -> _GuardResult:
@@ -641,7 +682,7 @@ def _cut_clusters(
 
 def _split(
     edges: Sequence[tuple[int, int, float]], conflicts: Mapping[tuple[int, int], str]
-) -> tuple[dict[int, int], list[tuple[int, int, float, str]]]:
+) -> tuple[dict[int, int], list[_CutRanks]]:
     """Keep each edge, strongest first, unless it joins two contradicting records; return the new roots and cuts."""
     partners: dict[int, set[int]] = {}
     for a, b in conflicts:
@@ -656,7 +697,7 @@ def _split(
             x = parent[x]
         return x
 
-    cuts: list[tuple[int, int, float, str]] = []
+    cuts: list[_CutRanks] = []
     for a, b, p in edges:
         ra, rb = find(a), find(b)
         if ra == rb:
@@ -666,7 +707,8 @@ def _split(
             (min(x, y), max(x, y)) for x in members[small] & partners.keys() for y in partners[x] if y in members[large]
         ]
         if blocking:
-            cuts.append((a, b, p, conflicts[min(blocking)]))
+            pair = min(blocking)
+            cuts.append((a, b, p, conflicts[pair], *pair))
             continue
         parent[small] = large
         members[large] |= members.pop(small)
@@ -748,7 +790,8 @@ def cluster(
 
     Args:
         records: a DataFrame or Arrow table with ``record_id`` and, when ``guard`` is on, the :data:`EVIDENCE`
-            columns (``nik``, ``birth_date``, ``mother_name_canonical``, ``sex``, ``full_name_tokens``).
+            columns (``nik``, ``birth_date``, ``mother_name_canonical``, ``sex``, ``full_name_tokens``), as
+            normalised; ``sex`` and ``birth_date`` as stated, not filled in from the NIK.
         pairs: scored pairs with ``record_id_l``, ``record_id_r`` and ``match_probability``.
         threshold: the smallest ``match_probability`` that links two records.
         guard: cut clusters that join contradicting records (see :func:`contradicts`).
@@ -777,8 +820,9 @@ def cluster(
     0         a  ID-86f7e437faa5a7fc             2
     1         b  ID-86f7e437faa5a7fc             2
     2         c  ID-84a516841ba77a5b             1
-    >>> report.edges_cut, report.cuts
-    (1, (Cut(record_id_l='b', record_id_r='c', match_probability=0.95, reason='sex and birth_date differ'),))
+    >>> cut = report.cuts[0]  # the weaker edge b-c, because it joined a and c
+    >>> report.edges_cut, cut.record_id_l, cut.record_id_r, cut.reason, cut.contradiction_l, cut.contradiction_r
+    (1, 'b', 'c', 'sex and birth_date differ', 'a', 'c')
     """
     fix = "normalise the records first" if guard else "pass a table with one record_id per record"
     _require(records, ("record_id", *(EVIDENCE if guard else ())), "the records", fix)
@@ -793,7 +837,7 @@ def cluster(
     ids = values[graph.rows]
     identity, size = _identity_ids(ids, result.root)
     frame = pd.DataFrame({"record_id": ids, "identity_id": identity, "cluster_size": size})
-    cuts = tuple(Cut(ids[a], ids[b], p, reason) for a, b, p, reason in result.cuts)
+    cuts = tuple(Cut(ids[a], ids[b], p, reason, ids[x], ids[y]) for a, b, p, reason, x, y in result.cuts)
     sizes = np.bincount(result.root, minlength=len(result.root))
     sizes = sizes[sizes > 0]
     report = ClusterReport(

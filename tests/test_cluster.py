@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from linkage import cluster as cl
 from linkage.cluster import (
+    NIK_BIRTH_DATE_BY_NIK,
     NIK_BIRTH_DATE_MOTHER,
     NIK_BIRTH_DATE_NAME,
     SEX_AND_BIRTH_DATE,
@@ -79,14 +80,21 @@ def like(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return {**base, **changes}
 
 
+# The same two, on a birth date one day off what their NIK says: rule 3 cannot fire, the names decide.
+AGUS_OFF = like(AGUS, birth_date=date(1995, 7, 6))
+HARTONO_OFF = like(HARTONO, birth_date=date(1985, 1, 21))
+
 CONTRADICTING = [
     pytest.param(BUDI, ANI, SEX_AND_BIRTH_DATE, id="brother-sister"),
     pytest.param(BUDI, RINA, SEX_BY_NIK, id="twins-of-other-sexes"),
-    pytest.param(BUDI, AGUS, NIK_BIRTH_DATE_NAME, id="brothers"),
-    pytest.param(BUDI, HARTONO, NIK_BIRTH_DATE_MOTHER, id="strangers"),
-    pytest.param(BUDI, like(HARTONO, full_name_tokens=None), NIK_BIRTH_DATE_MOTHER, id="strangers-no-name"),
-    pytest.param(BUDI, like(HARTONO, mother_name_canonical=None), NIK_BIRTH_DATE_NAME, id="strangers-no-mother"),
-    pytest.param(BUDI, like(ANI, sex=None), NIK_BIRTH_DATE_NAME, id="sister-sex-missing-names-still-differ"),
+    pytest.param(BUDI, AGUS, NIK_BIRTH_DATE_BY_NIK, id="brothers"),
+    pytest.param(BUDI, like(AGUS, full_name_tokens=BUDI["full_name_tokens"]), NIK_BIRTH_DATE_BY_NIK, id="same-name"),
+    pytest.param(BUDI, like(ANI, sex=None), NIK_BIRTH_DATE_BY_NIK, id="sister-sex-missing"),
+    pytest.param(BUDI, HARTONO, NIK_BIRTH_DATE_BY_NIK, id="strangers"),
+    pytest.param(BUDI, HARTONO_OFF, NIK_BIRTH_DATE_MOTHER, id="strangers-mothers"),
+    pytest.param(BUDI, like(HARTONO_OFF, full_name_tokens=None), NIK_BIRTH_DATE_MOTHER, id="strangers-no-name"),
+    pytest.param(BUDI, like(HARTONO_OFF, mother_name_canonical=None), NIK_BIRTH_DATE_NAME, id="strangers-no-mother"),
+    pytest.param(BUDI, AGUS_OFF, NIK_BIRTH_DATE_NAME, id="brothers-names"),
     pytest.param(BUDI, like(AGUS, birth_date=date(1990, 6, 13)), NIK_BIRTH_DATE_NAME, id="two-digits-off"),
     pytest.param(
         BUDI, like(AGUS, birth_date=date(1988, 5, 12)), NIK_BIRTH_DATE_NAME, id="two-years-and-two-digits-off"
@@ -109,21 +117,24 @@ COMPATIBLE = [
     pytest.param(BUDI, like(AGUS, birth_date=date(1990, 5, 19)), id="one-digit-off"),
     pytest.param(BUDI, like(AGUS, birth_date=date(1909, 5, 12)), id="year-digits-swapped"),
     pytest.param(BUDI, like(AGUS, birth_date=None), id="dob-missing"),
-    pytest.param(BUDI, like(HARTONO, mother_name_canonical="AMINAH", full_name_tokens=None), id="mother-token-dropped"),
-    pytest.param(BUDI, like(HARTONO, mother_name_canonical="SITI AMINNAH", full_name_tokens=None), id="mother-typo"),
+    pytest.param(BUDI, like(AGUS_OFF, full_name_tokens=BUDI["full_name_tokens"]), id="same-name-nik-date-off"),
+    pytest.param(BUDI, like(HARTONO_OFF, mother_name_canonical="AMINAH", full_name_tokens=None), id="mother-dropped"),
+    pytest.param(
+        BUDI, like(HARTONO_OFF, mother_name_canonical="SITI AMINNAH", full_name_tokens=None), id="mother-typo"
+    ),
     pytest.param(
         like(BUDI, mother_name_canonical="NURHAYATI"),
-        like(HARTONO, mother_name_canonical="NUR HAYATI", full_name_tokens=None),
+        like(HARTONO_OFF, mother_name_canonical="NUR HAYATI", full_name_tokens=None),
         id="mother-spacing",
     ),
     pytest.param(
         like(BUDI, full_name_tokens=["MUHAMMAD", "RIZKI"]),
-        like(AGUS, full_name_tokens=["M", "RIZKI"]),
+        like(AGUS_OFF, full_name_tokens=["M", "RIZKI"]),
         id="initial",
     ),
-    pytest.param(BUDI, like(AGUS, full_name_tokens=["SANTOSO"]), id="given-name-dropped"),
-    pytest.param(BUDI, like(AGUS, full_name_tokens=["BUDI", "SANTOSA"]), id="name-typo"),
-    pytest.param(BUDI, like(HARTONO, mother_name_canonical=None, full_name_tokens=None), id="names-missing"),
+    pytest.param(BUDI, like(AGUS_OFF, full_name_tokens=["SANTOSO"]), id="given-name-dropped"),
+    pytest.param(BUDI, like(AGUS_OFF, full_name_tokens=["BUDI", "SANTOSA"]), id="name-typo"),
+    pytest.param(BUDI, like(HARTONO_OFF, mother_name_canonical=None, full_name_tokens=None), id="names-missing"),
     pytest.param({}, HARTONO, id="empty-record"),
     pytest.param(
         like(BUDI, sex=float("nan"), nik=float("nan"), birth_date=pd.NaT),
@@ -150,9 +161,9 @@ def test_contradicts_reads_dates_and_tokens_in_other_forms() -> None:
     assert contradicts(BUDI, as_strings) == SEX_AND_BIRTH_DATE
     assert contradicts(like(BUDI, birth_date=pd.Timestamp("1990-05-12")), ANI) == SEX_AND_BIRTH_DATE
     assert contradicts(like(BUDI, birth_date="12/05/1990"), ANI) != SEX_AND_BIRTH_DATE  # unparsed = missing
-    tokens = like(AGUS, full_name_tokens=np.array(["AGUS", "SANTOSO"], dtype=object))
+    tokens = like(AGUS_OFF, full_name_tokens=np.array(["AGUS", "SANTOSO"], dtype=object))
     assert contradicts(BUDI, tokens) == NIK_BIRTH_DATE_NAME
-    assert contradicts(BUDI, like(AGUS, full_name_tokens=["agus", "santoso"])) == NIK_BIRTH_DATE_NAME
+    assert contradicts(BUDI, like(AGUS_OFF, full_name_tokens="agus santoso")) == NIK_BIRTH_DATE_NAME
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -187,7 +198,7 @@ def test_chain_is_cut_at_its_weaker_edge(ab: float, bc: float, cut: tuple[str, s
     kept = fs("AB", "C") if cut == ("B", "C") else fs("A", "BC")
     assert groups(frame) == kept
     assert (report.edges_cut, report.clusters_changed, report.contradicting_pairs) == (1, 1, 1)
-    assert report.cuts == (cl.Cut(*cut, min(ab, bc), SEX_AND_BIRTH_DATE),)
+    assert report.cuts == (cl.Cut(*cut, min(ab, bc), SEX_AND_BIRTH_DATE, "A", "C"),)
     assert frame.set_index("record_id")["cluster_size"].to_dict() == {k: len(g) for g in kept for k in g}
 
 
@@ -216,7 +227,7 @@ def test_triangle_without_contradiction_stays() -> None:
 def test_twins_of_other_sexes_split_even_when_linked_directly() -> None:
     frame, report = cluster(records(A=BUDI, B=RINA), edges(("A", "B", 0.97)), 0.9)
     assert groups(frame) == fs("A", "B")
-    assert report.cuts == (cl.Cut("A", "B", 0.97, SEX_BY_NIK),)
+    assert report.cuts == (cl.Cut("A", "B", 0.97, SEX_BY_NIK, "A", "B"),)
 
 
 def test_twins_with_their_own_reapplications_split_between_them() -> None:
@@ -348,7 +359,16 @@ def test_report_as_dict_is_json_ready() -> None:
 
     _, report = cluster(records(A=BUDI, B=RINA), edges(("A", "B", 0.97)), 0.9)
     data = json.loads(json.dumps(report.as_dict()))
-    assert data["cuts"] == [{"record_id_l": "A", "record_id_r": "B", "match_probability": 0.97, "reason": SEX_BY_NIK}]
+    assert data["cuts"] == [
+        {
+            "record_id_l": "A",
+            "record_id_r": "B",
+            "match_probability": 0.97,
+            "reason": SEX_BY_NIK,
+            "contradiction_l": "A",
+            "contradiction_r": "B",
+        }
+    ]
     assert set(data) == set(ClusterReport.__dataclass_fields__)
 
 
@@ -512,8 +532,8 @@ def date_variants(base: date) -> st.SearchStrategy[date]:
 
 varied_people = st.fixed_dictionaries(
     {
-        "nik": st.none() | nik_variants(BUDI["nik"]) | nik_variants(ANI["nik"]),
-        "birth_date": st.none() | date_variants(date(1990, 5, 12)) | date_variants(date(2001, 11, 3)),
+        "nik": st.none() | nik_variants(BUDI["nik"]) | nik_variants(ANI["nik"]) | nik_variants(AGUS["nik"]),
+        "birth_date": st.none() | date_variants(BUDI["birth_date"]) | date_variants(AGUS["birth_date"]),
         "mother_name_canonical": st.sampled_from([None, "SITI AMINAH", "AMINAH", "RATNA DEWI", "SITI AMINNAH"]),
         "sex": st.sampled_from([None, "M", "F"]),
         "full_name_tokens": st.sampled_from([None, ["BUDI", "SANTOSO"], ["AGUS", "SANTOSO"], ["BUDI"], ["B"]]),
