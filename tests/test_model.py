@@ -1,0 +1,157 @@
+"""Every comparison level of configs/model.toml on literal pairs of raw records.
+
+Each case is two applications as an office would write them and the level they must reach, by
+label. The records go through the real normalisation and the real model input (MODEL_INPUT); the
+levels are evaluated in order as Splink does (first true condition wins).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import duckdb
+import pytest
+
+from linkage import model
+from linkage.normalise import COLUMNS, normalise_batch
+from linkage.schema import ROLES
+from linkage.store import arrow_table
+
+SPEC = model.load_spec()
+BASE = {"record_id": "", "full_name": "Siti Aminah", "birth_date": "05-08-1990", "sex": "P"}
+
+
+def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
+    rows = [{**BASE, **left, "record_id": "a"}, {**BASE, **right, "record_id": "b"}]
+    raw = {role: [r.get(role) for r in rows] for role in ROLES}
+    out = normalise_batch(raw, today=dt.date(2026, 11, 28))
+    con = duckdb.connect()
+    con.register("incoming", arrow_table(out.columns, COLUMNS))
+    con.execute("CREATE TABLE applications_normalised AS SELECT * FROM incoming")
+    model.prepare(con)
+    spec = next(c for c in SPEC.comparison if c.name == comparison)
+    for lvl in spec.levels:
+        if lvl.else_:
+            return lvl.label
+        # the spec's conditions are written on the sides l and r, as in blocking rules
+        found = con.execute(
+            f"""SELECT {lvl.sql} FROM (SELECT * FROM model_input WHERE unique_id = 'a') AS l
+                CROSS JOIN (SELECT * FROM model_input WHERE unique_id = 'b') AS r"""
+        ).fetchall()[0][0]
+        if found:
+            return lvl.label
+    raise AssertionError("no else level")
+
+
+CASES = [
+    ("name", {"full_name": None}, {}, "null"),
+    ("name", {"full_name": "Hj. Siti Aminah"}, {"full_name": "SITI AMINAH"}, "exact"),
+    ("name", {"full_name": "Nur Hayati"}, {"full_name": "Nurhayati"}, "same key (spelling, spaces)"),
+    ("name", {"full_name": "Aminah Siti"}, {"full_name": "Siti Aminah"}, "same tokens, other order"),
+    ("name", {"full_name": "M. Rizki"}, {"full_name": "Muhammad Rizki"}, "token dropped, added or an initial"),
+    (
+        "name",
+        {"full_name": "Rizki Saputra Pratama"},
+        {"full_name": "Rizki Saputra"},
+        "token dropped, added or an initial",
+    ),
+    ("name", {"full_name": "Rizki Setiawan"}, {"full_name": "Rizki Setiwan"}, "one token with a typo"),
+    ("name", {"full_name": "Rini Saputri"}, {"full_name": "Rina Saputri"}, "similar (Jaro-Winkler ≥ 0.85)"),
+    ("name", {"full_name": "Agus Saputra"}, {"full_name": "Agus Saputri"}, "similar (Jaro-Winkler ≥ 0.85)"),
+    ("name", {"full_name": "Budi Santoso"}, {"full_name": "Dewi Lestari"}, "different"),
+    ("nik", {"nik": None}, {"nik": "1871014508900001"}, "null"),
+    ("nik", {"nik": "1871014508900001"}, {"nik": "18.7101.450890.0001"}, "exact"),
+    (
+        "nik",
+        {"nik": "1871014508900001"},
+        {"nik": "1871104508900001"},
+        "one substitution or transposition, not in the serial",
+    ),
+    (
+        "nik",
+        {"nik": "1871014508900001"},
+        {"nik": "187101450890001"},
+        "one substitution or transposition, not in the serial",
+    ),
+    ("nik", {"nik": "1871014508900051"}, {"nik": "1871014508900050"}, "same region and date, other serial"),
+    ("nik", {"nik": "1871014508900001"}, {"nik": "1802014508900001"}, "different"),
+    ("dob", {"birth_date": None}, {}, "null"),
+    ("dob", {"birth_date": "5 Agustus 1990"}, {"birth_date": "1990-08-05"}, "exact"),
+    ("dob", {"birth_date": "08-05-1990"}, {}, "day and month swapped"),
+    ("dob", {"birth_date": "05-08-1991"}, {}, "same day and month, year ± 1"),
+    ("dob", {"birth_date": "15-08-1990"}, {}, "one digit off"),
+    ("dob", {"birth_date": "01-01-1970"}, {}, "far apart"),
+    ("mother", {"mother_name": None}, {"mother_name": "Sumiati"}, "null"),
+    ("mother", {"mother_name": "Sumiati"}, {"mother_name": "SUMIATI"}, "exact"),
+    ("mother", {"mother_name": "Siti Fatimah"}, {"mother_name": "Fatimah Siti"}, "same key or tokens"),
+    (
+        "mother",
+        {"mother_name": "Siti Fatimah Zahra"},
+        {"mother_name": "Siti Fatimah"},
+        "token dropped, added or an initial",
+    ),
+    ("mother", {"mother_name": "Sumiati"}, {"mother_name": "Sumiyatin"}, "similar (Jaro-Winkler ≥ 0.9)"),
+    ("mother", {"mother_name": "Sumiati"}, {"mother_name": "Kartini"}, "different"),
+    ("birth_place", {"birth_place": "B. Lampung"}, {"birth_place": "Bandar Lampung"}, "same place"),
+    ("birth_place", {"birth_place": "Tanjungkarang"}, {"birth_place": "Kota Bandar Lampung"}, "same place"),
+    ("birth_place", {"birth_place": "Natar"}, {"birth_place": "Kab. Lampung Selatan"}, "same regency"),
+    ("birth_place", {"birth_place": "Metro"}, {"birth_place": "Palembang"}, "different"),
+    ("sex", {"sex": "L"}, {"sex": "M"}, "same"),
+    ("sex", {"sex": "L"}, {"sex": "Perempuan"}, "different"),
+    ("sex", {"sex": None, "nik": "1871014508900001"}, {"sex": "P"}, "same"),  # the NIK's day + 40 says F
+    ("phone", {"phone": "0812-3456-7890"}, {"phone": "+62 812 3456 7890"}, "same"),
+    ("phone", {"phone": "0812-3456-7890"}, {"phone": "0813-3456-7890"}, "different"),
+    (
+        "address",
+        {"address": "Jl. Kartini No. 5 RT 003/RW 005 Kel. Palapa"},
+        {"address": "Gg. Mawar RT.03 RW.05 Kelurahan Palapa"},
+        "same village, RT and RW",
+    ),
+    (
+        "address",
+        {"address": "Jl. Kartini RT 003/RW 005 Kel. Palapa"},
+        {"address": "Jl. Sudirman RT 7 RW 1 Kel. Palapa"},
+        "same village",
+    ),
+    (
+        "address",
+        {"address": "Jalan Kartini Nomor 5"},
+        {"address": "Jln Kartini No 5"},
+        "similar text (Jaro-Winkler ≥ 0.9)",
+    ),
+    ("address", {"address": "Jl. Kartini 5 Kel. Palapa"}, {"address": "Desa Sukamaju"}, "different"),
+    ("prior_passport", {"prior_passport_no": "b 123 4567"}, {"prior_passport_no": "B1234567"}, "same"),
+    ("prior_passport", {"prior_passport_no": "B1234567"}, {"prior_passport_no": "B7654321"}, "different"),
+    ("patronym", {"full_name": "Siti Aminah binti Sukardi"}, {"full_name": "Siti Aminah bt. Sukardi"}, "same"),
+    ("patronym", {"full_name": "Siti Aminah binti Sukardi"}, {"full_name": "Siti Aminah binti Soekardi"}, "same"),
+    (
+        "patronym",
+        {"full_name": "Siti Aminah binti Sukardi"},
+        {"full_name": "Siti Aminah binti Sukarti"},
+        "similar (Jaro-Winkler ≥ 0.9)",
+    ),
+    ("patronym", {"full_name": "Siti Aminah binti Sukardi"}, {"full_name": "Siti Aminah binti Ahmad"}, "different"),
+    ("patronym", {"full_name": "Siti Aminah binti Sukardi"}, {}, "null"),
+    ("birth_place", {"birth_place": "-"}, {"birth_place": "Metro"}, "null"),
+    ("sex", {"sex": None}, {"sex": "L"}, "null"),
+    ("phone", {"phone": "tidak ada"}, {"phone": "0812-3456-7890"}, "null"),
+    ("address", {"address": None}, {"address": "Desa Sukamaju"}, "null"),
+    ("prior_passport", {"prior_passport_no": "-"}, {"prior_passport_no": "B1234567"}, "null"),
+]
+
+
+@pytest.mark.parametrize(("comparison", "left", "right", "expected"), CASES, ids=[f"{c[0]}:{c[3]}" for c in CASES])
+def test_level(comparison: str, left: dict[str, Any], right: dict[str, Any], expected: str) -> None:
+    assert level(comparison, left, right) == expected
+
+
+def test_every_level_has_a_literal_case() -> None:
+    covered = {(c[0], c[3]) for c in CASES}
+    declared = {(c.name, lvl.label) for c in SPEC.comparison for lvl in c.levels}
+    assert declared - covered == set()
+
+
+def test_veto_and_spec_are_valid() -> None:
+    assert SPEC.veto is not None and SPEC.veto.weight > 0
+    assert 0 < SPEC.review_floor <= SPEC.threshold < 1
