@@ -72,3 +72,14 @@ def test_saved_model_predicts_without_retraining(run: Path, tmp_path: Path) -> N
     first = pd.read_parquet(run / "clusters.parquet").sort_values("record_id").reset_index(drop=True)
     second = pd.read_parquet(again / "clusters.parquet").sort_values("record_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(first, second)
+
+
+def test_same_input_in_another_row_order_gives_the_same_identities(run: Path, tmp_path: Path) -> None:
+    shuffled = tmp_path / "shuffled.parquet"
+    pd.read_parquet(SAMPLE / "applications.parquet").sample(frac=1.0, random_state=3).to_parquet(shuffled)
+    out = tmp_path / "shuffled-out"
+    result = runner.invoke(app, ["dedupe", str(shuffled), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    first = pd.read_parquet(run / "clusters.parquet").sort_values("record_id").reset_index(drop=True)
+    second = pd.read_parquet(out / "clusters.parquet").sort_values("record_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, second)
