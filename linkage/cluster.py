@@ -2,31 +2,37 @@
 
 The stage after scoring (issue 3, section 4). It reads the normalised records (``record_id`` and the
 columns in :data:`EVIDENCE`) and the scored pairs (``record_id_l, record_id_r, match_probability``; other
-columns are ignored) and writes one row per record, singletons included: ``record_id, identity_id,
-cluster_size``, ordered by ``record_id``. Its steps (:data:`STEPS`):
+columns are ignored) and returns one row per record, singletons included, ordered by ``record_id``:
+``record_id, identity_id, cluster_size``, with a :class:`ClusterReport`. Its steps (:data:`STEPS`):
 
 1. ``components``: connected components of the pairs at or above the threshold (scipy's
    ``connected_components`` when scipy is installed, else a numpy hook-and-shortcut union-find; both give
-   the same labels).
+   the same labels, and scipy is only a dev dependency).
 2. ``guard``: a cluster that joins two records which :func:`contradicts` says are different people is cut
-   at its weakest links. This is what stops a chain of individually plausible edges (siblings sharing a
-   mother and an address; a relative's NIK used by mistake) from tying a family into one identity, and so
-   tying an innocent applicant to a relative's refusal.
+   at its weakest links. This stops a chain of individually plausible edges (siblings sharing a mother
+   and an address; a relative's NIK used by mistake) from tying a family into one identity, and so tying
+   an innocent applicant to a relative's refusal.
 3. ``identity_ids``: ``"ID-"`` and the first 16 hex digits of the SHA-1 of the cluster's smallest
-   ``record_id``. Carrying ids over from an earlier run by overlap will replace this step only.
+   ``record_id`` (:func:`mint_identity_id`). Carrying ids over from an earlier run by overlap will replace
+   this step only (``_identity_ids``).
+
+The cut keeps the strongest edges: edges are taken strongest first (among equal probabilities, the edge
+between smaller record ids first) and each is kept unless it would connect two contradicting records.
+That is the same as removing edges weakest first until no contradicting pair stays connected, then adding
+back, strongest first, every removed edge that reconnects none: a maximal set of edges with no
+contradiction inside a component (a test holds the two equal). Only clusters with two different valid
+NIKs or both sexes can contradict, so only those are examined; clusters above ``max_guard_size`` records
+are left whole, logged and counted (``unguarded_clusters``) rather than searched pair by pair.
 
 Determinism: record ids are sorted once and every tie (equal probabilities, component labels, the edge
-to cut) is broken by record id, so the output does not depend on the order of the records or of the
-pairs, nor on which side of a pair a record is.
+to cut, the contradiction named) is broken by record id, so the output does not depend on the order of
+the records or of the pairs, nor on which side of a pair a record is.
 
-The cut (step 2) keeps the strongest edges: edges are taken strongest first (among equal probabilities,
-the edge between smaller record ids first) and an edge is kept unless it would connect two records that
-contradict. That is the same as removing edges
-weakest first until no contradicting pair stays connected and then adding back, strongest first, every
-removed edge that reconnects no contradicting pair: a maximal set of edges with no contradiction
-inside a component. Only clusters holding two different valid NIKs or both sexes can contradict, so only
-those are examined, and clusters above ``max_guard_size`` records are left whole, logged and counted in
-:class:`ClusterReport` (``unguarded_clusters``) rather than searched pair by pair.
+Measured on a generated 100k-application run (``benchmarks/generate.py --rows 100000 --seed 7``, the
+model's pairs at 0.9, stated sex and birth date): the guard split 63 of 16,070 multi-record clusters and
+cut 79 edges, 78 of them between different people; pairwise precision 0.98403 -> 0.98859, recall
+0.98320 -> 0.98316, rejection traceability unchanged (0.97927), relatives merged 255 -> 195. The one
+same-person cut was a renewal on a brother's NIK, linked more strongly to the brother than to itself.
 """
 
 from __future__ import annotations
@@ -330,7 +336,7 @@ def _sorted_ids(record_ids: pa.Array) -> tuple[pa.Array, IntArray]:
     return ids, order
 
 
-def _ranks(ends: pa.Array, ids: pa.Array, side: str) -> IntArray:
+def _ranks(ends: pa.ChunkedArray, ids: pa.Array, side: str) -> IntArray:
     """Each end's rank: its position among the sorted record ids."""
     found = pc.index_in(ends, value_set=ids)
     if found.null_count:
@@ -349,16 +355,18 @@ def _graph(record_ids: Any, pairs: Table, threshold: float) -> _Graph:
     _require(pairs, PAIR_COLUMNS, "the scored pairs", "pass the output of the scoring stage")
     sorted_ids, order = _sorted_ids(_as_array(record_ids))
     p = _column(pairs, "match_probability").cast(pa.float64())
-    keep = pc.greater_equal(p, pa.scalar(threshold))  # null and NaN probabilities are never edges
-    ends = [_column(pairs, side).filter(keep) for side in ("record_id_l", "record_id_r")]
+    keep = pc.fill_null(pc.greater_equal(p, pa.scalar(threshold)), False)  # null and NaN are never edges
+    ends = [_column(pairs, side) for side in ("record_id_l", "record_id_r")]
+    if not pc.all(keep).as_py():
+        ends, p = [end.filter(keep) for end in ends], p.filter(keep)
     try:
-        joined = pa.concat_arrays([end.cast(sorted_ids.type) for end in ends])
+        joined = pa.chunked_array([end.cast(sorted_ids.type) for end in ends])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         types = f"record_id_l/_r are {ends[0].type}/{ends[1].type}, record_id is {sorted_ids.type}"
         raise LinkageError(f"the pairs' record ids are not of the records' type: {types}") from exc
     both = _ranks(joined, sorted_ids, "record_id_l/_r")
     left, right = both[: len(ends[0])], both[len(ends[0]) :]
-    probs = p.filter(keep).to_numpy(zero_copy_only=False).astype(np.float64)
+    probs = p.to_numpy(zero_copy_only=False).astype(np.float64)
     loop = left == right
     u, v = np.minimum(left, right)[~loop], np.maximum(left, right)[~loop]
     return _Graph(sorted_ids, order, u, v, probs[~loop])
@@ -453,7 +461,7 @@ class Cut(NamedTuple):
 
 
 class _Evidence(NamedTuple):
-    """Vectorised evidence of some records (ranks), for a cheap necessary condition on contradiction."""
+    """The evidence of some records as arrays, for the vectorised contradiction rule."""
 
     nik: IntArray  # the NIK as an integer, -1 when missing
     sex: NDArray[np.int8]  # 1 = M, 2 = F, 0 = missing
@@ -542,9 +550,9 @@ def _contradictions(
 ) -> tuple[IntArray, list[str]]:
     """:func:`contradicts` for the pairs ``(i[k], j[k])`` of records in ``e``: which pairs, and why.
 
-    The rules on NIK, sex and birth date run on arrays; ``names(i, j)`` decides rules 3 and 4 (mother's name,
-    then full name) for the few pairs whose NIKs and birth dates already differ clearly. A test holds this
-    equal to :func:`contradicts`.
+    Rules 1-3 (sex, NIK and birth date) run on arrays; ``names(i, j)`` decides rules 4 and 5 (mother's name,
+    then full name) for the few pairs whose NIKs and birth dates differ clearly but whose NIKs do not confirm
+    both birth dates. A property test holds this equal to :func:`contradicts`.
     """
     sexes = (e.sex[i] > 0) & (e.sex[j] > 0) & (e.sex[i] != e.sex[j])
     dates = (e.dob[i] != _NO_DATE) & (e.dob[j] != _NO_DATE) & (e.dob[i] != e.dob[j])
@@ -584,7 +592,7 @@ def _within_pairs(groups: IntArray) -> tuple[IntArray, IntArray]:
 
 
 class _NameCheck:
-    """Rules 3 and 4 of :func:`contradicts` for pairs of records given by position in ``rows``."""
+    """Rules 4 and 5 of :func:`contradicts` (names) for pairs of records given by position in ``rows``."""
 
     def __init__(self, data: Table, rows: IntArray) -> None:
         self._data, self._rows = data, rows
@@ -619,7 +627,7 @@ def _guard(data: Table, graph: _Graph, root: IntArray, max_guard_size: int) -> _
     n = len(root)
     size = np.bincount(root, minlength=n)
     nodes = np.flatnonzero(size[root] > 1)
-    # Only clusters with two valid NIKs or both sexes can hold a contradiction (see _may_contradict).
+    # Only clusters with two different valid NIKs or both sexes can hold a contradiction: every rule needs one.
     nik = _nik_numbers(data, graph.rows[nodes])
     sex = _sex_codes(data, graph.rows[nodes])
     has_nik = nik >= 0
