@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import sys
 import time
 from datetime import date
 from typing import Any
@@ -421,6 +422,15 @@ def test_numpy_and_scipy_components_equal_networkx_on_a_larger_graph(seed: int) 
     expected = nx_partition(n, list(zip(u.tolist(), v.tolist(), itertools.repeat(1.0))), 0.5)
     for root in (cl._components(n, u, v), cl._components_numpy(n, u, v)):
         assert label_partition(root) == expected
+
+
+def test_without_scipy_the_numpy_components_give_the_same_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
+    people, pairs = synthetic(200, seed=2)
+    with_scipy = cluster(people, pairs, 0.9)
+    monkeypatch.setitem(sys.modules, "scipy.sparse.csgraph", None)  # makes the import fail
+    without = cluster(people, pairs, 0.9)
+    pd.testing.assert_frame_equal(with_scipy[0], without[0])
+    assert with_scipy[1] == without[1]
 
 
 def literal_guard(
