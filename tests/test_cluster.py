@@ -396,7 +396,7 @@ graphs = st.integers(1, 40).flatmap(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(graphs, st.floats(0, 1))
 def test_components_equal_networkx(graph: tuple[int, list[tuple[int, int, float]]], threshold: float) -> None:
     n, pairs = graph
@@ -480,7 +480,7 @@ BUDI_TYPOS = like(BUDI, nik="1871011205900007", birth_date=date(1990, 12, 5), mo
 people_pool = st.sampled_from([BUDI, ANI, RINA, AGUS, HARTONO, LINK, BUDI_TYPOS]).flatmap(blank_some)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(people_pool, min_size=1, max_size=8).flatmap(
         lambda ppl: st.tuples(
@@ -551,7 +551,7 @@ varied_people = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.lists(varied_people, min_size=2, max_size=8))
 def test_vectorised_rule_equals_contradicts(people: list[dict[str, Any]]) -> None:
     table = pa.Table.from_pylist(people, schema=pa.schema(
