@@ -97,6 +97,64 @@ def _charts(linker: Any, folder: Path) -> None:
     linker.visualisations.m_u_parameters_chart().save(str(folder / "m_u_parameters.html"))
 
 
+def _report(
+    path: Path, con: Any, linker: Any, predictions: str, clusters: Any, cut: float, summary: DedupeSummary
+) -> None:
+    """One HTML page: cluster sizes, match-weight distribution, the model's weights, borderline pairs.
+
+    Charts carry counts and weights only; the borderline pairs' waterfalls are drawn without their
+    values (Splink's ``remove_sensitive_data``), so the report holds no personal data.
+    """
+    import altair as alt
+
+    sizes = clusters.groupby("identity_id").size().value_counts().rename_axis("size").reset_index(name="identities")
+    size_axis = alt.Y("identities:Q", scale=alt.Scale(type="symlog"))  # singletons dwarf the rest
+    size_chart = (
+        alt.Chart(sizes, title="Identities by number of applications")
+        .mark_bar()
+        .encode(x=alt.X("size:O", title="applications in the identity"), y=size_axis)
+    )
+    # binned here: a chart of every pair would embed them all in the page
+    weights = con.execute(
+        "SELECT floor(match_weight) AS weight, count(*) AS pairs FROM scored_pairs GROUP BY 1 ORDER BY 1"
+    ).df()
+    weight_chart = (
+        alt.Chart(weights, title=f"Match weights of scored pairs (threshold p = {cut})")
+        .mark_bar()
+        .encode(x=alt.X("weight:Q", title="match weight (bits)"), y="pairs:Q")
+    )
+    border = con.execute(
+        "SELECT record_id_l, record_id_r FROM scored_pairs WHERE NOT vetoed ORDER BY abs(match_probability - ?), "
+        "record_id_l, record_id_r LIMIT 5",
+        [cut],
+    ).fetchall()
+    model_chart = linker.visualisations.match_weights_chart().altair_chart
+    specs = [size_chart.to_dict(), weight_chart.to_dict(), model_chart.to_dict()]
+    waterfall = model.waterfalls(con, linker, predictions, [(a, b) for a, b in border])
+    if waterfall is not None:
+        specs.append(waterfall.altair_chart.to_dict())
+    shown = {k: v for k, v in summary.to_dict().items() if k not in ("seconds", "peak_rss_mb")}
+    figures = "".join(f"<li>{k.replace('_', ' ')}: {v}</li>" for k, v in shown.items())
+    divs = "".join(f'<div id="chart{i}"></div>' for i in range(len(specs)))
+    calls = "".join(f"vegaEmbed('#chart{i}', {json.dumps(spec, default=str)});" for i, spec in enumerate(specs))
+    path.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>linkage dedupe</title>"
+        + "".join(f"<script>{source}</script>" for source in _chart_libraries())
+        + f"</head><body><h1>linkage dedupe</h1><ul>{figures}</ul>"
+        + "<p>Borderline pairs (nearest the threshold) are drawn with match weights only, no personal data.</p>"
+        + f"{divs}<script>{calls}</script></body></html>",
+        encoding="utf-8",
+    )
+
+
+def _chart_libraries() -> list[str]:
+    """Vega, Vega-Lite and vega-embed as bundled with Splink: the report opens with no network."""
+    from splink.internals.html_utils import load_chart_libraries
+
+    libraries = load_chart_libraries()  # type: ignore[no-untyped-call]
+    return [libraries[name] for name in ("vega", "vega-lite", "vega-embed")]
+
+
 def dedupe(
     paths: Sequence[Path],
     config: Config,
@@ -158,7 +216,7 @@ def dedupe(
             summary.model_id = str(json.loads(model_path.read_text(encoding="utf-8"))["model_id"])
         lap("train")
         floor = min(spec.review_floor, cut)
-        summary.pairs_scored = model.predict(con, linker, spec, floor)
+        summary.pairs_scored, predictions = model.predict(con, linker, spec, floor)
         lap("predict")
         records = con.execute(
             """SELECT unique_id AS record_id, nik, dob AS birth_date, mother_canonical AS mother_name_canonical,
@@ -177,6 +235,7 @@ def dedupe(
         summary.edges_cut_by_guard = int(getattr(found, "edges_cut", 0))
         if summary.model_trained:
             _charts(linker, out)
+        _report(out / "report.html", con, linker, predictions, clusters, cut, summary)
     lap("write")
     summary.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1), encoding="utf-8")

@@ -254,12 +254,15 @@ def save(linker: Any, path: Path, *, spec: ModelSpec, data_fingerprint: str, con
     return model_id
 
 
-def predict(con: duckdb.DuckDBPyConnection, linker: Any, spec: ModelSpec, floor: float) -> int:
+def predict(con: duckdb.DuckDBPyConnection, linker: Any, spec: ModelSpec, floor: float) -> tuple[int, str]:
     """Score the blocked pairs into ``scored_pairs``, veto applied; keep those at or above ``floor``.
 
     ``scored_pairs`` holds ``record_id_l, record_id_r, match_probability, match_weight``, the model's
     own weight before the veto (``model_match_weight``), ``vetoed``, and each comparison's level
-    (``gamma_*``) and weight (``mw_*``). Returns the number of pairs kept.
+    (``gamma_*``) and weight (``mw_*``).
+
+    Returns:
+        The number of pairs kept, and the name of Splink's own predictions table (for waterfall charts).
     """
     for column in ("name_canonical", "mother_canonical", "birth_place", "phone"):
         linker.table_management.compute_tf_table(column)
@@ -287,4 +290,14 @@ def predict(con: duckdb.DuckDBPyConnection, linker: Any, spec: ModelSpec, floor:
         WHERE 1 / (1 + pow(2, -adjusted_weight)) >= {floor}
         """
     )
-    return int(con.execute("SELECT count(*) FROM scored_pairs").fetchall()[0][0])
+    return int(con.execute("SELECT count(*) FROM scored_pairs").fetchall()[0][0]), table
+
+
+def waterfalls(con: duckdb.DuckDBPyConnection, linker: Any, table: str, pairs: list[tuple[str, str]]) -> Any:
+    """Splink's waterfall chart of the given pairs, match weights only (no personal data in the chart)."""
+    if not pairs:
+        return None
+    wanted = " OR ".join(f"(unique_id_l = '{a}' AND unique_id_r = '{b}')" for a, b in pairs)
+    frame = con.execute(f"SELECT * FROM {table} WHERE {wanted}").df()
+    records = frame.to_dict(orient="records")
+    return linker.visualisations.waterfall_chart(records, filter_nulls=False, remove_sensitive_data=True)
