@@ -218,9 +218,12 @@ def dedupe(
         floor = min(spec.review_floor, cut)
         summary.pairs_scored, predictions = model.predict(con, linker, spec, floor)
         lap("predict")
+        # The guard reads the stated birth date and sex: the model's fall back to the NIK's, and a
+        # borrowed NIK must not contradict on its own.
         records = con.execute(
-            """SELECT unique_id AS record_id, nik, dob AS birth_date, mother_canonical AS mother_name_canonical,
-                      sex, name_keys AS full_name_tokens FROM model_input"""
+            """SELECT m.unique_id AS record_id, m.nik, a.birth_date, m.mother_canonical AS mother_name_canonical,
+                      a.sex, m.name_keys AS full_name_tokens
+               FROM model_input m JOIN applications_normalised a ON a.record_id = m.unique_id"""
         ).df()
         pairs = con.execute("SELECT record_id_l, record_id_r, match_probability FROM scored_pairs").df()
         clusters, found = cluster.cluster(records, pairs, cut)

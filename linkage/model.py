@@ -221,8 +221,19 @@ def train(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> Any:
         list(spec.deterministic), recall=spec.deterministic_recall
     )
     training.estimate_u_using_random_sampling(max_pairs=spec.max_pairs_u, seed=spec.seed)
+    from splink.internals.exceptions import EMTrainingException
+
+    trained = 0
     for rule in spec.training:
-        training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=spec.max_pairs_em)
+        try:
+            training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=spec.max_pairs_em)
+            trained += 1
+        except EMTrainingException:
+            # A dataset without that column (FEBRL has no mother's name) gives the rule no pairs:
+            # the other rules still estimate every comparison they can.
+            log.warning("EM training rule found no pairs, skipped: %s", rule)
+    if trained == 0:
+        raise ConfigError("no EM training rule found any pairs: check the [training] rules against the data")
     return linker
 
 
