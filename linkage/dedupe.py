@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import resource
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,8 +94,11 @@ def train(
 
 def _charts(linker: Any, folder: Path) -> None:
     """Splink's match-weights and m/u charts of the trained parameters, as HTML."""
-    linker.visualisations.match_weights_chart().save(str(folder / "match_weights.html"))
-    linker.visualisations.m_u_parameters_chart().save(str(folder / "m_u_parameters.html"))
+    with warnings.catch_warnings():
+        # altair notes that Splink's charts repeat a selection parameter; harmless, and not the user's to fix
+        warnings.simplefilter("ignore", UserWarning)
+        linker.visualisations.match_weights_chart().save(str(folder / "match_weights.html"))
+        linker.visualisations.m_u_parameters_chart().save(str(folder / "m_u_parameters.html"))
 
 
 def _report(
@@ -128,8 +132,10 @@ def _report(
         "record_id_l, record_id_r LIMIT 5",
         [cut],
     ).fetchall()
-    model_chart = linker.visualisations.match_weights_chart().altair_chart
-    specs = [size_chart.to_dict(), weight_chart.to_dict(), model_chart.to_dict()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # as in _charts
+        model_chart = linker.visualisations.match_weights_chart().altair_chart.to_dict()
+    specs = [size_chart.to_dict(), weight_chart.to_dict(), model_chart]
     waterfall = model.waterfalls(con, linker, predictions, [(a, b) for a, b in border])
     if waterfall is not None:
         specs.append(waterfall.altair_chart.to_dict())

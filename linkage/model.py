@@ -208,9 +208,10 @@ def _linker(con: duckdb.DuckDBPyConnection, settings: Any) -> Any:
     from splink import DuckDBAPI, Linker
 
     db = DuckDBAPI(con)
-    # Splink logs progress at INFO by default; linkage's -v/-vv decide what the user sees.
+    # Splink logs progress at INFO and training caveats (levels never observed, default max_pairs) at
+    # WARNING; linkage's -v shows them, a plain run shows only errors.
     level = logging.getLogger("linkage").getEffectiveLevel()
-    return Linker(db.register("model_input"), settings, log_level=max(level, logging.WARNING))
+    return Linker(db.register("model_input"), settings, log_level=logging.ERROR if level >= logging.WARNING else level)
 
 
 def train(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> Any:
