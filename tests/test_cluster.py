@@ -409,7 +409,7 @@ def test_components_equal_networkx(graph: tuple[int, list[tuple[int, int, float]
     assert firsts == sorted(firsts)
     u = np.array([a for a, b, p in pairs if p >= threshold], dtype=np.int64)
     v = np.array([b for a, b, p in pairs if p >= threshold], dtype=np.int64)
-    assert np.array_equal(cl._components_numpy(n, u, v), cl._components(n, u, v))
+    assert np.array_equal(cl._components_numpy(n, u, v), cl.component_labels(n, u, v))
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -420,7 +420,7 @@ def test_numpy_and_scipy_components_equal_networkx_on_a_larger_graph(seed: int) 
     chain = np.arange(5_000)  # a long path, the worst case for label propagation
     u, v = np.r_[u, chain[:-1]], np.r_[v, chain[1:]]
     expected = nx_partition(n, list(zip(u.tolist(), v.tolist(), itertools.repeat(1.0))), 0.5)
-    for root in (cl._components(n, u, v), cl._components_numpy(n, u, v)):
+    for root in (cl.component_labels(n, u, v), cl._components_numpy(n, u, v)):
         assert label_partition(root) == expected
 
 
