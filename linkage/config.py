@@ -46,6 +46,7 @@ __all__ = [
     "StoreSettings",
     "load_config",
     "parse_config",
+    "read_toml",
     "settings_table",
 ]
 
@@ -185,13 +186,17 @@ def load_config(path: Path | None = None) -> Config:
     """
     if path is None:
         return Config()
+    return parse_config(read_toml(path, "config file"), path)
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """Read a TOML file; a missing or malformed file is a :class:`ConfigError` naming it."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"{what} not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, path)
 
 
 def settings_table() -> Iterator[tuple[str, str, str, str]]:

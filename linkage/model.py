@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import re
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -24,6 +23,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from linkage import __version__
+from linkage.config import read_toml
 from linkage.errors import ConfigError, Problem
 
 __all__ = ["DEFAULT_SPEC", "MODEL_INPUT", "STEPS", "ModelSpec", "load_spec", "predict", "prepare", "train"]
@@ -139,12 +139,7 @@ def load_spec(path: Path | None = None) -> ModelSpec:
         ConfigError: the file is missing or invalid, every problem listed.
     """
     path = path or DEFAULT_SPEC
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"model spec not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "model spec")
     try:
         return ModelSpec.model_validate(data)
     except ValidationError as exc:
