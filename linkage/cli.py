@@ -43,6 +43,9 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="TOML settings and column mapping (see configs/default.toml).", exists=False),
 ]
 DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB store file [default: store.path from the config].")]
+SpecOption = Annotated[
+    Path | None, typer.Option("--spec", help="Model spec [default: configs/model.toml].")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 
@@ -113,7 +116,7 @@ def train_command(
     files: Annotated[list[Path], typer.Argument(help="Application files to train on (no labels needed).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write, e.g. model.json.")],
     config: ConfigOption = None,
-    spec: Annotated[Path | None, typer.Option("--spec", help="Model spec [default: configs/model.toml].")] = None,
+    spec: SpecOption = None,
 ) -> None:
     """Train the matching model without labels (λ, u by sampling, m by EM) and save it with its provenance.
 
@@ -134,7 +137,7 @@ def dedupe_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     config: ConfigOption = None,
     model: Annotated[Path | None, typer.Option("--model", help="A model from `linkage train` (no retraining).")] = None,
-    spec: Annotated[Path | None, typer.Option("--spec", help="Model spec [default: configs/model.toml].")] = None,
+    spec: SpecOption = None,
     threshold: Annotated[
         float | None, typer.Option("--threshold", help="Match probability that joins records [default: the spec's].")
     ] = None,

@@ -33,30 +33,29 @@ log = logging.getLogger(__name__)
 STEPS: Final = ("prepare", "train", "predict")
 DEFAULT_SPEC: Final = Path(__file__).resolve().parents[1] / "configs" / "model.toml"
 
+def _name_columns(source: str, name: str) -> str:
+    """The model-input columns of one normalised name (``full_name`` or ``mother_name``)."""
+    keys = f"{source}_keys"
+    return f"""
+    {source}_canonical AS {name}_canonical,
+    {source}_key AS {name}_key,
+    array_to_string(list_sort({keys}), ' ') AS {name}_set,
+    {keys} AS {name}_keys,
+    list_filter({keys}, lambda k: length(k) > 1) AS {name}_full_keys,
+    list_filter({keys}, lambda k: length(k) = 1) AS {name}_initials,
+    list_transform({keys}, lambda k: k[1]) AS {name}_first_letters,"""
+
+
 # The model input, one row per record: the columns that the comparisons and blocking rules read.
-MODEL_INPUT: Final = """
+MODEL_INPUT: Final = f"""
 CREATE OR REPLACE TABLE model_input AS
 SELECT
-    record_id AS unique_id,
-    full_name_canonical AS name_canonical,
-    full_name_key AS name_key,
-    array_to_string(list_sort(full_name_keys), ' ') AS name_set,
-    full_name_keys AS name_keys,
-    list_filter(full_name_keys, lambda k: length(k) > 1) AS name_full_keys,
-    list_filter(full_name_keys, lambda k: length(k) = 1) AS name_initials,
-    list_transform(full_name_keys, lambda k: k[1]) AS name_first_letters,
+    record_id AS unique_id,{_name_columns("full_name", "name")}
     full_name_keys[1] AS first_key,
     full_name_keys[-1] AS last_key,
     full_name_keys[1][1] AS initial,
     list_sort(full_name_keys)[1] AS set_first,
-    list_sort(full_name_keys)[-1] AS set_last,
-    mother_name_canonical AS mother_canonical,
-    mother_name_key AS mother_key,
-    array_to_string(list_sort(mother_name_keys), ' ') AS mother_set,
-    mother_name_keys AS mother_keys,
-    list_filter(mother_name_keys, lambda k: length(k) > 1) AS mother_full_keys,
-    list_filter(mother_name_keys, lambda k: length(k) = 1) AS mother_initials,
-    list_transform(mother_name_keys, lambda k: k[1]) AS mother_first_letters,
+    list_sort(full_name_keys)[-1] AS set_last,{_name_columns("mother_name", "mother")}
     nik,
     nik_digits,
     CASE WHEN length(nik_digits) = 16 THEN nik_digits[1:12] END AS nik_prefix,
