@@ -31,7 +31,15 @@ __all__ = ["DEFAULT_SPEC", "MODEL_INPUT", "STEPS", "ModelSpec", "load_spec", "pr
 log = logging.getLogger(__name__)
 
 STEPS: Final = ("prepare", "train", "predict")
-DEFAULT_SPEC: Final = Path(__file__).resolve().parents[1] / "configs" / "model.toml"
+
+
+def _configs() -> Path:
+    """``configs/``: inside the package when installed from a wheel, beside it in a checkout (setup.py)."""
+    packaged = Path(__file__).resolve().parent / "configs"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "configs"
+
+
+DEFAULT_SPEC: Final = _configs() / "model.toml"
 
 def _name_columns(source: str, name: str) -> str:
     """The model-input columns of one normalised name (``full_name`` or ``mother_name``)."""
