@@ -8,10 +8,14 @@ levels are evaluated in order as Splink does (first true condition wins).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from linkage import model
 from linkage.normalise import COLUMNS, normalise_batch
@@ -155,3 +159,86 @@ def test_every_level_has_a_literal_case() -> None:
 def test_veto_and_spec_are_valid() -> None:
     assert SPEC.veto is not None and SPEC.veto.weight > 0
     assert 0 < SPEC.review_floor <= SPEC.threshold < 1
+
+
+# ------------------------------------------------------------------ cheap pre-conditions are exact
+# Costly levels are written CASE WHEN cheap THEN costly ELSE false END so that DuckDB skips the edit
+# distances for most pairs. The cheap part must hold wherever the costly one does, or the level loses
+# pairs. Checked on random pairs, most of them one edit apart so that the costly part often holds.
+
+GUARDED = re.compile(r"CASE WHEN (?P<cheap>.+?) THEN (?P<costly>.+?) ELSE false END")
+
+
+def guarded(comparison: str, label: str) -> tuple[str, str]:
+    spec = next(c for c in SPEC.comparison if c.name == comparison)
+    sql = next(lvl.sql for lvl in spec.levels if lvl.label == label)
+    found = GUARDED.search(sql or "")
+    assert found, f"{comparison}/{label} is not guarded"
+    return found["cheap"], found["costly"]
+
+
+def one_edit(draw: Any, text: str, alphabet: str) -> str:
+    if not text:
+        return draw(st.sampled_from(alphabet))
+    i = draw(st.integers(0, len(text) - 1))
+    kind = draw(st.sampled_from(["sub", "swap", "del", "ins", "same"]))
+    c = draw(st.sampled_from(alphabet))
+    if kind == "sub":
+        return text[:i] + c + text[i + 1 :]
+    if kind == "swap" and i + 1 < len(text):
+        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
+    if kind == "del":
+        return text[:i] + text[i + 1 :]
+    if kind == "ins":
+        return text[:i] + c + text[i:]
+    return text
+
+
+@st.composite
+def nik_pairs(draw: Any) -> list[tuple[str, str]]:
+    pairs = []
+    for _ in range(draw(st.integers(1, 60))):
+        a = draw(st.text("0123456789", min_size=1, max_size=16))
+        pairs.append(
+            (a, one_edit(draw, a, "0123456789") if draw(st.booleans()) else draw(st.text("0123", max_size=16)))
+        )
+    return [(a, b) for a, b in pairs if a and b]
+
+
+@st.composite
+def name_pairs(draw: Any) -> list[tuple[list[str], list[str]]]:
+    token = st.text("abeiknrsu", min_size=1, max_size=7)
+    pairs = []
+    for _ in range(draw(st.integers(1, 60))):
+        a = draw(st.lists(token, min_size=1, max_size=4))
+        b = list(a)
+        for _ in range(draw(st.integers(0, 2))):
+            j = draw(st.integers(0, len(b) - 1))
+            b[j] = one_edit(draw, b[j], "abeiknrsu") or b[j]
+        pairs.append((a, draw(st.permutations(b)) if draw(st.booleans()) else b))
+    return pairs
+
+
+def violations(cheap: str, costly: str, left: dict[str, list[Any]], right: dict[str, list[Any]]) -> list[Any]:
+    con = duckdb.connect()
+    con.register("lt", pa.table({"i": range(len(next(iter(left.values())))), **left}))
+    con.register("rt", pa.table({"i": range(len(next(iter(right.values())))), **right}))
+    return con.execute(f"SELECT l.*, r.* FROM lt l JOIN rt r USING (i) WHERE ({costly}) AND NOT ({cheap})").fetchall()
+
+
+@settings(max_examples=150, deadline=None)
+@given(nik_pairs())
+def test_nik_one_edit_guard_is_exact(pairs: list[tuple[str, str]]) -> None:
+    cheap, costly = guarded("nik", "one substitution or transposition, not in the serial")
+    assert violations(cheap, costly, {"nik_digits": [a for a, _ in pairs]}, {"nik_digits": [b for _, b in pairs]}) == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(name_pairs())
+def test_name_typo_guard_is_exact(pairs: list[tuple[list[str], list[str]]]) -> None:
+    cheap, costly = guarded("name", "one token with a typo")
+
+    def side(names: list[list[str]]) -> dict[str, list[Any]]:
+        return {"name_keys": names, "name_first_letters": [[k[0] for k in keys] for keys in names]}
+
+    assert violations(cheap, costly, side([a for a, _ in pairs]), side([b for _, b in pairs])) == []
