@@ -270,7 +270,7 @@ def predict(con: duckdb.DuckDBPyConnection, linker: Any, spec: ModelSpec, floor:
     Returns:
         The number of pairs kept, and the name of Splink's own predictions table (for waterfall charts).
     """
-    for column in ("name_canonical", "mother_canonical", "birth_place", "phone"):
+    for column in dict.fromkeys(level.tf for comp in spec.comparison for level in comp.levels if level.tf):
         linker.table_management.compute_tf_table(column)
     # Score everything the veto could push below the floor, then filter after the veto.
     predictions = linker.inference.predict(threshold_match_probability=floor)
