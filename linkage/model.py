@@ -74,7 +74,14 @@ SELECT
     patronym,
     office,
     application_date,
-    decision
+    decision,
+    -- a leading house number ('7 WALLABY PLACE'; null when there is none) and the address without it,
+    -- then the address parts that an input keeps apart (null when it writes the address as one text)
+    nullif(regexp_extract(address, '^([0-9]+[A-Z]?) ', 1), '') AS address_number,
+    regexp_replace(address, '^[0-9]+[A-Z]? ', '') AS address_street,
+    postcode,
+    locality,
+    region
 FROM applications_normalised
 """
 
