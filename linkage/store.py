@@ -86,6 +86,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         _ddl("applications_normalised", NORMALISED_COLUMNS),
         _ddl("field_issues", ISSUE_COLUMNS),
     ),
+    # 1 → 2: address parts (postcode, locality, region). A store made at version 2 already has them
+    # (version 1's tables are built from the current columns), hence IF NOT EXISTS.
+    tuple(
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} VARCHAR"
+        for table in ("applications", "applications_normalised")
+        for column in ("postcode", "locality", "region")
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -191,7 +198,8 @@ class Store:
             return
         self.con.register("_incoming", data)
         try:
-            self.sql(f"INSERT INTO {table} SELECT * FROM _incoming", table=table)
+            # by name: a migrated store has its added columns last, wherever they are declared
+            self.sql(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming", table=table)
         finally:
             self.con.unregister("_incoming")
 
