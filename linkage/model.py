@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import duckdb
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from linkage import __version__
 from linkage.config import read_toml
@@ -41,6 +41,25 @@ def _configs() -> Path:
 
 DEFAULT_SPEC: Final = _configs() / "model.toml"
 
+
+def _token_counts(source: str) -> str:
+    """A CTE ``{source}_counts``: per record, how often each of its name tokens occurs in all the records.
+
+    A typo makes a spelling that is rare, or far rarer than the name it garbles (SITU beside SITI),
+    while twins and siblings carry two common names (WAHYUDI/WAHYUNI): the name levels read these counts.
+    """
+    keys = f"{source}_keys"
+    return f"""
+{source}_counts AS (
+    SELECT t.record_id, list(c.n ORDER BY t.pos) AS counts
+    FROM (SELECT record_id, unnest({keys}) AS k, generate_subscripts({keys}, 1) AS pos
+          FROM applications_normalised) AS t
+    JOIN (SELECT k, count(*)::INTEGER AS n
+          FROM (SELECT unnest({keys}) AS k FROM applications_normalised) GROUP BY k) AS c USING (k)
+    GROUP BY t.record_id
+)"""
+
+
 def _name_columns(source: str, name: str) -> str:
     """The model-input columns of one normalised name (``full_name`` or ``mother_name``)."""
     keys = f"{source}_keys"
@@ -51,12 +70,14 @@ def _name_columns(source: str, name: str) -> str:
     {keys} AS {name}_keys,
     list_filter({keys}, lambda k: length(k) > 1) AS {name}_full_keys,
     list_filter({keys}, lambda k: length(k) = 1) AS {name}_initials,
-    list_transform({keys}, lambda k: k[1]) AS {name}_first_letters,"""
+    list_transform({keys}, lambda k: k[1]) AS {name}_first_letters,
+    {source}_counts.counts AS {name}_counts,"""
 
 
 # The model input, one row per record: the columns that the comparisons and blocking rules read.
 MODEL_INPUT: Final = f"""
 CREATE OR REPLACE TABLE model_input AS
+WITH{_token_counts("full_name")},{_token_counts("mother_name")}
 SELECT
     record_id AS unique_id,{_name_columns("full_name", "name")}
     full_name_keys[1] AS first_key,
@@ -91,6 +112,8 @@ SELECT
     locality,
     region
 FROM applications_normalised
+LEFT JOIN full_name_counts USING (record_id)
+LEFT JOIN mother_name_counts USING (record_id)
 """
 
 
@@ -121,7 +144,8 @@ class Veto(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sql: str
-    weight: float = Field(gt=0)
+    max_weight: float = 0.0
+    """a vetoed pair's match weight is at most this (0 bits: probability 0.5), so it is never linked"""
     why: str
 
 
@@ -141,6 +165,15 @@ class ModelSpec(BaseModel):
     training: list[str]
     veto: Veto | None = None
     comparison: list[ComparisonSpec]
+
+    @model_validator(mode="after")
+    def _veto_below_threshold(self) -> ModelSpec:
+        if self.veto is not None and 1 / (1 + 2 ** -self.veto.max_weight) >= self.threshold:
+            raise ValueError(
+                f"veto.max_weight {self.veto.max_weight} gives a match probability at or above the threshold "
+                f"{self.threshold}: vetoed pairs would still link"
+            )
+        return self
 
     def fingerprint(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
@@ -291,7 +324,7 @@ def predict(con: duckdb.DuckDBPyConnection, linker: Any, spec: ModelSpec, floor:
     predictions = linker.inference.predict(threshold_match_probability=floor)
     table = predictions.physical_name
     veto = f"({spec.veto.sql})" if spec.veto else "FALSE"
-    penalty = spec.veto.weight if spec.veto else 0.0
+    cap = spec.veto.max_weight if spec.veto else 0.0
     columns = [c for c, in con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
     levels = ", ".join(c for c in columns if c.startswith(("gamma_", "mw_")))
     con.execute(
@@ -299,7 +332,7 @@ def predict(con: duckdb.DuckDBPyConnection, linker: Any, spec: ModelSpec, floor:
         CREATE OR REPLACE TABLE scored_pairs AS
         WITH adjusted AS (
             SELECT *, {veto} AS vetoed,
-                   match_weight - CASE WHEN {veto} THEN {penalty} ELSE 0 END AS adjusted_weight
+                   CASE WHEN {veto} THEN least(match_weight, {cap}) ELSE match_weight END AS adjusted_weight
             FROM {table}
         )
         SELECT unique_id_l AS record_id_l, unique_id_r AS record_id_r,

@@ -29,6 +29,9 @@ _NORMALISED = {
     "prior_passport_no": "prior_passport_no",
     "decision": "decision",
     "decision_reason": None,
+    "postcode": "postcode",
+    "locality": "locality",
+    "region": "region",
 }
 
 
@@ -75,7 +78,8 @@ def profile(store: Store, *, top: int = 10) -> Profile:
             store, "SELECT coalesce(decision, '(none)'), count(*) FROM applications_normalised GROUP BY 1"
         )
         raw = ", ".join(f"avg(({r} IS NOT NULL)::INT)" if r != "record_id" else "1.0" for r in ROLES)
-        norm = ", ".join(f"avg(({c} IS NOT NULL)::INT)" if c else "NULL" for c in _NORMALISED.values())
+        columns = (_NORMALISED[r] for r in ROLES)  # every role has an entry (None: no normalised column)
+        norm = ", ".join(f"avg(({c} IS NOT NULL)::INT)" if c else "NULL" for c in columns)
         raw_share = store.rows(f"SELECT {raw} FROM applications")[0]
         norm_share = store.rows(f"SELECT {norm} FROM applications_normalised")[0]
         shares = zip(ROLES, raw_share, norm_share, strict=True)
