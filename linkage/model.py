@@ -26,7 +26,7 @@ from linkage import __version__
 from linkage.config import read_toml
 from linkage.errors import ConfigError, Problem
 
-__all__ = ["DEFAULT_SPEC", "MODEL_INPUT", "STEPS", "ModelSpec", "load_spec", "predict", "prepare", "train"]
+__all__ = ["DEFAULT_SPEC", "MACROS", "MODEL_INPUT", "STEPS", "ModelSpec", "load_spec", "predict", "prepare", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,24 @@ def _name_columns(source: str, name: str) -> str:
     list_transform({keys}, lambda k: k[1]) AS {name}_first_letters,
     {source}_counts.counts AS {name}_counts,"""
 
+
+# SQL macros the comparison levels of a spec may call (created with the model input). Token lists with
+# their counts in the data (see _token_counts): a typo is one edit that makes a rare spelling.
+MACROS: Final = """
+CREATE OR REPLACE MACRO name_typo(x, y, nx, ny) AS
+    length(x) >= 3 AND damerau_levenshtein(x, y) = 1
+    AND (least(nx, ny) <= 3 OR greatest(nx, ny) >= 20 * least(nx, ny));
+-- every token of a is in b or a typo of one of b's
+CREATE OR REPLACE MACRO names_typo_within(a, an, b, bn) AS
+    list_bool_and(list_transform(a, lambda x, i: list_contains(b, x)
+        OR list_bool_or(list_transform(b, lambda y, j: name_typo(x, y, an[i], bn[j])))));
+-- every token of a is in b, an initial of one of b's, two adjacent tokens of b written together, or a typo
+CREATE OR REPLACE MACRO names_explained_by(a, an, b, bn) AS
+    list_bool_and(list_transform(a, lambda x, i: list_contains(b, x)
+        OR (length(x) = 1 AND list_contains(list_transform(b, lambda y: y[1]), x))
+        OR list_contains(list_transform(b[2:], lambda y, j: b[j] || y), x)
+        OR list_bool_or(list_transform(b, lambda y, j: name_typo(x, y, an[i], bn[j])))));
+"""
 
 # The model input, one row per record: the columns that the comparisons and blocking rules read.
 MODEL_INPUT: Final = f"""
@@ -196,6 +214,7 @@ def load_spec(path: Path | None = None) -> ModelSpec:
 
 def prepare(con: duckdb.DuckDBPyConnection) -> int:
     """Build ``model_input`` from ``applications_normalised``; return its row count."""
+    con.execute(MACROS)
     con.execute(MODEL_INPUT)
     return int(con.execute("SELECT count(*) FROM model_input").fetchall()[0][0])
 
