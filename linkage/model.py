@@ -43,19 +43,20 @@ DEFAULT_SPEC: Final = _configs() / "model.toml"
 
 
 def _token_counts(source: str) -> str:
-    """A CTE ``{source}_counts``: per record, how often each of its name tokens occurs in all the records.
+    """A CTE ``{source}_counts``: per record, how often each of its written name tokens occurs in all records.
 
     A typo makes a spelling that is rare, or far rarer than the name it garbles (SITU beside SITI),
     while twins and siblings carry two common names (WAHYUDI/WAHYUNI): the name levels read these counts.
+    Counted on the canonical tokens, as written: the keys merge spellings (SAPYTRI and SAPUTRI share one).
     """
-    keys = f"{source}_keys"
+    tokens = f"{source}_tokens"
     return f"""
 {source}_counts AS (
     SELECT t.record_id, list(c.n ORDER BY t.pos) AS counts
-    FROM (SELECT record_id, unnest({keys}) AS k, generate_subscripts({keys}, 1) AS pos
+    FROM (SELECT record_id, unnest({tokens}) AS k, generate_subscripts({tokens}, 1) AS pos
           FROM applications_normalised) AS t
     JOIN (SELECT k, count(*)::INTEGER AS n
-          FROM (SELECT unnest({keys}) AS k FROM applications_normalised) GROUP BY k) AS c USING (k)
+          FROM (SELECT unnest({tokens}) AS k FROM applications_normalised) GROUP BY k) AS c USING (k)
     GROUP BY t.record_id
 )"""
 
@@ -68,6 +69,7 @@ def _name_columns(source: str, name: str) -> str:
     {source}_key AS {name}_key,
     array_to_string(list_sort({keys}), ' ') AS {name}_set,
     {keys} AS {name}_keys,
+    {source}_tokens AS {name}_tokens,
     list_filter({keys}, lambda k: length(k) > 1) AS {name}_full_keys,
     list_filter({keys}, lambda k: length(k) = 1) AS {name}_initials,
     list_transform({keys}, lambda k: k[1]) AS {name}_first_letters,
@@ -80,16 +82,18 @@ MACROS: Final = """
 CREATE OR REPLACE MACRO name_typo(x, y, nx, ny) AS
     length(x) >= 3 AND damerau_levenshtein(x, y) = 1
     AND (least(nx, ny) <= 3 OR greatest(nx, ny) >= 20 * least(nx, ny));
--- every token of a is in b or a typo of one of b's
-CREATE OR REPLACE MACRO names_typo_within(a, an, b, bn) AS
-    list_bool_and(list_transform(a, lambda x, i: list_contains(b, x)
-        OR list_bool_or(list_transform(b, lambda y, j: name_typo(x, y, an[i], bn[j])))));
--- every token of a is in b, an initial of one of b's, two adjacent tokens of b written together, or a typo
-CREATE OR REPLACE MACRO names_explained_by(a, an, b, bn) AS
-    list_bool_and(list_transform(a, lambda x, i: list_contains(b, x)
-        OR (length(x) = 1 AND list_contains(list_transform(b, lambda y: y[1]), x))
-        OR list_contains(list_transform(b[2:], lambda y, j: b[j] || y), x)
-        OR list_bool_or(list_transform(b, lambda y, j: name_typo(x, y, an[i], bn[j])))));
+-- name lists as (keys, canonical tokens, counts of the tokens), aligned: token i of a matches b when its
+-- key is one of b's keys or it is a typo of one of b's tokens
+CREATE OR REPLACE MACRO token_in(ak, aw, an, i, bk, bw, bn) AS
+    list_contains(bk, ak[i]) OR list_bool_or(list_transform(bw, lambda y, j: name_typo(aw[i], y, an[i], bn[j])));
+-- every token of a matches b
+CREATE OR REPLACE MACRO names_typo_within(ak, aw, an, bk, bw, bn) AS
+    list_bool_and(list_transform(ak, lambda x, i: token_in(ak, aw, an, i, bk, bw, bn)));
+-- every token of a matches b, is an initial of one of b's, or is two adjacent tokens of b written together
+CREATE OR REPLACE MACRO names_explained_by(ak, aw, an, bk, bw, bn) AS
+    list_bool_and(list_transform(ak, lambda x, i: token_in(ak, aw, an, i, bk, bw, bn)
+        OR (length(x) = 1 AND list_contains(list_transform(bk, lambda y: y[1]), x))
+        OR list_contains(list_transform(bk[2:], lambda y, j: bk[j] || y), x)));
 """
 
 # The model input, one row per record: the columns that the comparisons and blocking rules read.

@@ -267,7 +267,7 @@ def test_name_typo_guard_is_exact(pairs: list[tuple[list[str], list[str]]]) -> N
         counts = [[(7 * len(k) + ord(k[0])) % 40 + 1 for k in keys] for keys in names]  # rare and common
         return {
             "name_keys": names,
-            "name_first_letters": [[k[0] for k in keys] for keys in names],
+            "name_tokens": names,
             "name_counts": counts,
         }
 
