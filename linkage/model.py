@@ -73,15 +73,18 @@ def _name_columns(source: str, name: str) -> str:
     list_filter({keys}, lambda k: length(k) > 1) AS {name}_full_keys,
     list_filter({keys}, lambda k: length(k) = 1) AS {name}_initials,
     list_transform({keys}, lambda k: k[1]) AS {name}_first_letters,
+    list_transform({keys}[2:], lambda k, i: {keys}[i] || k) AS {name}_joined,
     {source}_counts.counts AS {name}_counts,"""
 
 
 # SQL macros the comparison levels of a spec may call (created with the model input). Token lists with
 # their counts in the data (see _token_counts): a typo is one edit that makes a rare spelling.
 MACROS: Final = """
+-- (one edit keeps the first or the last letter: a cheap test first, the edit distance only then)
 CREATE OR REPLACE MACRO name_typo(x, y, nx, ny) AS
-    length(x) >= 3 AND damerau_levenshtein(x, y) = 1
-    AND (least(nx, ny) <= 3 OR greatest(nx, ny) >= 20 * least(nx, ny));
+    CASE WHEN length(x) >= 3 AND abs(length(x) - length(y)) <= 1 AND (x[1] = y[1] OR x[-1] = y[-1])
+              AND (least(nx, ny) <= 3 OR greatest(nx, ny) >= 20 * least(nx, ny))
+         THEN damerau_levenshtein(x, y) = 1 ELSE false END;
 -- name lists as (keys, canonical tokens, counts of the tokens), aligned: token i of a matches b when its
 -- key is one of b's keys or it is a typo of one of b's tokens
 CREATE OR REPLACE MACRO token_in(ak, aw, an, i, bk, bw, bn) AS
@@ -89,11 +92,11 @@ CREATE OR REPLACE MACRO token_in(ak, aw, an, i, bk, bw, bn) AS
 -- every token of a matches b
 CREATE OR REPLACE MACRO names_typo_within(ak, aw, an, bk, bw, bn) AS
     list_bool_and(list_transform(ak, lambda x, i: token_in(ak, aw, an, i, bk, bw, bn)));
--- every token of a matches b, is an initial of one of b's, or is two adjacent tokens of b written together
-CREATE OR REPLACE MACRO names_explained_by(ak, aw, an, bk, bw, bn) AS
-    list_bool_and(list_transform(ak, lambda x, i: token_in(ak, aw, an, i, bk, bw, bn)
-        OR (length(x) = 1 AND list_contains(list_transform(bk, lambda y: y[1]), x))
-        OR list_contains(list_transform(bk[2:], lambda y, j: bk[j] || y), x)));
+-- every token of a matches b, is an initial of one of b's (bf: b's first letters), or is two adjacent
+-- tokens of b written together (bj: b's adjacent keys joined)
+CREATE OR REPLACE MACRO names_explained_by(ak, aw, an, bk, bw, bn, bf, bj) AS
+    list_bool_and(list_transform(ak, lambda x, i: list_contains(bj, x)
+        OR (length(x) = 1 AND list_contains(bf, x)) OR token_in(ak, aw, an, i, bk, bw, bn)));
 """
 
 # The model input, one row per record: the columns that the comparisons and blocking rules read.

@@ -272,3 +272,17 @@ def test_name_typo_guard_is_exact(pairs: list[tuple[list[str], list[str]]]) -> N
         }
 
     assert violations(cheap, costly, side([a for a, _ in pairs]), side([b for _, b in pairs])) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.text("abeiknrsu", min_size=1, max_size=8), st.data()), min_size=1, max_size=60))
+def test_name_typo_precondition_is_exact(drawn: list[tuple[str, Any]]) -> None:
+    """The macro's cheap test (lengths, first or last letter) never hides a one-edit typo."""
+    pairs = [(x, one_edit(data.draw, x, "abeiknrsu") or x, data.draw(st.integers(1, 60))) for x, data in drawn]
+    con = duckdb.connect()
+    con.execute(model.MACROS)
+    con.register("p", pa.table({"x": [p[0] for p in pairs], "y": [p[1] for p in pairs], "n": [p[2] for p in pairs]}))
+    reference = (
+        "length(x) >= 3 AND damerau_levenshtein(x, y) = 1 AND (least(n, 40) <= 3 OR greatest(n, 40) >= 20 * least(n, 40))"
+    )
+    assert con.execute(f"SELECT x, y FROM p WHERE name_typo(x, y, n, 40) <> ({reference})").fetchall() == []
