@@ -283,6 +283,7 @@ def test_name_typo_precondition_is_exact(drawn: list[tuple[str, Any]]) -> None:
     con.execute(model.MACROS)
     con.register("p", pa.table({"x": [p[0] for p in pairs], "y": [p[1] for p in pairs], "n": [p[2] for p in pairs]}))
     reference = (
-        "length(x) >= 3 AND damerau_levenshtein(x, y) = 1 AND (least(n, 40) <= 3 OR greatest(n, 40) >= 20 * least(n, 40))"
+        "length(x) >= 3 AND damerau_levenshtein(x, y) = 1"
+        " AND (least(n, 40) <= 3 OR greatest(n, 40) >= 20 * least(n, 40))"
     )
     assert con.execute(f"SELECT x, y FROM p WHERE name_typo(x, y, n, 40) <> ({reference})").fetchall() == []
