@@ -43,9 +43,9 @@ from benchmarks.results import write_section  # noqa: E402
 
 # What a true pair can share besides its name. The strong facts are identity evidence that the model
 # weighs heavily (the non-null, non-else levels of its nik, dob, mother, phone and prior-passport
-# comparisons, except the NIK's "same region and date, other serial", which counts against a match); a
-# pair with none of them has at most a name, a place and a village in common, and no threshold that
-# keeps siblings apart can link it.
+# comparisons, except the NIK's "same region and date, other serial", which counts against a match). A
+# pair with none of them has at most a name, a birth place and a village in common (in the synthetic data
+# mostly a "sparse" record that has only a name), and a model can link it on the name alone or not at all.
 STRONG: dict[str, str] = {
     "NIK": "damerau_levenshtein(l.nik_digits, r.nik_digits) <= 1",
     "dob": (

@@ -40,8 +40,14 @@ def test_true_pairs_are_pairs_of_one_person(con, data: Path) -> None:
     assert con.execute("SELECT count(*) FROM true_pairs").fetchall()[0][0] == expected
 
 
-def test_counts_and_recall_match_a_cross_join_rule_by_rule(con) -> None:
-    rules = list(load_spec(None).blocking)
+PROPOSED = Path(bench.HERE) / "blocking_proposed.toml"
+
+
+@pytest.mark.parametrize("which", ["current", "proposed"])
+def test_counts_and_recall_match_a_cross_join_rule_by_rule(con, which: str) -> None:
+    rules = bench.rule_lists(PROPOSED if PROPOSED.exists() else None).get(which)
+    if rules is None:
+        pytest.skip("no proposed rules")
     result = bench.analyse(con, rules)
     assert result.records == ROWS
     assert len(result.comparisons) == len(result.kept) == len(result.largest) == len(rules)
