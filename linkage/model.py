@@ -135,7 +135,28 @@ SELECT
     regexp_replace(address, '^[0-9]+[A-Z]? ', '') AS address_street,
     postcode,
     locality,
-    region
+    region,
+    -- Blocking keys that tolerate one fault (benchmarks/blocking_bench.py measures them). A one-digit
+    -- NIK typo or a dropped digit leaves one half intact: the region and birth day, or month, year and serial.
+    left(nik_digits, 8) AS nik_head,
+    right(nik_digits, 8) AS nik_tail,
+    -- Birth month and day without the year (a year off by one), and the date with day and month in
+    -- either order (a swapped day and month).
+    strftime(coalesce(birth_date, nik_birth_date), '%m%d') AS birth_month_day,
+    year(coalesce(birth_date, nik_birth_date)) * 10000
+        + least(month(coalesce(birth_date, nik_birth_date)), day(coalesce(birth_date, nik_birth_date))) * 100
+        + greatest(month(coalesce(birth_date, nik_birth_date)), day(coalesce(birth_date, nik_birth_date)))
+        AS dob_unordered,
+    full_name_keys[1] || ' ' || full_name_keys[-1] AS first_last,
+    -- A bare record has a name but neither a birth date nor a NIK: only its name can block it. These
+    -- are its name keys (NULL on every other record), so a rule such as l.bare_name_key = r.name_key
+    -- pairs bare records with all records of that name and leaves the rest of the name block alone.
+    CASE WHEN coalesce(birth_date, nik_birth_date) IS NULL AND nik_digits IS NULL THEN full_name_key END
+        AS bare_name_key,
+    CASE WHEN coalesce(birth_date, nik_birth_date) IS NULL AND nik_digits IS NULL
+        THEN array_to_string(list_sort(full_name_keys), ' ') END AS bare_name_set,
+    CASE WHEN coalesce(birth_date, nik_birth_date) IS NULL AND nik_digits IS NULL
+        THEN full_name_keys[1] || ' ' || full_name_keys[-1] END AS bare_first_last
 FROM applications_normalised
 LEFT JOIN full_name_counts USING (record_id)
 LEFT JOIN mother_name_counts USING (record_id)
