@@ -229,7 +229,8 @@ def evaluate_command(
 
     Pairwise and B-cubed precision/recall/F1; with --applications or --db, rejection traceability
     (later applications at another office that land with the person's refusal) and the false-flag rate
-    (applications shown someone else's earlier refusal); with --relatives, false pairs between relatives.
+    (applications shown someone else's earlier refusal); with --relatives, false pairs between relatives
+    and the share of relatives' record pairs merged, in all and per relation (twins, siblings).
     Definitions: linkage/evaluate.py.
     """
     from linkage.evaluate import applications_from_store, evaluate, load_table, sweep, write_report
@@ -272,9 +273,11 @@ def evaluate_command(
     )
     shown = {"threshold": "≥ p", "links": "links", "identities": "ids", "pairwise_precision": "P",
              "pairwise_recall": "R", "pairwise_f1": "F1", "bcubed_f1": "B³ F1", "traceability": "traced",
-             "false_flag_rate": "flagged"}  # fmt: skip
+             "false_flag_rate": "flagged", "relative_merge_rate": "kin merged"}  # fmt: skip
     if metrics.applications is None:
         del shown["traceability"], shown["false_flag_rate"]
+    if metrics.relative_pairs is None:
+        del shown["relative_merge_rate"]
     for header in shown.values():
         sweep_table.add_column(header, justify="right", no_wrap=True)
     for row in swept.to_dict(orient="records"):
@@ -292,7 +295,7 @@ def _sweep_cell(key: str, value: Any) -> str:
         return f"{int(value):,}"
     if key == "threshold":
         return f"{value:g}"
-    return f"{100 * value:.3f}%" if key == "false_flag_rate" else f"{value:.4f}"
+    return f"{100 * value:.3f}%" if key in ("false_flag_rate", "relative_merge_rate") else f"{value:.4f}"
 
 
 def _config(path: Path | None, workers: int | None = None) -> Config:

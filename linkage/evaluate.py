@@ -35,6 +35,15 @@ Definitions (each figure is a field of :class:`Metrics`):
   = Σ over relative person pairs (j, k) and identities i of ``n_ij * n_ik``, every one a false pair;
   ``relative_false_pair_share`` is its share of all false pairs; ``relatives_merged`` counts relative
   person pairs that share at least one identity, out of ``relative_pairs`` among the measured persons.
+  ``relative_record_pairs`` = Σ over relative person pairs of ``n_j * n_k``: every record pair that
+  could be a false merge between relatives, and ``relative_merge_rate`` = ``relative_false_pairs /
+  relative_record_pairs``, the share of them the clusters merge (a false-positive rate on the hardest
+  negatives; precision is ``1 -`` the false pairs' share of predicted pairs, so this rate is what tells
+  whether the false merges are concentrated in families). The same four figures per relation
+  (:data:`RELATIONS`: ``twin_pairs, twins_merged, twin_record_pairs, twin_false_pairs, twin_merge_rate``,
+  likewise ``sibling_…``) come from the ``relation`` column, compared lower-cased; a person pair listed
+  under both counts as twins (twins are siblings too), other relations count in the totals only, and
+  without the column the per-relation figures are ``None``.
 
 Figures that cannot be computed (no applications given, nobody refused elsewhere, no false pairs) are
 ``None``, never a made-up 0 or 1. Clustering for the sweep is connected components over pairs at or
@@ -68,6 +77,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "REFUSALS",
+    "RELATIONS",
     "Metrics",
     "applications_from_store",
     "connected_components",
@@ -82,6 +92,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLDS: Final[tuple[float, ...]] = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
 REFUSALS: Final[tuple[str, ...]] = ("rejected",)
+# the relations with their own figures, most specific first: a pair listed as both is counted as the first
+RELATIONS: Final[tuple[str, ...]] = ("twin", "sibling")
 
 Table: TypeAlias = "pd.DataFrame | pa.Table"
 IntArray = npt.NDArray[np.int64]
@@ -118,6 +130,18 @@ class Metrics:
     relatives_merged: int | None = None
     relative_false_pairs: int | None = None
     relative_false_pair_share: float | None = None
+    relative_record_pairs: int | None = None
+    relative_merge_rate: float | None = None
+    twin_pairs: int | None = None
+    twins_merged: int | None = None
+    twin_record_pairs: int | None = None
+    twin_false_pairs: int | None = None
+    twin_merge_rate: float | None = None
+    sibling_pairs: int | None = None
+    siblings_merged: int | None = None
+    sibling_record_pairs: int | None = None
+    sibling_false_pairs: int | None = None
+    sibling_merge_rate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The figures by name, JSON-ready (``None`` for figures not computed)."""
@@ -159,7 +183,23 @@ class Metrics:
                 ("relative pairs merged / known", f"{self.relatives_merged:,} / {self.relative_pairs:,}"),
                 ("false pairs between relatives", f"{self.relative_false_pairs:,}"),
                 ("share of false pairs between relatives", _fmt(self.relative_false_pair_share, percent=True)),
+                (
+                    "relatives' record pairs merged / all",
+                    _merged(self.relative_false_pairs, self.relative_record_pairs, self.relative_merge_rate),
+                ),
             ]
+            for relation in RELATIONS:
+                if (known := getattr(self, f"{relation}_pairs")) is None:
+                    continue
+                merged = _merged(
+                    getattr(self, f"{relation}_false_pairs"),
+                    getattr(self, f"{relation}_record_pairs"),
+                    getattr(self, f"{relation}_merge_rate"),
+                )
+                rows += [
+                    (f"{relation} pairs merged / known", f"{getattr(self, f'{relation}s_merged'):,} / {known:,}"),
+                    (f"{relation}s' record pairs merged / all", merged),
+                ]
         return rows
 
 
@@ -167,6 +207,10 @@ def _fmt(value: float | None, *, percent: bool = False) -> str:
     if value is None:
         return "–"
     return f"{100 * value:.3f} %" if percent else f"{value:.4f}"
+
+
+def _merged(merged: int | None, all_: int | None, rate: float | None) -> str:
+    return f"{merged or 0:,} / {all_ or 0:,} ({_fmt(rate, percent=True)})"
 
 
 # --------------------------------------------------------------------------------------------- public
@@ -438,7 +482,17 @@ class _Measured:
     unclustered: int
     unlabelled: int
     applications: _Applications | None
-    relatives: tuple[IntArray, IntArray] | None  # person-code pairs, a < b, each once
+    relatives: _Relatives | None
+
+
+@dataclass(frozen=True)
+class _Relatives:
+    """Relative person pairs among the measured persons, as person codes ``a < b``, each pair once."""
+
+    a: IntArray
+    b: IntArray
+    relation: IntArray  # position in RELATIONS, len(RELATIONS) for any other relation
+    has_relation: bool  # the table had a relation column: the per-relation figures can be given
 
 
 def _table(data: Table, name: str, required: Sequence[str]) -> pd.DataFrame:
@@ -564,13 +618,26 @@ def _days(column: pd.Series) -> FloatArray:
     return column.map(lookup).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _relatives(data: Table, persons: pd.Index) -> tuple[IntArray, IntArray]:
+def _relatives(data: Table, persons: pd.Index) -> _Relatives:
     frame = _table(data, "relatives", ("person_id_a", "person_id_b"))
     a = persons.get_indexer(_ids(frame["person_id_a"], "relatives", "person_id_a"))
     b = persons.get_indexer(_ids(frame["person_id_b"], "relatives", "person_id_b"))
+    has_relation = "relation" in frame.columns
+    relation = np.full(len(frame), len(RELATIONS), dtype=np.int64)
+    if has_relation:
+        named = frame["relation"].astype("string").str.strip().str.lower()
+        for code, name in enumerate(RELATIONS):
+            relation[(named == name).fillna(False).to_numpy(dtype=bool)] = code
     keep = (a >= 0) & (b >= 0) & (a != b)
-    pairs = np.unique(np.stack([np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])], axis=1), axis=0)
-    return pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+    low, high, relation = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep]), relation[keep]
+    # each person pair once, under its most specific relation (the smallest code: twins before siblings)
+    order = np.lexsort((relation, high, low))
+    low, high, relation = low[order], high[order], relation[order]
+    first = np.ones(len(low), dtype=bool)
+    first[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
+    return _Relatives(
+        low[first].astype(np.int64), high[first].astype(np.int64), relation[first].astype(np.int64), has_relation
+    )
 
 
 # ----------------------------------------------------------------------------------------- figures
@@ -615,7 +682,7 @@ def _metrics(labels: IntArray, measured: _Measured) -> Metrics:
     if measured.applications is not None:
         updates |= _application_figures(cluster, person, measured.applications)
     if measured.relatives is not None:
-        updates |= _relative_figures(cell_cluster, cell_person, n_ij, measured.relatives, predicted - correct)
+        updates |= _relative_figures(cell_cluster, cell_person, n_ij, n_j, measured.relatives, predicted - correct)
     return Metrics(**(asdict(metrics) | updates))
 
 
@@ -686,19 +753,38 @@ def _earlier_refusal_elsewhere(group: IntArray, rank: IntArray, attr: IntArray, 
 
 
 def _relative_figures(
-    cell_cluster: IntArray, cell_person: IntArray, n_ij: IntArray, relatives: tuple[IntArray, IntArray], false: int
+    cell_cluster: IntArray, cell_person: IntArray, n_ij: IntArray, n_j: IntArray, relatives: _Relatives, false: int
 ) -> dict[str, Any]:
-    a, b = relatives
+    a, b = relatives.a, relatives.b
     related = np.isin(cell_person, np.concatenate([a, b]))  # only those cells can hold a relative pair
     cells = pd.DataFrame({"cluster": cell_cluster[related], "person": cell_person[related], "n": n_ij[related]})
-    pairs = pd.DataFrame({"a": a, "b": b})
+    pairs = pd.DataFrame({"a": a, "b": b, "relation": relatives.relation})
     joined = pairs.merge(cells.rename(columns={"person": "a", "n": "n_a"}), on="a").merge(
         cells.rename(columns={"person": "b", "n": "n_b"}), on=["cluster", "b"]
     )
-    relative_false = int((joined["n_a"] * joined["n_b"]).sum())
+    # per relative pair: its record pairs (n_a * n_b over the whole truth) and those that share an identity
+    possible = n_j[a] * n_j[b]
+    merged = np.zeros(len(a), dtype=np.int64)
+    if len(joined):
+        wrong = (joined["n_a"] * joined["n_b"]).groupby([joined["a"], joined["b"]]).sum()
+        at = pd.MultiIndex.from_arrays([a, b]).get_indexer(wrong.index)
+        merged[at] = wrong.to_numpy(dtype=np.int64)
+    figures = _relative_counts("relative", np.ones(len(a), dtype=bool), possible, merged)
+    n_false = figures["relative_false_pairs"]
+    figures["relative_false_pair_share"] = n_false / false if false else None
+    if relatives.has_relation:
+        for code, name in enumerate(RELATIONS):
+            figures |= _relative_counts(name, relatives.relation == code, possible, merged)
+    return figures
+
+
+def _relative_counts(name: str, chosen: BoolArray, possible: IntArray, merged: IntArray) -> dict[str, Any]:
+    """The figures of the chosen relative person pairs: ``{name}_pairs``, ``{name}s_merged`` and so on."""
+    n_possible, n_merged = int(possible[chosen].sum()), int(merged[chosen].sum())
     return {
-        "relative_pairs": len(a),
-        "relatives_merged": len(joined[["a", "b"]].drop_duplicates()),
-        "relative_false_pairs": relative_false,
-        "relative_false_pair_share": relative_false / false if false else None,
+        f"{name}_pairs": int(chosen.sum()),
+        f"{name}s_merged": int((merged[chosen] > 0).sum()),
+        f"{name}_record_pairs": n_possible,
+        f"{name}_false_pairs": n_merged,
+        f"{name}_merge_rate": n_merged / n_possible if n_possible else None,
     }

@@ -95,6 +95,8 @@ def test_empty_inputs() -> None:
     assert (m.pairwise_f1, m.bcubed_f1) == (1.0, 1.0)
     assert (m.applications, m.traceability, m.false_flag_rate) == (0, None, None)
     assert (m.relative_pairs, m.relative_false_pairs, m.relative_false_pair_share) == (0, 0, None)
+    assert (m.relative_record_pairs, m.relative_merge_rate) == (0, None)
+    assert (m.twin_record_pairs, m.twin_merge_rate) == (0, None)
     # an empty clustering of labelled records: nothing measured, every truth record counted as unclustered
     m = evaluate(frames({}, {})[0], frames({}, {"a": "p", "b": "p"})[1])
     assert (m.records, m.records_unclustered) == (0, 2)
@@ -301,6 +303,67 @@ def test_relative_pairs() -> None:
     # relative false pairs: (q, t) in W = 1 * 2 = 2; (p, q) share no identity = 0 -> 2, a share of 2 / 5
     assert (m.relative_pairs, m.relatives_merged, m.relative_false_pairs) == (2, 1, 2)
     assert m.relative_false_pair_share == pytest.approx(0.4)
+    # record pairs between relatives: n_q * n_t + n_p * n_q = 2 * 2 + 4 * 2 = 12, of which 2 merged
+    assert (m.relative_record_pairs, m.relative_merge_rate) == (12, pytest.approx(2 / 12))
+    # both pairs are siblings (s-x is dropped: x is not measured), so no twins: 0 record pairs, no rate
+    assert (m.sibling_pairs, m.siblings_merged, m.sibling_record_pairs, m.sibling_false_pairs) == (2, 1, 12, 2)
+    assert m.sibling_merge_rate == pytest.approx(2 / 12)
+    assert (m.twin_pairs, m.twins_merged, m.twin_record_pairs, m.twin_false_pairs, m.twin_merge_rate) == (
+        0, 0, 0, 0, None
+    )  # fmt: skip
+
+
+def test_relative_merge_rates_per_relation() -> None:
+    clusters, truth, apps = _literal()
+    # p-s twins, also listed as siblings (twins win); q-t siblings written loosely; p-t cousins (totals only)
+    relatives = _relatives([("p", "s", "twin"), ("s", "p", "sibling"), ("q", "t", " Sibling "), ("p", "t", "cousin")])
+    m = evaluate(clusters, truth, apps, relatives)
+    # persons p = {r1, r2, r3, r9}, q = {r4, r5}, s = {r6}, t = {r7, r8}
+    # identities X = {r1 p, r2 p, r6 s, r9 p}, Y = {r3 p}, Z = {r4 q}, W = {r5 q, r7 t, r8 t}
+    # twins p-s: record pairs 4 * 1 = 4; merged in X: 3 (p) * 1 (s) = 3
+    assert (m.twin_pairs, m.twins_merged, m.twin_record_pairs, m.twin_false_pairs) == (1, 1, 4, 3)
+    assert m.twin_merge_rate == pytest.approx(3 / 4)
+    # siblings q-t: record pairs 2 * 2 = 4; merged in W: 1 (q) * 2 (t) = 2
+    assert (m.sibling_pairs, m.siblings_merged, m.sibling_record_pairs, m.sibling_false_pairs) == (1, 1, 4, 2)
+    assert m.sibling_merge_rate == pytest.approx(2 / 4)
+    # all relatives, cousins p-t too: 4 * 2 = 8 record pairs, none merged -> 4 + 4 + 8 = 16, merged 3 + 2 = 5
+    assert (m.relative_pairs, m.relatives_merged, m.relative_record_pairs, m.relative_false_pairs) == (3, 2, 16, 5)
+    assert m.relative_merge_rate == pytest.approx(5 / 16)
+    assert m.relative_false_pair_share == pytest.approx(1.0)  # all 5 false pairs are between relatives
+    labels = dict(m.summary())
+    assert labels["relatives' record pairs merged / all"] == "5 / 16 (31.250 %)"
+    assert labels["twins' record pairs merged / all"] == "3 / 4 (75.000 %)"
+    assert labels["sibling pairs merged / known"] == "1 / 1"
+    # without a relation column the totals stand and the per-relation figures are not computed
+    bare = evaluate(clusters, truth, apps, relatives.drop(columns="relation"))
+    assert (bare.relative_record_pairs, bare.relative_false_pairs) == (16, 5)
+    assert (bare.twin_pairs, bare.sibling_merge_rate) == (None, None)
+    assert "twin pairs merged / known" not in dict(bare.summary())
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_relative_figures_agree_with_a_brute_force_count_of_record_pairs(seed: int) -> None:
+    rng = random.Random(seed)
+    ids = [f"r{i:02d}" for i in range(rng.randrange(1, 40))]
+    person = {r: f"P{rng.randrange(10)}" for r in ids}
+    cluster = {r: f"I{rng.randrange(rng.randrange(1, 8))}" for r in ids}
+    listed = [(f"P{rng.randrange(11)}", f"P{rng.randrange(11)}", rng.choice(["twin", "sibling"])) for _ in range(8)]
+    m = evaluate(*frames(cluster, person), relatives=_relatives(listed))
+    relation: dict[frozenset[str], str] = {}
+    for x, y, r in listed:  # twins win over siblings
+        key = frozenset((x, y))
+        relation[key] = "twin" if "twin" in (r, relation.get(key)) else r
+    possible = {"twin": 0, "sibling": 0}
+    merged = {"twin": 0, "sibling": 0}
+    for x, y in itertools.combinations(ids, 2):
+        r = relation.get(frozenset((person[x], person[y])))
+        if r and person[x] != person[y]:
+            possible[r] += 1
+            merged[r] += cluster[x] == cluster[y]
+    assert (m.twin_record_pairs, m.twin_false_pairs) == (possible["twin"], merged["twin"])
+    assert (m.sibling_record_pairs, m.sibling_false_pairs) == (possible["sibling"], merged["sibling"])
+    assert m.relative_record_pairs == possible["twin"] + possible["sibling"]
+    assert m.relative_false_pairs == merged["twin"] + merged["sibling"]
 
 
 # ---------------------------------------------------------------------------- connected components
@@ -407,6 +470,7 @@ def test_sweep_with_applications_and_relatives_and_unknown_records() -> None:
     assert table["traced"].tolist() == [2, 1]
     assert table["false_flags"].tolist() == [0, 0]
     assert table["relative_false_pairs"].tolist() == [0, 0]
+    assert table["sibling_record_pairs"].tolist() == [4, 4] and table["sibling_merge_rate"].tolist() == [0.0, 0.0]
     with pytest.raises(InputError, match="not among the records to cluster"):
         sweep(pairs.assign(record_id_r="zz"), truth, clusters)
 
@@ -478,7 +542,11 @@ def test_cli_evaluate_prints_a_table_and_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["metrics"]["traced"] == 2 and data["metrics"]["relative_false_pairs"] == 2
+    assert (data["metrics"]["sibling_record_pairs"], data["metrics"]["sibling_merge_rate"]) == (4, 0.5)
     assert data["sweep"] is None
+    result = runner.invoke(app, [*base, "--relatives", str(f["relatives"])])
+    assert result.exit_code == 0, result.output
+    assert "siblings' record pairs merged / all" in result.output and "2 / 4 (50.000 %)" in result.output
 
 
 def test_cli_evaluate_sweep_writes_the_chart_and_table(tmp_path: Path) -> None:
@@ -491,6 +559,9 @@ def test_cli_evaluate_sweep_writes_the_chart_and_table(tmp_path: Path) -> None:
     assert (out / "pr_curve.html").exists() and (out / "sweep.csv").exists()
     result = runner.invoke(app, args)
     assert result.exit_code == 0 and "Threshold sweep" in result.output
+    assert "kin merged" not in result.output
+    result = runner.invoke(app, [*args, "--relatives", str(f["relatives"])])
+    assert result.exit_code == 0 and "kin merged" in result.output
 
 
 def test_cli_evaluate_reads_applications_from_the_store(tmp_path: Path) -> None:
