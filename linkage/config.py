@@ -32,7 +32,7 @@ import tomllib
 import typing
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -72,10 +72,18 @@ class DatasetSettings(_Section):
     phone_region: str = Field("ID", description="Region assumed for phone numbers written without a country code")
 
 
+DEFAULT_MEMORY_LIMIT: Final = "2GB"
+
+
 class StoreSettings(_Section):
     """Where the DuckDB store lives."""
 
     path: Path = Field(Path("linkage.duckdb"), description="DuckDB file of the store (created when missing)")
+    memory_limit: str = Field(
+        DEFAULT_MEMORY_LIMIT,
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Memory DuckDB may use before it spills to disk (blocking joins at 1M records need ~2GB)",
+    )
 
 
 class IngestSettings(_Section):

@@ -82,7 +82,7 @@ def train(
     work = out.with_suffix(".work")
     db = _fresh_store(work)
     ingest(paths, config, db=db, progress=progress)
-    with Store(db) as store:
+    with Store(db, memory_limit=config.store.memory_limit) as store:
         model.prepare(store.con)
         linker = model.train(store.con, spec)
         model_id = model.save(
@@ -212,7 +212,7 @@ def dedupe(
     if report.accepted == 0:
         raise InputError("no application was accepted: nothing to deduplicate (see the quarantine reasons)")
     lap("ingest")
-    with Store(db) as store:
+    with Store(db, memory_limit=config.store.memory_limit) as store:
         con = store.con
         model.prepare(con)
         lap("prepare")

@@ -101,7 +101,7 @@ def _ingest(
     db_path = db or config.store.path
     started = time.perf_counter()
     seconds = dict.fromkeys(STAGES, 0.0)
-    with Store(db_path) as store:
+    with Store(db_path, memory_limit=config.store.memory_limit) as store:
         run_id = store.begin_run("ingest", [str(p) for p in paths], config.fingerprint())
         report = IngestReport(run_id=run_id, db=str(db_path))
         quarantined: Counter[str] = Counter()

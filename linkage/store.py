@@ -29,6 +29,7 @@ import duckdb
 import pyarrow as pa
 
 from linkage import __version__
+from linkage.config import DEFAULT_MEMORY_LIMIT
 from linkage.errors import StoreError
 from linkage.normalise import COLUMNS as NORMALISED_COLUMNS
 from linkage.schema import ROLES
@@ -110,14 +111,14 @@ class Store:
     0
     """
 
-    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> None:
         self.path = str(path)
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"no store at {self.path}: run `linkage ingest FILE --db {self.path}` first")
         if not read_only and self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
+            self.con = duckdb.connect(self.path, read_only=read_only, config={"memory_limit": memory_limit})
         except duckdb.Error as exc:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from None
         self._migrate(read_only)

@@ -69,3 +69,13 @@ def test_febrl_ingests_through_its_config(tmp_path: Path) -> None:
         extras = store.rows("SELECT count(*) FROM applications WHERE extras IS NOT NULL")[0][0]
     assert row == [("MITCHELL GREEN", dt.date(1956, 4, 9), "1804974")]
     assert extras == 0  # every FEBRL column is mapped
+
+
+def test_memory_limit_is_validated_and_reaches_duckdb(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"store": {"memory_limit": "lots"}})
+    assert "store.memory_limit" in str(info.value)
+    config = parse_config({"store": {"memory_limit": "512MB"}})
+    with Store(tmp_path / "s.duckdb", memory_limit=config.store.memory_limit) as store:
+        (limit,) = store.con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+    assert limit in {"488.2 MiB", "512.0 MB"}  # DuckDB reports in binary units
