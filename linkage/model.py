@@ -86,17 +86,21 @@ CREATE OR REPLACE MACRO name_typo(x, y, nx, ny) AS
               AND (least(nx, ny) <= 3 OR greatest(nx, ny) >= 20 * least(nx, ny))
          THEN damerau_levenshtein(x, y) = 1 ELSE false END;
 -- name lists as (keys, canonical tokens, counts of the tokens), aligned: token i of a matches b when its
--- key is one of b's keys or it is a typo of one of b's tokens
+-- key is one of b's keys or it is a typo of one of b's tokens, as written or as keys (UHAMAD/MUHAMMAD
+-- are two edits apart but their keys one)
 CREATE OR REPLACE MACRO token_in(ak, aw, an, i, bk, bw, bn) AS
-    list_contains(bk, ak[i]) OR list_bool_or(list_transform(bw, lambda y, j: name_typo(aw[i], y, an[i], bn[j])));
+    list_contains(bk, ak[i]) OR list_bool_or(list_transform(bw, lambda y, j:
+        name_typo(aw[i], y, an[i], bn[j]) OR name_typo(ak[i], bk[j], an[i], bn[j])));
 -- every token of a matches b
 CREATE OR REPLACE MACRO names_typo_within(ak, aw, an, bk, bw, bn) AS
     list_bool_and(list_transform(ak, lambda x, i: token_in(ak, aw, an, i, bk, bw, bn)));
--- every token of a matches b, is an initial of one of b's (bf: b's first letters), or is two adjacent
--- tokens of b written together (bj: b's adjacent keys joined)
+-- every token of a matches b, is an initial of one of b's (bf: b's first letters), is two adjacent
+-- tokens of b written together (bj: b's adjacent keys joined), or is written together with its neighbour
+-- in b (SITI EFFENDI / SITIEFFENDI LESTARI)
 CREATE OR REPLACE MACRO names_explained_by(ak, aw, an, bk, bw, bn, bf, bj) AS
     list_bool_and(list_transform(ak, lambda x, i: list_contains(bj, x)
-        OR (length(x) = 1 AND list_contains(bf, x)) OR token_in(ak, aw, an, i, bk, bw, bn)));
+        OR (length(x) = 1 AND list_contains(bf, x)) OR token_in(ak, aw, an, i, bk, bw, bn)
+        OR (i < len(ak) AND list_contains(bk, x || ak[i + 1])) OR (i > 1 AND list_contains(bk, ak[i - 1] || x))));
 """
 
 # The model input, one row per record: the columns that the comparisons and blocking rules read.

@@ -81,6 +81,15 @@ CASES = [
         {"full_name": "Sri Julia Farida"},
         "tokens dropped, added or joined, with a typo",
     ),
+    # a typo one edit away in the keys, two as written (the keys spell Muhammad as MUHAMAD)
+    ("name", {"full_name": "Uhamad Gadang"}, {"full_name": "Muhammad Gadang"}, "one token with a typo"),
+    # two tokens written together on one side, and a token added
+    (
+        "name",
+        {"full_name": "Siti Effendi"},
+        {"full_name": "Sitieffendi Lestari"},
+        "tokens dropped, added or joined, with a typo",
+    ),
     # ... but not two common names one letter apart beside an added token (siblings)
     ("name", {"full_name": "Rina Saputri"}, {"full_name": "Rini Dewi Saputri"}, "different"),
     # two common names one letter apart are two people (twins, siblings), not a typo
