@@ -388,6 +388,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument(
+        "--section",
+        default="dedupe",
+        help="RESULTS.md section to write (default dedupe); another name keeps a partial run beside the full one",
+    )
     parser.add_argument("--method", choices=list(RUNNERS), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -446,9 +451,14 @@ def main() -> None:
             lines += ["", *note, "", *table]
     lines += ["", *notes]
     command = "`.venv/bin/python benchmarks/dedupe_bench.py --rows " + " ".join(map(str, args.rows))
-    command += f" --febrl {' '.join(args.febrl)} --seed {args.seed}`"
+    command += f" --febrl {' '.join(args.febrl)} --seed {args.seed}"
+    command += f" --methods {' '.join(args.methods)}" if list(args.methods) != list(METHODS) else ""
+    command += f" --section {args.section}`" if args.section != "dedupe" else "`"
     if not args.no_write:
-        write_section("dedupe", "Dedupe: exact-NIK vs plain Splink vs ours", command, "\n".join(lines))
+        title = "Dedupe: exact-NIK vs plain Splink vs ours"
+        if args.section != "dedupe":
+            title += f" ({args.section}: {', '.join(args.methods)})"
+        write_section(args.section, title, command, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -61,9 +61,13 @@ def _token_counts(source: str) -> str:
 )"""
 
 
-def _name_columns(source: str, name: str) -> str:
-    """The model-input columns of one normalised name (``full_name`` or ``mother_name``)."""
+def _name_columns(source: str, name: str, *, counts: bool = False) -> str:
+    """The model-input columns of one normalised name (``full_name`` or ``mother_name``).
+
+    With ``counts``, also the tokens' counts in the data (from the CTE of :func:`_token_counts`).
+    """
     keys = f"{source}_keys"
+    counted = f"\n    {source}_counts.counts AS {name}_counts," if counts else ""
     return f"""
     {source}_canonical AS {name}_canonical,
     {source}_key AS {name}_key,
@@ -73,8 +77,7 @@ def _name_columns(source: str, name: str) -> str:
     list_filter({keys}, lambda k: length(k) > 1) AS {name}_full_keys,
     list_filter({keys}, lambda k: length(k) = 1) AS {name}_initials,
     list_transform({keys}, lambda k: k[1]) AS {name}_first_letters,
-    list_transform({keys}[2:], lambda k, i: {keys}[i] || k) AS {name}_joined,
-    {source}_counts.counts AS {name}_counts,"""
+    list_transform({keys}[2:], lambda k, i: {keys}[i] || k) AS {name}_joined,{counted}"""
 
 
 # SQL macros the comparison levels of a spec may call (created with the model input). Token lists with
@@ -105,10 +108,10 @@ CREATE OR REPLACE MACRO names_explained_by(ak, aw, an, bk, bw, bn, bf, bj) AS
 
 # The model input, one row per record: the columns that the comparisons and blocking rules read.
 MODEL_INPUT: Final = f"""
-CREATE OR REPLACE TABLE model_input AS
-WITH{_token_counts("full_name")},{_token_counts("mother_name")}
+CREATE OR REPLACE TEMP TABLE model_input AS
+WITH{_token_counts("full_name")}
 SELECT
-    record_id AS unique_id,{_name_columns("full_name", "name")}
+    record_id AS unique_id,{_name_columns("full_name", "name", counts=True)}
     full_name_keys[1] AS first_key,
     full_name_keys[-1] AS last_key,
     full_name_keys[1][1] AS initial,
@@ -163,7 +166,6 @@ SELECT
         THEN full_name_keys[1] || ' ' || full_name_keys[-1] END AS bare_first_last
 FROM applications_normalised
 LEFT JOIN full_name_counts USING (record_id)
-LEFT JOIN mother_name_counts USING (record_id)
 """
 
 
