@@ -94,6 +94,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         for table in ("applications", "applications_normalised")
         for column in ("postcode", "locality", "region")
     ),
+    # 2 → 3: the model input is derived on every run and now a TEMP table; a persisted one from an
+    # earlier version would shadow its columns in Splink's catalogue lookups.
+    ("DROP TABLE IF EXISTS model_input",),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
