@@ -109,7 +109,13 @@ CREATE OR REPLACE MACRO names_explained_by(ak, aw, an, bk, bw, bn, bf, bj) AS
 # The model input, one row per record: the columns that the comparisons and blocking rules read.
 MODEL_INPUT: Final = f"""
 CREATE OR REPLACE TEMP TABLE model_input AS
-WITH{_token_counts("full_name")}
+WITH{_token_counts("full_name")},
+base AS (
+    -- one birth date (stated, else the NIK's), and whether the record is bare (no birth date, no NIK)
+    SELECT *, coalesce(birth_date, nik_birth_date) AS dob,
+           coalesce(birth_date, nik_birth_date) IS NULL AND nik_digits IS NULL AS bare
+    FROM applications_normalised
+)
 SELECT
     record_id AS unique_id,{_name_columns("full_name", "name", counts=True)}
     full_name_keys[1] AS first_key,
@@ -120,9 +126,9 @@ SELECT
     nik,
     nik_digits,
     CASE WHEN length(nik_digits) = 16 THEN nik_digits[1:12] END AS nik_prefix,
-    coalesce(birth_date, nik_birth_date) AS dob,
-    strftime(coalesce(birth_date, nik_birth_date), '%Y%m%d') AS dob_text,
-    year(coalesce(birth_date, nik_birth_date)) AS birth_year,
+    dob,
+    strftime(dob, '%Y%m%d') AS dob_text,
+    year(dob) AS birth_year,
     coalesce(sex, nik_sex) AS sex,
     birth_place,
     birth_place_regency,
@@ -149,22 +155,16 @@ SELECT
     right(nik_digits, 8) AS nik_tail,
     -- Birth month and day without the year (a year off by one), and the date with day and month in
     -- either order (a swapped day and month).
-    strftime(coalesce(birth_date, nik_birth_date), '%m%d') AS birth_month_day,
-    year(coalesce(birth_date, nik_birth_date)) * 10000
-        + least(month(coalesce(birth_date, nik_birth_date)), day(coalesce(birth_date, nik_birth_date))) * 100
-        + greatest(month(coalesce(birth_date, nik_birth_date)), day(coalesce(birth_date, nik_birth_date)))
-        AS dob_unordered,
+    strftime(dob, '%m%d') AS birth_month_day,
+    year(dob) * 10000 + least(month(dob), day(dob)) * 100 + greatest(month(dob), day(dob)) AS dob_unordered,
     full_name_keys[1] || ' ' || full_name_keys[-1] AS first_last,
     -- A bare record has a name but neither a birth date nor a NIK: only its name can block it. These
     -- are its name keys (NULL on every other record), so a rule such as l.bare_name_key = r.name_key
     -- pairs bare records with all records of that name and leaves the rest of the name block alone.
-    CASE WHEN coalesce(birth_date, nik_birth_date) IS NULL AND nik_digits IS NULL THEN full_name_key END
-        AS bare_name_key,
-    CASE WHEN coalesce(birth_date, nik_birth_date) IS NULL AND nik_digits IS NULL
-        THEN array_to_string(list_sort(full_name_keys), ' ') END AS bare_name_set,
-    CASE WHEN coalesce(birth_date, nik_birth_date) IS NULL AND nik_digits IS NULL
-        THEN full_name_keys[1] || ' ' || full_name_keys[-1] END AS bare_first_last
-FROM applications_normalised
+    CASE WHEN bare THEN full_name_key END AS bare_name_key,
+    CASE WHEN bare THEN array_to_string(list_sort(full_name_keys), ' ') END AS bare_name_set,
+    CASE WHEN bare THEN full_name_keys[1] || ' ' || full_name_keys[-1] END AS bare_first_last
+FROM base
 LEFT JOIN full_name_counts USING (record_id)
 """
 
