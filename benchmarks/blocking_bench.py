@@ -120,12 +120,12 @@ def connect(store: Path, truth: Path) -> duckdb.DuckDBPyConnection:
 
     The store is attached read-only, so a reused store is never changed by an analysis.
     """
-    from linkage.model import prepare
+    from linkage.model import load_spec, prepare
 
     con = duckdb.connect()
     con.execute(f"ATTACH '{store}' AS store (READ_ONLY)")
     con.execute("CREATE VIEW applications_normalised AS SELECT * FROM store.applications_normalised")
-    prepare(con)
+    prepare(con, load_spec())  # the rules analysed are given later; the model input is the same
     # Pairs oriented as Splink orients them in a dedupe (l.unique_id < r.unique_id), both records present.
     con.execute(
         f"""CREATE TABLE true_pairs AS

@@ -83,7 +83,7 @@ def train(
     db = _fresh_store(work)
     ingest(paths, config, db=db, progress=progress)
     with Store(db, memory_limit=config.store.memory_limit) as store:
-        model.prepare(store.con)
+        model.prepare(store.con, spec)
         linker = model.train(store.con, spec)
         model_id = model.save(
             linker, out, spec=spec, data_fingerprint=_fingerprint(store), config_hash=config.fingerprint()
@@ -213,7 +213,7 @@ def dedupe(
     lap("ingest")
     with Store(db, memory_limit=config.store.memory_limit) as store:
         con = store.con
-        model.prepare(con)
+        model.prepare(con, spec)
         lap("prepare")
         if model_path is None:
             linker = model.train(con, spec)
@@ -223,7 +223,7 @@ def dedupe(
             )  # fmt: skip
             summary.model_trained = True
         else:
-            linker = model.load(con, model_path)
+            linker = model.load(con, model_path, spec)
             summary.model_id = str(json.loads(model_path.read_text(encoding="utf-8"))["model_id"])
         lap("train")
         floor = min(spec.review_floor, cut)

@@ -37,7 +37,7 @@ def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
     con = duckdb.connect()
     con.register("incoming", arrow_table(out.columns, COLUMNS))
     con.execute("CREATE TABLE applications_normalised AS SELECT * FROM incoming")
-    model.prepare(con)
+    model.prepare(con, SPEC)
     spec = next(c for c in SPEC.comparison if c.name == comparison)
     for lvl in spec.levels:
         if lvl.else_:

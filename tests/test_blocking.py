@@ -1,0 +1,78 @@
+"""Keyed blocking (linkage/model.py: block_keys): Splink scores exactly the pairs that the spec's rules,
+as written, make, each pair once."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from benchmarks import blocking_bench as bench
+from benchmarks.generate import generate
+from linkage import model
+
+ROWS = 1500
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("keyed")
+    generate(ROWS, 5, out, workers=1, progress=False)
+    connection = bench.connect(bench.store_for(out, out / "store.duckdb"), out / "truth.parquet")
+    yield connection
+    connection.close()
+
+
+def scored_pairs(con: duckdb.DuckDBPyConnection, spec: model.ModelSpec) -> list[tuple[str, str]]:
+    model.prepare(con, spec)
+    linker = model._linker(con, model._settings(spec))
+    table = linker.inference.deterministic_link().physical_name  # every blocked pair, unscored
+    return con.execute(f"SELECT unique_id_l, unique_id_r FROM {table} ORDER BY ALL").fetchall()
+
+
+def written_pairs(con: duckdb.DuckDBPyConnection, rules: list[str]) -> list[tuple[str, str]]:
+    any_rule = " OR ".join(f"coalesce(({rule}), false)" for rule in rules)
+    return con.execute(
+        f"""SELECT l.unique_id, r.unique_id FROM model_input l JOIN model_input r
+        ON l.unique_id < r.unique_id WHERE {any_rule} ORDER BY ALL"""
+    ).fetchall()
+
+
+@pytest.mark.parametrize(
+    ("rules", "at_least"),
+    [
+        (None, 400),  # the default spec: keyed rules, and the bare-record rules that are not keys
+        (["l.nik_digits = r.nik_digits", "l.name_key = r.name_key AND l.dob = r.dob"], 100),  # keys only
+        (["l.bare_name_key = r.name_key AND l.bare_name_key IS NOT NULL"], 1),  # no key at all
+    ],
+)
+def test_keyed_blocking_scores_the_pairs_of_the_written_rules(con, rules: list[str] | None, at_least: int) -> None:
+    spec = model.load_spec()
+    if rules is not None:
+        spec = spec.model_copy(update={"blocking": rules})
+    pairs = scored_pairs(con, spec)
+    assert len(pairs) == len(set(pairs)), "a pair was scored twice"
+    assert pairs == written_pairs(con, spec.blocking)
+    assert len(pairs) >= at_least
+
+
+def test_rules_of_equalities_become_keys() -> None:
+    assert model.key_columns("l.nik = r.nik") == ["nik"]
+    assert model.key_columns("l.name_key = r.name_key AND r.dob = l.dob") == ["name_key", "dob"]
+    for rule in [
+        "l.bare_name_key = r.name_key",  # two columns: a key would pair records that share either
+        "l.name_key = r.name_key AND l.dob IS NOT NULL",
+        "l.name_key = r.name_key OR l.dob = r.dob",
+        "levenshtein(l.name_key, r.name_key) <= 1",
+        "l.name_key = l.name_key",
+    ]:
+        assert model.key_columns(rule) is None, rule
+    assert model.block_keys(["l.a = r.b"]) == "[]::UBIGINT[]"
+
+
+def test_a_missing_column_makes_no_key(con) -> None:
+    """Records without a NIK share no NIK key (NULL never blocks, as in the written rule)."""
+    model.prepare(con, model.load_spec().model_copy(update={"blocking": ["l.nik_digits = r.nik_digits"]}))
+    missing, keyed = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE len(block_keys) > 0) FROM model_input WHERE nik_digits IS NULL"
+    ).fetchall()[0]
+    assert missing > 0 and keyed == 0
