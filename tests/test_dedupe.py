@@ -115,3 +115,38 @@ def test_febrl3_through_its_spec_beats_a_floor(tmp_path: Path) -> None:
     truth = pd.DataFrame({"record_id": frame.rec_id, "person_id": frame.rec_id.str.extract(r"^rec-(\d+)-")[0]})
     p, r, f1 = pairwise_f1(pd.read_parquet(out / "clusters.parquet"), truth)
     assert p >= 0.999 and r >= 0.995 and f1 >= 0.997
+
+
+def test_twins_stay_apart_and_a_shared_passport_confirms_a_changed_name(run: Path, tmp_path: Path) -> None:
+    """The relatives veto, through the trained model: twins share the household (birth date, mother, place,
+    address) and differ in given name and NIK serial, so they never link; a re-application under another
+    given name and another NIK links when its prior passport number is the first application's."""
+    household = {
+        "office": "Kantor Imigrasi Kelas I TPI Bandar Lampung", "application_date": "2024-03-01", "sex": "L",
+        "birth_date": "1991-01-27", "birth_place": "Jabung", "mother_name": "Sumarni Wulandari",
+        "address": "Dusun Sidorejo RT 2/RW 4, Jabung", "decision": "rejected", "decision_reason": None,
+    }  # fmt: skip
+    crafted = pd.DataFrame(
+        [
+            {**household, "record_id": "T-1", "full_name": "Rizki Saputra", "nik": "1807102701919991",
+             "phone": "0812-1111-2222", "prior_passport_no": "C1234567"},
+            {**household, "record_id": "T-2", "full_name": "Fajar Saputra", "nik": "1807102701919992",
+             "phone": "0812-3333-4444", "prior_passport_no": None},
+            {**household, "record_id": "T-3", "full_name": "Rizki Ramadhan", "nik": "1807102701919993",
+             "office": "Kantor Imigrasi Kelas II TPI Kotabumi", "application_date": "2024-05-02",
+             "phone": "0813-5555-6666", "prior_passport_no": "C1234567", "decision": "issued"},
+        ]
+    )  # fmt: skip
+    data = tmp_path / "with_twins.parquet"
+    pd.concat([pd.read_parquet(SAMPLE / "applications.parquet"), crafted]).to_parquet(data)
+    out = tmp_path / "twins"
+    result = runner.invoke(app, ["dedupe", str(data), "--out", str(out), "--model", str(run / "model.json"), "--json"])
+    assert result.exit_code == 0, result.output
+    identity = pd.read_parquet(out / "clusters.parquet").set_index("record_id").identity_id
+    assert identity["T-1"] == identity["T-3"]
+    assert identity["T-2"] != identity["T-1"]
+    pairs = pd.read_parquet(out / "pairs.parquet")
+    twins = pairs[pairs.record_id_l.isin(["T-1", "T-2"]) & pairs.record_id_r.isin(["T-1", "T-2"])]
+    # household evidence alone scores the twins far above the threshold; the veto holds them for review
+    assert len(twins) == 1 and twins.vetoed.iloc[0] and twins.model_match_weight.iloc[0] > 10
+    assert twins.match_probability.iloc[0] == 0.5
