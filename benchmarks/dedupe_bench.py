@@ -242,6 +242,12 @@ def run_method(method: str, data: Path, out: Path) -> dict[str, Any]:
     return result
 
 
+# Records that hold a name, an office, dates and a decision but no birth date, NIK, mother, phone or address
+# (the generator's sparse rows): nothing but the name can trace them, and a name alone is not a person.
+NAME_ONLY = """SELECT record_id FROM applications_normalised WHERE birth_date IS NULL AND nik_digits IS NULL
+    AND mother_name_canonical IS NULL AND phone IS NULL AND address IS NULL"""
+
+
 def score(data: Path, runs: dict[str, dict[str, Any]], outs: dict[str, Path]) -> None:
     import pandas as pd
 
@@ -251,11 +257,13 @@ def score(data: Path, runs: dict[str, dict[str, Any]], outs: dict[str, Path]) ->
     truth = pd.read_parquet(data / "truth.parquet")
     relatives = None if is_febrl(data) else pd.read_parquet(data / "relatives.parquet")
     applications = None
+    name_only: set[str] = set()
     store = outs["ours"] / "store.duckdb"
     if not is_febrl(data):
         if store.exists():
             with Store(store, read_only=True) as s:
                 applications = applications_from_store(s)
+                name_only = {r for r, in s.sql(NAME_ONLY, table="applications_normalised").fetchall()}
         else:  # our run failed: the raw fields (evaluate parses any date form)
             raw = pd.read_parquet(data / "applications.parquet")
             applications = raw[["record_id", "office", "application_date", "decision"]]
@@ -264,6 +272,10 @@ def score(data: Path, runs: dict[str, dict[str, Any]], outs: dict[str, Path]) ->
             continue
         clusters = pd.read_parquet(outs[method] / "clusters.parquet")
         run["metrics"] = evaluate(clusters, truth, applications, relatives).to_dict()
+        if name_only and applications is not None:
+            with_evidence = applications[~applications.record_id.isin(name_only)]
+            run["traceability_with_evidence"] = evaluate(clusters, truth, with_evidence).traceability
+            run["name_only"] = len(name_only)
         if method == "ours":
             run["guard"] = unguarded(outs[method], clusters)
             components = run["guard"].pop("clusters")
@@ -434,6 +446,13 @@ def main() -> None:
                 lines.append(line)
                 if stages(run):
                     notes.append(f"- {label}, {method}: stages (s) {stages(run)}; pairs {run.get('pairs', 0):,}.")
+                if run.get("traceability_with_evidence") is not None:
+                    notes.append(
+                        f"- {label}, {method}: traceability {fmt(run['metrics']['traceability'])}; leaving out the "
+                        f"{run['name_only']:,} name-only records (no birth date, NIK, mother, phone or address) as "
+                        f"re-applications and as refusals: {fmt(run['traceability_with_evidence'])}."
+                    )
+                    print(notes[-1], flush=True)
                 if (line := relatives_row(label, method, run)) is not None:
                     kin.append(line)
                 if (line := guard_row(label, run)) is not None:
