@@ -78,7 +78,7 @@ def train(
     Returns:
         The model id and the folder holding the charts.
     """
-    spec = model.load_spec(spec_path)
+    spec = _load_spec(spec_path)
     work = out.with_suffix(".work")
     db = _fresh_store(work)
     ingest(paths, config, db=db, progress=progress)
@@ -90,6 +90,14 @@ def train(
         )
         _charts(linker, work)
     return model_id, work
+
+
+def _load_spec(path: Path | None) -> model.ModelSpec:
+    """The model spec, its blocking rules checked against the model input before any long work."""
+    spec = model.load_spec(path)
+    with Store(":memory:") as scratch:  # the store's schema, no rows
+        model.check_blocking(scratch.con, spec)
+    return spec
 
 
 def _charts(linker: Any, folder: Path) -> None:
@@ -189,7 +197,7 @@ def dedupe(
     Raises:
         InputError: nothing was accepted, or the model file is missing.
     """
-    spec = model.load_spec(spec_path)
+    spec = _load_spec(spec_path)
     cut = spec.threshold if threshold is None else threshold
     if not 0 < cut < 1:
         raise InputError(f"--threshold must be between 0 and 1, got {cut}")

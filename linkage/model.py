@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from linkage import __version__
 from linkage.config import read_toml
-from linkage.errors import ConfigError, Problem
+from linkage.errors import ConfigError, Problem, did_you_mean
 
 __all__ = ["DEFAULT_SPEC", "MACROS", "MODEL_INPUT", "STEPS", "ModelSpec", "load_spec", "predict", "prepare", "train"]
 
@@ -298,9 +298,34 @@ def blocking_rules(rules: list[str]) -> list[Any]:
     return plain
 
 
-def prepare(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> int:
-    """Build ``model_input`` from ``applications_normalised``, with the blocking keys of ``spec``; return its rows."""
+def check_blocking(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> None:
+    """Check that the keyed blocking rules of ``spec`` name columns of the model input.
+
+    ``con`` needs an ``applications_normalised`` table, which may be empty (a store's schema):
+    a dedupe checks its spec this way before the ingest.
+
+    Raises:
+        ConfigError: a blocking rule names a column the model input does not have.
+    """
     con.execute(MACROS)
+    available = [c for c, *_ in con.execute(f"DESCRIBE ({MODEL_INPUT})").fetchall()]
+    problems = [
+        Problem(f"blocking rule {rule!r}: the model input has no column {column!r}{did_you_mean(column, available)}")
+        for rule in spec.blocking
+        for column in key_columns(rule) or []
+        if column not in available
+    ]
+    if problems:
+        raise ConfigError("a blocking rule names an unknown column", problems=problems)
+
+
+def prepare(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> int:
+    """Build ``model_input`` from ``applications_normalised``, with the blocking keys of ``spec``; return its rows.
+
+    Raises:
+        ConfigError: a blocking rule names a column the model input does not have.
+    """
+    check_blocking(con, spec)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE model_input AS
         SELECT *, {block_keys(spec.blocking)} AS block_keys FROM ({MODEL_INPUT})"""

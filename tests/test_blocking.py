@@ -76,3 +76,14 @@ def test_a_missing_column_makes_no_key(con) -> None:
         "SELECT count(*), count(*) FILTER (WHERE len(block_keys) > 0) FROM model_input WHERE nik_digits IS NULL"
     ).fetchall()[0]
     assert missing > 0 and keyed == 0
+
+
+def test_a_rule_on_an_unknown_column_names_the_rule_and_a_close_column(con) -> None:
+    from linkage.errors import ConfigError
+
+    spec = model.load_spec().model_copy(update={"blocking": ["l.nik_digit = r.nik_digit AND l.dob = r.dob"]})
+    with pytest.raises(ConfigError) as caught:
+        model.prepare(con, spec)
+    problems = [str(p) for p in caught.value.problems]
+    assert len(problems) == 1
+    assert "l.nik_digit = r.nik_digit AND l.dob = r.dob" in problems[0] and "'nik_digits'" in problems[0]

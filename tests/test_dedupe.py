@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from linkage.cli import app
+from linkage.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -150,3 +151,16 @@ def test_twins_stay_apart_and_a_shared_passport_confirms_a_changed_name(run: Pat
     # household evidence alone scores the twins far above the threshold; the veto holds them for review
     assert len(twins) == 1 and twins.vetoed.iloc[0] and twins.model_match_weight.iloc[0] > 10
     assert twins.match_probability.iloc[0] == 0.5
+
+
+def test_a_blocking_rule_on_an_unknown_column_fails_before_the_ingest(tmp_path: Path) -> None:
+    spec = tmp_path / "model.toml"
+    text = (ROOT / "configs" / "model.toml").read_text(encoding="utf-8")
+    spec.write_text(text.replace('"l.nik_digits = r.nik_digits",', '"l.nik_digit = r.nik_digit",', 1), encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["dedupe", str(SAMPLE / "applications.parquet"), "--out", str(out), "--spec", str(spec)]
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, ConfigError)  # `linkage` prints it on stderr and exits 1
+    (problem,) = [str(p) for p in result.exception.problems]
+    assert "l.nik_digit = r.nik_digit" in problem and "did you mean 'nik_digits'" in problem
+    assert not (out / "store.duckdb").exists()  # nothing was ingested
