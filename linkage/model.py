@@ -26,7 +26,10 @@ from linkage import __version__
 from linkage.config import read_toml
 from linkage.errors import ConfigError, Problem, did_you_mean
 
-__all__ = ["DEFAULT_SPEC", "MACROS", "MODEL_INPUT", "STEPS", "ModelSpec", "load_spec", "predict", "prepare", "train"]
+__all__ = [
+    "DEFAULT_SPEC", "MACROS", "MODEL_INPUT", "STEPS", "ModelSpec", "block_keys", "blocking_rules", "check_blocking",
+    "key_columns", "load_spec", "predict", "prepare", "train",
+]
 
 log = logging.getLogger(__name__)
 
