@@ -248,7 +248,11 @@ def dedupe(
         clusters, found = cluster.cluster(records, pairs, cut)
         lap("cluster")
         clusters.to_parquet(out / "clusters.parquet", index=False)
-        con.execute(f"COPY scored_pairs TO '{out / 'pairs.parquet'}' (FORMAT parquet)")
+        # in record-id order: the same input in any row order writes the same file
+        con.execute(
+            f"COPY (SELECT * FROM scored_pairs ORDER BY record_id_l, record_id_r) TO '{out / 'pairs.parquet'}' "
+            "(FORMAT parquet)"
+        )
         by_size = _identities_by_size(clusters)
         summary.identities = int(by_size.sum())
         summary.multi_record_identities = int(by_size[by_size.index > 1].sum())

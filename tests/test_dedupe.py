@@ -84,6 +84,8 @@ def test_same_input_in_another_row_order_gives_the_same_identities(run: Path, tm
     first = pd.read_parquet(run / "clusters.parquet").sort_values("record_id").reset_index(drop=True)
     second = pd.read_parquet(out / "clusters.parquet").sort_values("record_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(first, second)
+    # the scored pairs too, row for row as written
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "pairs.parquet"), pd.read_parquet(out / "pairs.parquet"))
 
 
 FEBRL_SPEC = ROOT / "configs" / "febrl_model.toml"
