@@ -310,7 +310,6 @@ def check_blocking(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> None:
     Raises:
         ConfigError: a blocking rule names a column the model input does not have.
     """
-    con.execute(MACROS)
     available = [c for c, *_ in con.execute(f"DESCRIBE ({MODEL_INPUT})").fetchall()]
     problems = [
         Problem(f"blocking rule {rule!r}: the model input has no column {column!r}{did_you_mean(column, available)}")
@@ -329,6 +328,7 @@ def prepare(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> int:
         ConfigError: a blocking rule names a column the model input does not have.
     """
     check_blocking(con, spec)
+    con.execute(MACROS)  # the comparison levels call them
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE model_input AS
         SELECT *, {block_keys(spec.blocking)} AS block_keys FROM ({MODEL_INPUT})"""
