@@ -28,7 +28,7 @@ from linkage.errors import ConfigError, Problem, did_you_mean
 
 __all__ = [
     "DEFAULT_SPEC", "MACROS", "MODEL_INPUT", "STEPS", "ModelSpec", "block_keys", "blocking_rules", "check_blocking",
-    "key_columns", "load_spec", "predict", "prepare", "train",
+    "exact_levels", "exact_u", "key_columns", "load_spec", "null_columns", "predict", "prepare", "train",
 ]
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,9 @@ class ModelSpec(BaseModel):
     review_floor: float = Field(0.5, gt=0, lt=1)
     seed: int = 20241
     max_pairs_u: float = 2e6
+    exact_u: bool = True
+    """count the u of each comparison's first level, when it is an equality, over all record pairs (see
+    :func:`exact_u`) instead of taking it from the random sample"""
     max_pairs_em: float = 1e6
     blocking: list[str]
     deterministic: list[str]
@@ -299,6 +302,88 @@ def blocking_rules(rules: list[str]) -> list[Any]:
         # Last, so that Splink leaves out of it the pairs of the plain rules (it does not the other way round).
         plain.append({"blocking_rule": "l.block_keys = r.block_keys", "arrays_to_explode": ["block_keys"]})
     return plain
+
+
+def null_columns(sql: str) -> list[str] | None:
+    """The columns of a null level that is only ``l.x IS NULL OR r.x IS NULL`` terms, both sides each, else None.
+
+    >>> null_columns("l.nik_digits IS NULL OR r.nik_digits IS NULL")
+    ['nik_digits']
+    >>> null_columns("l.dob IS NULL") is None
+    True
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    sides: dict[str, set[str]] = {}
+    for term in tree.flatten() if isinstance(tree, exp.Or) else [tree]:
+        column = term.this if isinstance(term, exp.Is) and isinstance(term.expression, exp.Null) else None
+        if not isinstance(column, exp.Column) or column.table not in ("l", "r"):
+            return None
+        sides.setdefault(column.name, set()).add(column.table)
+    if any(found != {"l", "r"} for found in sides.values()):
+        return None
+    return list(sides)
+
+
+def exact_levels(spec: ModelSpec) -> dict[str, tuple[int, list[str], list[str]]]:
+    """The comparisons whose u :func:`exact_u` counts: name → (level index, null columns, key columns).
+
+    A comparison qualifies when its null level is ``l.x IS NULL OR r.x IS NULL`` terms and its first
+    level after it is equalities of columns (:func:`key_columns`) whose u the spec does not fix.
+    """
+    found = {}
+    for comp in spec.comparison:
+        levels = comp.levels
+        if len(levels) < 2 or not levels[0].null or levels[1].null or levels[1].else_ or levels[1].u is not None:
+            continue
+        nulls = null_columns(levels[0].sql or "")
+        keys = key_columns(levels[1].sql or "")
+        if nulls and keys:
+            found[comp.name] = (1, nulls, keys)
+    return found
+
+
+def exact_u(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> dict[str, float]:
+    """u of each comparison's first level, where it is an equality, counted over all pairs of records.
+
+    A random sample of two million pairs sees a level such as "NIK exact" a handful of times or never
+    (then Splink assumes 10^-6), so its weight moved by 4 bits from one sample to the next. Equal values
+    are counted exactly instead, from value frequencies: u = Σ c(c-1) / (K(K-1)), with c the records per
+    value and K the records not at the null level. Like Splink's sample, this counts all pairs,
+    duplicates of one person among them (the estimate Fellegi-Sunter's u takes when matches are rare).
+    """
+    out = {}
+    for name, (_, nulls, keys) in exact_levels(spec).items():
+        present = " AND ".join(f"{c} IS NOT NULL" for c in nulls)
+        equal = " AND ".join(f"{c} IS NOT NULL" for c in keys)
+        total, same = con.execute(
+            f"""SELECT (SELECT count(*) FROM model_input WHERE {present}),
+                       (SELECT sum(c * (c - 1)) FROM (SELECT count(*)::DOUBLE AS c FROM model_input
+                        WHERE {present} AND {equal} GROUP BY {", ".join(keys)}))"""
+        ).fetchall()[0]
+        if total and total > 1 and same:
+            out[name] = float(same) / (float(total) * (total - 1))
+    return out
+
+
+def _set_exact_u(linker: Any, counted: dict[str, float]) -> None:
+    """Replace the sampled u of the counted levels, scaling the comparison's other levels to sum to 1."""
+    for comparison in linker._settings_obj.comparisons:
+        u = counted.get(comparison.output_column_name)
+        if u is None:
+            continue
+        levels = [cl for cl in comparison._comparison_levels_excluding_null if not cl._fix_u_probability]
+        first, rest = levels[0], levels[1:]
+        sampled = first._trained_u_probabilities[-1]["probability"]
+        sampled = sampled if isinstance(sampled, float | int) else 0.0
+        first._trained_u_probabilities[-1] = {"probability": u, "description": "exact count over all pairs", "m_or_u": "u"}
+        for cl in rest:
+            record = cl._trained_u_probabilities[-1]
+            if isinstance(record["probability"], float | int):
+                record["probability"] = record["probability"] * (1 - u) / (1 - sampled)
+    linker._populate_m_u_from_trained_values()
 
 
 def check_blocking(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> None:
@@ -400,6 +485,8 @@ def train(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> Any:
         list(spec.deterministic), recall=spec.deterministic_recall
     )
     training.estimate_u_using_random_sampling(max_pairs=spec.max_pairs_u, seed=spec.seed)
+    if spec.exact_u:
+        _set_exact_u(linker, exact_u(con, spec))
     from splink.internals.exceptions import EMTrainingException
 
     trained = 0

@@ -166,3 +166,21 @@ def test_a_blocking_rule_on_an_unknown_column_fails_before_the_ingest(tmp_path: 
     (problem,) = [str(p) for p in result.exception.problems]
     assert "l.nik_digit = r.nik_digit" in problem and "did you mean 'nik_digits'" in problem
     assert not (out / "store.duckdb").exists()  # nothing was ingested
+
+
+def test_trained_u_of_each_first_level_is_the_exact_count(run: Path) -> None:
+    import duckdb
+
+    from linkage import model
+
+    spec = model.load_spec()
+    with duckdb.connect() as con:  # the run's store, read-only; the model input is built in memory
+        con.execute(f"ATTACH '{run / 'store.duckdb'}' AS store (READ_ONLY)")
+        con.execute("CREATE VIEW applications_normalised AS SELECT * FROM store.applications_normalised")
+        model.prepare(con, spec)
+        counted = model.exact_u(con, spec)
+    trained = json.loads((run / "model.json").read_text())["splink"]["comparisons"]
+    first = {c["output_column_name"]: c["comparison_levels"][1] for c in trained}
+    assert set(counted) == set(first)
+    for name, u in counted.items():
+        assert first[name]["u_probability"] == pytest.approx(u, rel=1e-9), name

@@ -266,3 +266,42 @@ def test_name_typo_precondition_is_exact(drawn: list[tuple[str, Any]]) -> None:
         " AND (least(n, 40) <= 3 OR greatest(n, 40) >= 20 * least(n, 40))"
     )
     assert con.execute(f"SELECT x, y FROM p WHERE name_typo(x, y, n, 40) <> ({reference})").fetchall() == []
+
+
+def tiny_spec(levels: list[dict[str, Any]]) -> model.ModelSpec:
+    comparison = {"name": "nik", "levels": levels}
+    return model.ModelSpec(blocking=["l.nik_digits = r.nik_digits"], deterministic=[], training=[], comparison=[comparison])
+
+
+NIK_LEVELS = [
+    {"label": "null", "sql": "l.nik_digits IS NULL OR r.nik_digits IS NULL", "null": True},
+    {"label": "exact", "sql": "l.nik_digits = r.nik_digits"},
+    {"label": "different", "else": True},
+]
+
+
+def test_exact_u_counts_pairs_of_equal_values_among_non_null_records() -> None:
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TEMP TABLE model_input AS SELECT * FROM (VALUES ('A'), ('A'), ('A'), ('B'), ('B'), ('C'), (NULL)) t(nik_digits)"
+    )
+    # six records not at the null level: 30 ordered pairs, of which A makes 3·2 and B 2·1 equal ones
+    assert model.exact_u(con, tiny_spec(NIK_LEVELS)) == {"nik": 8 / 30}
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        [NIK_LEVELS[0], {"label": "close", "sql": "damerau_levenshtein(l.nik_digits, r.nik_digits) <= 1"}, NIK_LEVELS[2]],
+        [{"label": "null", "sql": "l.nik_digits IS NULL", "null": True}, *NIK_LEVELS[1:]],
+        [NIK_LEVELS[0], {**NIK_LEVELS[1], "m": 0.9, "u": 0.001}, NIK_LEVELS[2]],
+    ],
+    ids=["not an equality", "null on one side only", "u fixed by the spec"],
+)
+def test_exact_u_leaves_levels_it_cannot_count_to_the_sample(levels: list[dict[str, Any]]) -> None:
+    assert model.exact_levels(tiny_spec(levels)) == {}
+
+
+def test_every_default_comparison_has_its_first_level_counted() -> None:
+    # the default spec writes each null level and first level so that they can be counted
+    assert set(model.exact_levels(SPEC)) == {c.name for c in SPEC.comparison}
