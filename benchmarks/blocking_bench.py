@@ -126,13 +126,14 @@ def connect(store: Path, truth: Path) -> duckdb.DuckDBPyConnection:
     con.execute(f"ATTACH '{store}' AS store (READ_ONLY)")
     con.execute("CREATE VIEW applications_normalised AS SELECT * FROM store.applications_normalised")
     prepare(con, load_spec())  # the rules analysed are given later; the model input is the same
-    # Pairs oriented as Splink orients them in a dedupe (l.unique_id < r.unique_id), both records present.
+    # Pairs of Splink's ids (unique_id), oriented as Splink orients them in a dedupe (l.unique_id <
+    # r.unique_id), both records present.
     con.execute(
         f"""CREATE TABLE true_pairs AS
-        WITH t AS (SELECT record_id, person_id FROM read_parquet('{truth}')
-                   WHERE record_id IN (SELECT unique_id FROM model_input))
-        SELECT a.record_id AS id_l, b.record_id AS id_r
-        FROM t a JOIN t b ON a.person_id = b.person_id AND a.record_id < b.record_id"""
+        WITH t AS (SELECT m.unique_id, p.person_id FROM read_parquet('{truth}') AS p
+                   JOIN model_input AS m USING (record_id))
+        SELECT a.unique_id AS id_l, b.unique_id AS id_r
+        FROM t a JOIN t b ON a.person_id = b.person_id AND a.unique_id < b.unique_id"""
     )
     shared = {**STRONG, **WEAK}
     flags = ",\n".join(f'coalesce({sql}, false) AS "{name}"' for name, sql in shared.items())

@@ -61,7 +61,7 @@ def _fresh_store(out: Path) -> Path:
 
 def _fingerprint(store: Store) -> str:
     """An order-independent fingerprint of the records the model sees."""
-    count, digest = store.rows("SELECT count(*), sum(hash(unique_id, name_canonical, dob)) FROM model_input")[0]
+    count, digest = store.rows("SELECT count(*), sum(hash(record_id, name_canonical, dob)) FROM model_input")[0]
     return f"{count}-{int(digest or 0) & 0xFFFFFFFFFFFF:012x}"
 
 
@@ -240,9 +240,9 @@ def dedupe(
         # The guard reads the stated birth date and sex: the model's fall back to the NIK's, and a
         # borrowed NIK must not contradict on its own.
         records = con.execute(
-            """SELECT m.unique_id AS record_id, m.nik, a.birth_date, m.mother_canonical AS mother_name_canonical,
+            """SELECT m.record_id, m.nik, a.birth_date, m.mother_canonical AS mother_name_canonical,
                       a.sex, m.name_keys AS full_name_tokens
-               FROM model_input m JOIN applications_normalised a ON a.record_id = m.unique_id"""
+               FROM model_input m JOIN applications_normalised a ON a.record_id = m.record_id"""
         ).df()
         pairs = con.execute("SELECT record_id_l, record_id_r, match_probability FROM scored_pairs").df()
         clusters, found = cluster.cluster(records, pairs, cut)

@@ -44,8 +44,8 @@ def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
             return lvl.label
         # the spec's conditions are written on the sides l and r, as in blocking rules
         found = con.execute(
-            f"""SELECT {lvl.sql} FROM (SELECT * FROM model_input WHERE unique_id = 'a') AS l
-                CROSS JOIN (SELECT * FROM model_input WHERE unique_id = 'b') AS r"""
+            f"""SELECT {lvl.sql} FROM (SELECT * FROM model_input WHERE record_id = 'a') AS l
+                CROSS JOIN (SELECT * FROM model_input WHERE record_id = 'b') AS r"""
         ).fetchall()[0][0]
         if found:
             return lvl.label
