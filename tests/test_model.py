@@ -270,7 +270,8 @@ def test_name_typo_precondition_is_exact(drawn: list[tuple[str, Any]]) -> None:
 
 def tiny_spec(levels: list[dict[str, Any]]) -> model.ModelSpec:
     comparison = {"name": "nik", "levels": levels}
-    return model.ModelSpec(blocking=["l.nik_digits = r.nik_digits"], deterministic=[], training=[], comparison=[comparison])
+    rules = ["l.nik_digits = r.nik_digits"]
+    return model.ModelSpec(blocking=rules, deterministic=[], training=[], comparison=[comparison])
 
 
 NIK_LEVELS = [
@@ -283,7 +284,8 @@ NIK_LEVELS = [
 def test_exact_u_counts_pairs_of_equal_values_among_non_null_records() -> None:
     con = duckdb.connect()
     con.execute(
-        "CREATE TEMP TABLE model_input AS SELECT * FROM (VALUES ('A'), ('A'), ('A'), ('B'), ('B'), ('C'), (NULL)) t(nik_digits)"
+        "CREATE TEMP TABLE model_input AS "
+        "SELECT * FROM (VALUES ('A'), ('A'), ('A'), ('B'), ('B'), ('C'), (NULL)) t(nik_digits)"
     )
     # six records not at the null level: 30 ordered pairs, of which A makes 3·2 and B 2·1 equal ones
     assert model.exact_u(con, tiny_spec(NIK_LEVELS)) == {"nik": 8 / 30}
@@ -292,7 +294,7 @@ def test_exact_u_counts_pairs_of_equal_values_among_non_null_records() -> None:
 @pytest.mark.parametrize(
     "levels",
     [
-        [NIK_LEVELS[0], {"label": "close", "sql": "damerau_levenshtein(l.nik_digits, r.nik_digits) <= 1"}, NIK_LEVELS[2]],
+        [NIK_LEVELS[0], {"label": "close", "sql": "levenshtein(l.nik_digits, r.nik_digits) <= 1"}, NIK_LEVELS[2]],
         [{"label": "null", "sql": "l.nik_digits IS NULL", "null": True}, *NIK_LEVELS[1:]],
         [NIK_LEVELS[0], {**NIK_LEVELS[1], "m": 0.9, "u": 0.001}, NIK_LEVELS[2]],
     ],
