@@ -344,8 +344,8 @@ def null_columns(sql: str) -> list[str] | None:
     return list(sides)
 
 
-def exact_levels(spec: ModelSpec) -> dict[str, tuple[int, list[str], list[str]]]:
-    """The comparisons whose u :func:`exact_u` counts: name → (level index, null columns, key columns).
+def exact_levels(spec: ModelSpec) -> dict[str, tuple[list[str], list[str]]]:
+    """The comparisons whose first level's u :func:`exact_u` counts: name → (null columns, key columns).
 
     A comparison qualifies when its null level is ``l.x IS NULL OR r.x IS NULL`` terms and its first
     level after it is equalities of columns (:func:`key_columns`) whose u the spec does not fix.
@@ -358,7 +358,7 @@ def exact_levels(spec: ModelSpec) -> dict[str, tuple[int, list[str], list[str]]]
         nulls = null_columns(levels[0].sql or "")
         keys = key_columns(levels[1].sql or "")
         if nulls and keys:
-            found[comp.name] = (1, nulls, keys)
+            found[comp.name] = (nulls, keys)
     return found
 
 
@@ -372,7 +372,7 @@ def exact_u(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> dict[str, float]
     duplicates of one person among them (the estimate Fellegi-Sunter's u takes when matches are rare).
     """
     out = {}
-    for name, (_, nulls, keys) in exact_levels(spec).items():
+    for name, (nulls, keys) in exact_levels(spec).items():
         present = " AND ".join(f"{c} IS NOT NULL" for c in nulls)
         equal = " AND ".join(f"{c} IS NOT NULL" for c in keys)
         total, same = con.execute(

@@ -55,6 +55,17 @@ def test_keyed_blocking_scores_the_pairs_of_the_written_rules(con, rules: list[s
     assert len(pairs) >= at_least
 
 
+def test_scored_pairs_do_not_carry_the_blocking_keys(con) -> None:
+    # Splink would copy each blocking rule's columns into every pair: the key lists, both sides
+    spec = model.load_spec()
+    model.prepare(con, spec)
+    linker = model._linker(con, model._settings(spec))
+    table = linker.inference.predict().physical_name
+    columns = {c for c, *_ in con.execute(f"DESCRIBE {table}").fetchall()}
+    assert "gamma_name" in columns and "name_key_l" in columns  # the comparisons' own columns stay
+    assert not {"block_keys_l", "block_keys_r", "bare_name_key_hash_l"} & columns
+
+
 def test_rules_of_equalities_become_keys() -> None:
     assert model.key_columns("l.nik = r.nik") == ["nik"]
     assert model.key_columns("l.name_key = r.name_key AND r.dob = l.dob") == ["name_key", "dob"]
