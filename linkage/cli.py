@@ -118,7 +118,7 @@ def train_command(
     config: ConfigOption = None,
     spec: SpecOption = None,
 ) -> None:
-    """Train the matching model without labels (λ, u by sampling, m by EM) and save it with its provenance.
+    """Train the matching model without labels (λ, u counted and sampled, m by EM) and save it with its provenance.
 
     The model file records the data fingerprint, config hash, linkage and Splink versions and a
     timestamp; `linkage dedupe --model FILE` then predicts without retraining. Charts of the trained
