@@ -179,10 +179,11 @@ SELECT
     CASE WHEN bare THEN full_name_keys[1] || ' ' || full_name_keys[-1] END AS bare_first_last,
     -- The same keys as numbers, for the bare-record rules: Splink's join on the other rules' keys checks
     -- each candidate pair against these rules, and numbers make that check cheap (strings took 35 s at 1M).
-    hash(full_name_key) AS name_key_hash,
-    hash(array_to_string(list_sort(full_name_keys), ' ')) AS name_set_hash,
-    CASE WHEN bare THEN hash(full_name_key) END AS bare_name_key_hash,
-    CASE WHEN bare THEN hash(array_to_string(list_sort(full_name_keys), ' ')) END AS bare_name_set_hash
+    -- (hash(NULL) is a number: a record without a name key gets none here either)
+    CASE WHEN name_key IS NOT NULL THEN hash(name_key) END AS name_key_hash,
+    CASE WHEN name_set IS NOT NULL THEN hash(name_set) END AS name_set_hash,
+    CASE WHEN bare THEN name_key_hash END AS bare_name_key_hash,
+    CASE WHEN bare THEN name_set_hash END AS bare_name_set_hash
 FROM base
 JOIN ids USING (record_id)
 LEFT JOIN full_name_counts USING (record_id)

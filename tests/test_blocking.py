@@ -98,3 +98,19 @@ def test_a_rule_on_an_unknown_column_names_the_rule_and_a_close_column(con) -> N
     problems = [str(p) for p in caught.value.problems]
     assert len(problems) == 1
     assert "l.nik_digit = r.nik_digit AND l.dob = r.dob" in problems[0] and "'nik_digits'" in problems[0]
+
+
+def test_records_without_a_name_key_are_not_blocked_together_on_it() -> None:
+    # "-" and "..." normalise to no name key; hash(NULL) is a number, so a hashed key must stay NULL
+    import datetime as dt
+
+    from linkage.normalise import COLUMNS, normalise_batch
+    from linkage.schema import ROLES
+    from linkage.store import arrow_table
+
+    rows = [{"record_id": "a", "full_name": "-"}, {"record_id": "b", "full_name": "..."}]
+    out = normalise_batch({role: [r.get(role) for r in rows] for role in ROLES}, today=dt.date(2026, 11, 28))
+    con = duckdb.connect()
+    con.register("incoming", arrow_table(out.columns, COLUMNS))
+    con.execute("CREATE TABLE applications_normalised AS SELECT * FROM incoming")
+    assert scored_pairs(con, model.load_spec()) == []
