@@ -7,6 +7,16 @@ Tables, named after the stage that writes them::
     quarantine                ingest: rows that could not be used, with file, row, field, value, reason
     applications_normalised   normalise: the columns of linkage.normalise.COLUMNS
     field_issues              normalise: bad fields of accepted rows, with reason
+    record_updates            ingest: a stored record_id read again with other values (the previous row kept)
+    models                    link: trained models (Splink's JSON with provenance); the newest is current
+    membership                link: record → identity, its number for the lookup tables, since which run
+    identities                link: every identity id ever minted; retired ones say by which run and into what
+    pairs                     link: scored pairs at or above the review floor, with each comparison's level
+    block_index               link: each linked record's blocking keys (the lookup table of candidates)
+    value_counts              link: counts of name tokens and term-frequency values over linked records
+    relink                    ingest: linked records whose values changed, to be linked again
+    decisions                 decide: officers' must-link and cannot-link decisions
+    events                    link, decide, ingest: identity changes (created, merged, split, record moved)
     schema_version            the version of this layout, for forward migrations
 
 A run's writes happen in one transaction: they become visible together, or not at all.
@@ -97,6 +107,34 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 2 → 3: the model input is derived on every run and now a TEMP table; a persisted one from an
     # earlier version would shadow its columns in Splink's catalogue lookups.
     ("DROP TABLE IF EXISTS model_input",),
+    # 3 → 4: the identity store (issue 4): identities that keep their ids across runs, the pairs and keys
+    # that incremental linking and officers' lookups read, decisions and the event log.
+    (
+        """CREATE TABLE record_updates (
+            run_id VARCHAR, record_id VARCHAR, previous JSON, changed VARCHAR[], updated_at TIMESTAMPTZ)""",
+        """CREATE TABLE models (
+            model_id VARCHAR PRIMARY KEY, run_id VARCHAR, created_at TIMESTAMPTZ, records BIGINT,
+            comparisons VARCHAR[], artefact JSON)""",
+        """CREATE TABLE membership (
+            record_id VARCHAR PRIMARY KEY, record_no BIGINT, identity_id VARCHAR, since_run VARCHAR)""",
+        """CREATE TABLE identities (
+            identity_id VARCHAR PRIMARY KEY, created_run VARCHAR, retired_run VARCHAR, merged_into VARCHAR)""",
+        """CREATE TABLE pairs (
+            record_id_l VARCHAR, record_id_r VARCHAR, match_probability DOUBLE, match_weight DOUBLE,
+            model_match_weight DOUBLE, vetoed BOOLEAN, gammas TINYINT[], weights FLOAT[], model_id VARCHAR,
+            run_id VARCHAR)""",
+        "CREATE TABLE block_index (block_key UBIGINT, record_no BIGINT)",
+        "CREATE TABLE value_counts (kind VARCHAR, value VARCHAR, n BIGINT)",
+        "CREATE TABLE relink (record_id VARCHAR PRIMARY KEY, run_id VARCHAR)",
+        """CREATE TABLE decisions (
+            decision_id VARCHAR PRIMARY KEY, kind VARCHAR, record_id_a VARCHAR, record_id_b VARCHAR,
+            decided_by VARCHAR, reason VARCHAR, decided_at TIMESTAMPTZ, applied_run VARCHAR)""",
+        "CREATE SEQUENCE event_seq",
+        """CREATE TABLE events (
+            event_no BIGINT DEFAULT nextval('event_seq'), run_id VARCHAR, happened_at TIMESTAMPTZ, kind VARCHAR,
+            identity_id VARCHAR, other_identity_id VARCHAR, record_id VARCHAR, other_record_id VARCHAR,
+            probability DOUBLE, reason VARCHAR)""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
