@@ -87,6 +87,8 @@ SEX_BY_NIK: Final = "sex differs and each NIK encodes its own record's sex"
 NIK_BIRTH_DATE_BY_NIK: Final = "nik and birth_date differ, and each NIK encodes its own record's birth date"
 NIK_BIRTH_DATE_MOTHER: Final = "nik, birth_date and mother_name differ"
 NIK_BIRTH_DATE_NAME: Final = "nik, birth_date and full_name differ"
+CANNOT_LINK: Final = "an officer decided cannot-link"
+_MUST_LINK_P: Final = 2.0  # a must-link decision's edge: above every scored pair, so the guard keeps it first
 REASONS: Final = (SEX_AND_BIRTH_DATE, SEX_BY_NIK, NIK_BIRTH_DATE_BY_NIK, NIK_BIRTH_DATE_MOTHER, NIK_BIRTH_DATE_NAME)
 
 IntArray: TypeAlias = NDArray[np.int64]
@@ -630,7 +632,43 @@ class _GuardResult:
     cuts: list[_CutRanks] = field(default_factory=list)
 
 
-def _guard(data: Table, graph: _Graph, root: IntArray, max_guard_size: int) -> _GuardResult:
+def _guard(
+    data: Table | None,
+    graph: _Graph,
+    root: IntArray,
+    max_guard_size: int,
+    cannot: Sequence[tuple[int, int]] = (),
+    together: IntArray | None = None,
+) -> _GuardResult:
+    """Cut the clusters that join contradicting records, or the two records of a cannot-link decision.
+
+    ``data`` None: decisions only, no evidence. ``together[k]`` labels record ``k``'s must-link group:
+    evidence never contradicts two records an officer decided are one person (a cannot-link decision does,
+    and the must-link it overrides is reported).
+    """
+    result = _GuardResult(root.copy())
+    conflicts: dict[int, dict[tuple[int, int], str]] = {}
+    if data is not None:
+        _evidence_conflicts(data, graph, root, max_guard_size, result, conflicts, together)
+    for a, b in cannot:  # whatever the cluster's size: a decision is always honoured
+        if root[a] == root[b]:
+            conflicts.setdefault(int(root[a]), {})[(min(a, b), max(a, b))] = CANNOT_LINK
+    result.contradicting_pairs = sum(len(c) for c in conflicts.values())
+    result.changed = len(conflicts)
+    if conflicts:
+        _cut_clusters(graph, root, conflicts, result)
+    return result
+
+
+def _evidence_conflicts(
+    data: Table,
+    graph: _Graph,
+    root: IntArray,
+    max_guard_size: int,
+    result: _GuardResult,
+    conflicts: dict[int, dict[tuple[int, int], str]],
+    together: IntArray | None,
+) -> None:
     n = len(root)
     size = np.bincount(root, minlength=n)
     nodes = np.flatnonzero(size[root] > 1)
@@ -647,7 +685,7 @@ def _guard(data: Table, graph: _Graph, root: IntArray, max_guard_size: int) -> _
     suspect = ((high >= 0) & (low < high)) | ((males > 0) & (females > 0))
     too_big = suspect & (size > max_guard_size)
     suspect &= ~too_big
-    result = _GuardResult(root.copy(), unguarded=sorted(size[too_big].tolist(), reverse=True))
+    result.unguarded = sorted(size[too_big].tolist(), reverse=True)
     if result.unguarded:
         log.warning(
             "%d cluster(s) above max_guard_size=%d records left unguarded (sizes %s): check the threshold and "
@@ -659,18 +697,13 @@ def _guard(data: Table, graph: _Graph, root: IntArray, max_guard_size: int) -> _
     nodes = nodes[suspect[root[nodes]]]
     nodes = nodes[np.argsort(root[nodes], kind="stable")]  # by cluster, then by rank
     if not len(nodes):
-        return result
+        return
     rows = graph.rows[nodes]
     i, j = _within_pairs(root[nodes])
     found, reasons = _contradictions(_evidence(data, rows), i, j, _NameCheck(data, rows))
-    conflicts: dict[int, dict[tuple[int, int], str]] = {}
     for a, b, reason in zip(nodes[i[found]].tolist(), nodes[j[found]].tolist(), reasons, strict=True):
-        conflicts.setdefault(int(root[a]), {})[(a, b)] = reason
-    result.contradicting_pairs = sum(len(c) for c in conflicts.values())
-    result.changed = len(conflicts)
-    if conflicts:
-        _cut_clusters(graph, root, conflicts, result)
-    return result
+        if together is None or together[a] != together[b]:
+            conflicts.setdefault(int(root[a]), {})[(a, b)] = reason
 
 
 def _cut_clusters(
@@ -729,6 +762,28 @@ def _split(
         members[large] |= members.pop(small)
     new_root = {x: min(group) for group in members.values() for x in group}
     return new_root, cuts
+
+
+def _decisions(
+    graph: _Graph, must_link: Sequence[tuple[Any, Any]], cannot_link: Sequence[tuple[Any, Any]]
+) -> tuple[list[tuple[int, int]], IntArray | None]:
+    """Cannot-link pairs as ranks, and each record's must-link group (None without must-links)."""
+    n = len(graph.ids)
+
+    def ranks(decided: Sequence[tuple[Any, Any]]) -> tuple[IntArray, IntArray]:
+        ends = pa.chunked_array([_as_array([x for x, _ in decided]), _as_array([y for _, y in decided])])
+        both = _ranks(pa.chunked_array([c.cast(graph.ids.type) for c in ends.chunks]), graph.ids, "decision")
+        return both[: len(decided)], both[len(decided) :]
+
+    cannot: list[tuple[int, int]] = []
+    if cannot_link:
+        a, b = ranks(cannot_link)
+        cannot = [(x, y) for x, y in zip(a.tolist(), b.tolist(), strict=True) if x != y]
+    together = None
+    if must_link:
+        a, b = ranks(must_link)
+        together = component_labels(n, np.minimum(a, b), np.maximum(a, b))
+    return cannot, together
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -790,6 +845,8 @@ class ClusterReport:
     edges_cut: int
     unguarded_clusters: int  # components above max_guard_size that could contradict but were left whole
     cuts: tuple[Cut, ...] = ()
+    # (must-link record, record, cannot-link record, record): a must-link cut because a cannot-link needed it
+    decision_conflicts: tuple[tuple[Any, Any, Any, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready values (``cuts`` as a list of objects)."""
@@ -799,7 +856,14 @@ class ClusterReport:
 
 
 def cluster(
-    records: Table, pairs: Table, threshold: float, guard: bool = True, *, max_guard_size: int = 2000
+    records: Table,
+    pairs: Table,
+    threshold: float,
+    guard: bool = True,
+    *,
+    max_guard_size: int = 2000,
+    must_link: Sequence[tuple[Any, Any]] = (),
+    cannot_link: Sequence[tuple[Any, Any]] = (),
 ) -> tuple[pd.DataFrame, ClusterReport]:
     """Link records into identities: components at ``threshold``, cut where they join contradicting records.
 
@@ -811,6 +875,11 @@ def cluster(
         threshold: the smallest ``match_probability`` that links two records.
         guard: cut clusters that join contradicting records (see :func:`contradicts`).
         max_guard_size: clusters above this many records are not guarded but counted and logged.
+        must_link: record-id pairs an officer decided are one person: always an edge, kept before every
+            scored pair, and never cut for contradicting evidence between the records it joins.
+        cannot_link: record-id pairs an officer decided are two people: never in one identity, not even
+            along a chain (the guard cuts the chain's weakest edge, as for contradicting evidence). Where a
+            cannot-link and must-links contradict, the cannot-link wins and the report lists the conflict.
 
     Returns:
         ``(clusters, report)``: one row per record, ordered by ``record_id``, with ``record_id``,
@@ -844,15 +913,21 @@ def cluster(
     if max_guard_size < 2:
         raise LinkageError(f"max_guard_size must be at least 2, got {max_guard_size}")
     record_ids = _column(records, "record_id")
+    if must_link:
+        decided = pd.DataFrame(must_link, columns=["record_id_l", "record_id_r"]).assign(match_probability=_MUST_LINK_P)
+        scored = pairs if isinstance(pairs, pd.DataFrame) else pairs.to_pandas()
+        pairs = pd.concat([scored[list(PAIR_COLUMNS)], decided], ignore_index=True)
     graph = _graph(record_ids, pairs, threshold)
     root = component_labels(len(graph.ids), graph.u, graph.v)
-    result = _guard(records, graph, root, max_guard_size) if guard else _GuardResult(root)
+    cannot, together = _decisions(graph, must_link, cannot_link)
+    result = _guard(records if guard else None, graph, root, max_guard_size, cannot, together)
     # The output keeps the input's id values (pandas: the very objects), in record-id order.
     values = records["record_id"].to_numpy() if isinstance(records, pd.DataFrame) else record_ids.to_numpy(False)
     ids = values[graph.rows]
     identity, size = _identity_ids(ids, result.root)
     frame = pd.DataFrame({"record_id": ids, "identity_id": identity, "cluster_size": size})
-    cuts = tuple(Cut(ids[a], ids[b], p, reason, ids[x], ids[y]) for a, b, p, reason, x, y in result.cuts)
+    cuts = tuple(Cut(ids[a], ids[b], min(p, 1.0), reason, ids[x], ids[y]) for a, b, p, reason, x, y in result.cuts)
+    conflicts = tuple((ids[a], ids[b], ids[x], ids[y]) for a, b, p, _, x, y in result.cuts if p == _MUST_LINK_P)
     sizes = np.bincount(result.root, minlength=len(result.root))
     sizes = sizes[sizes > 0]
     report = ClusterReport(
@@ -868,6 +943,7 @@ def cluster(
         edges_cut=len(cuts),
         unguarded_clusters=len(result.unguarded),
         cuts=cuts,
+        decision_conflicts=conflicts,
     )
     log.info(
         "clustered %d records into %d identities (%d with several records); guard cut %d edges in %d clusters",

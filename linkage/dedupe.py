@@ -59,12 +59,6 @@ def _fresh_store(out: Path) -> Path:
     return db
 
 
-def _fingerprint(store: Store) -> str:
-    """An order-independent fingerprint of the records the model sees."""
-    count, digest = store.rows("SELECT count(*), sum(hash(record_id, name_canonical, dob)) FROM model_input")[0]
-    return f"{count}-{int(digest or 0) & 0xFFFFFFFFFFFF:012x}"
-
-
 def train(
     paths: Sequence[Path],
     config: Config,
@@ -86,7 +80,7 @@ def train(
         model.prepare(store.con, spec)
         linker = model.train(store.con, spec)
         model_id = model.save(
-            linker, out, spec=spec, data_fingerprint=_fingerprint(store), config_hash=config.fingerprint()
+            linker, out, spec=spec, data_fingerprint=model.data_fingerprint(store.con), config_hash=config.fingerprint()
         )
         _charts(linker, work)
     return model_id, work
@@ -226,7 +220,7 @@ def dedupe(
         if model_path is None:
             linker = model.train(con, spec)
             summary.model_id = model.save(
-                linker, out / "model.json", spec=spec, data_fingerprint=_fingerprint(store),
+                linker, out / "model.json", spec=spec, data_fingerprint=model.data_fingerprint(store.con),
                 config_hash=config.fingerprint(),
             )  # fmt: skip
             summary.model_trained = True

@@ -28,8 +28,10 @@ from linkage.config import read_toml
 from linkage.errors import ConfigError, Problem, did_you_mean
 
 __all__ = [
-    "DEFAULT_SPEC", "MACROS", "MODEL_INPUT", "STEPS", "ModelSpec", "block_keys", "blocking_rules", "check_blocking",
-    "exact_levels", "exact_u", "key_columns", "load_spec", "null_columns", "predict", "prepare", "train",
+    "DEFAULT_SPEC", "MACROS", "MODEL_INPUT", "STEPS", "ModelSpec", "artefact", "block_keys", "blocking_rules",
+    "check_blocking", "data_fingerprint", "exact_levels", "exact_u", "from_artefact", "key_columns", "load_spec",
+    "lookup_keys", "model_input_sql", "null_columns", "predict", "predict_new", "prepare", "rule_sides", "tf_columns",
+    "train",
 ]
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ def _configs() -> Path:
 DEFAULT_SPEC: Final = _configs() / "model.toml"
 
 
-def _token_counts(source: str) -> str:
+def _token_counts(source: str, records: str = "applications_normalised", counts: str | None = None) -> str:
     """A CTE ``{source}_counts``: per record, how often each of its written name tokens occurs in all records.
 
     A typo makes a spelling that is rare, or far rarer than the name it garbles (SITU beside SITI),
@@ -54,13 +56,17 @@ def _token_counts(source: str) -> str:
     Counted on the canonical tokens, as written: the keys merge spellings (SAPYTRI and SAPUTRI share one).
     """
     tokens = f"{source}_tokens"
+    counted = (
+        f"SELECT k, count(*)::INTEGER AS n FROM (SELECT unnest({tokens}) AS k FROM {records}) GROUP BY k"
+        if counts is None
+        else f"SELECT value AS k, n::INTEGER AS n FROM {counts} WHERE kind = '{source}_token'"
+    )
     return f"""
 {source}_counts AS (
-    SELECT t.record_id, list(c.n ORDER BY t.pos) AS counts
+    SELECT t.record_id, list(coalesce(c.n, 1) ORDER BY t.pos) AS counts
     FROM (SELECT record_id, unnest({tokens}) AS k, generate_subscripts({tokens}, 1) AS pos
-          FROM applications_normalised) AS t
-    JOIN (SELECT k, count(*)::INTEGER AS n
-          FROM (SELECT unnest({tokens}) AS k FROM applications_normalised) GROUP BY k) AS c USING (k)
+          FROM {records}) AS t
+    LEFT JOIN ({counted}) AS c USING (k)
     GROUP BY t.record_id
 )"""
 
@@ -110,21 +116,32 @@ CREATE OR REPLACE MACRO names_explained_by(ak, aw, an, bk, bw, bn, bf, bj) AS
         OR (i < len(ak) AND list_contains(bk, x || ak[i + 1])) OR (i > 1 AND list_contains(bk, ak[i - 1] || x))));
 """
 
+def model_input_sql(records: str = "applications_normalised", counts: str | None = None) -> str:
+    """The model input of the normalised rows in ``records``, one row per record.
+
+    Name-token counts are counted over ``records``, or read from the table ``counts`` (``kind, value, n``,
+    kind ``full_name_token``): a batch linked into a store counts its tokens among all linked records.
+    """
+    return _MODEL_INPUT.replace("{token_counts}", _token_counts("full_name", records, counts)).replace(
+        "{records}", records
+    )
+
+
 # The model input, one row per record: the columns that the comparisons and blocking rules read
 # (:func:`prepare` adds the blocking keys of the spec and makes it the TEMP table ``model_input``).
-MODEL_INPUT: Final = f"""
-WITH{_token_counts("full_name")},
+_MODEL_INPUT: Final = f"""
+WITH{{token_counts}},
 -- Splink's id: a number in record-id order (pairs keep the record-id orientation), because joining and
 -- de-duplicating pairs of numbers is twice as fast as of text ids (at 1M: 10.0 s -> 4.2 s). Numbered
 -- apart from the wide rows: a window over them sorts every column (at 1M: 8 s instead of none).
 ids AS (
-    SELECT record_id, row_number() OVER (ORDER BY record_id) AS unique_id FROM applications_normalised
+    SELECT record_id, row_number() OVER (ORDER BY record_id) AS unique_id FROM {{records}}
 ),
 base AS (
     -- one birth date (stated, else the NIK's), and whether the record is bare (no birth date, no NIK)
     SELECT *, coalesce(birth_date, nik_birth_date) AS dob,
            coalesce(birth_date, nik_birth_date) IS NULL AND nik_digits IS NULL AS bare
-    FROM applications_normalised
+    FROM {{records}}
 )
 SELECT
     ids.unique_id,
@@ -188,6 +205,7 @@ FROM base
 JOIN ids USING (record_id)
 LEFT JOIN full_name_counts USING (record_id)
 """
+MODEL_INPUT: Final = model_input_sql()
 
 
 class Level(BaseModel):
@@ -313,6 +331,70 @@ def block_keys(rules: list[str]) -> str:
     return f"list_filter([{', '.join(keys)}], lambda k: k IS NOT NULL)"
 
 
+def rule_sides(rule: str) -> tuple[list[str], list[str]] | None:
+    """The columns a rule of equalities compares on its left and right sides, else None.
+
+    ``IS NOT NULL`` terms are left out: an equality already fails on a null.
+
+    >>> rule_sides("l.bare_name_key_hash = r.name_key_hash AND l.bare_name_key_hash IS NOT NULL")
+    (['bare_name_key_hash'], ['name_key_hash'])
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(rule, read="duckdb")
+    left: list[str] = []
+    right: list[str] = []
+    for term in tree.flatten() if isinstance(tree, exp.And) else [tree]:
+        if isinstance(term, exp.Not) and isinstance(term.this, exp.Is):
+            continue
+        if not (isinstance(term, exp.EQ) and isinstance(term.left, exp.Column) and isinstance(term.right, exp.Column)):
+            return None
+        a, b = (term.left, term.right) if term.left.table == "l" else (term.right, term.left)
+        if (a.table, b.table) != ("l", "r"):
+            return None
+        left.append(a.name)
+        right.append(b.name)
+    return left, right
+
+
+def lookup_keys(rules: list[str]) -> tuple[str, str]:
+    """SQL for a record's index keys and probe keys: a new record pairs with a stored one under some rule
+    exactly when one of its probe keys is one of the stored record's index keys (or a hash collides).
+
+    A rule of equalities of the same column on both sides has one key, the blocking key of
+    :func:`block_keys`. A rule ``l.x = r.y`` pairs a stored record on either side: it is indexed by
+    ``(rule, 'r', y)`` and ``(rule, 'l', x)``, and a new record probes ``(rule, 'r', x)`` and ``(rule, 'l', y)``.
+
+    Raises:
+        ConfigError: a rule is not made of equalities, so no index can find its pairs.
+    """
+    index, probe = [], []
+    for number, rule in enumerate(rules):
+        if key_columns(rule):
+            continue  # in block_keys
+        sides = rule_sides(rule)
+        if sides is None:
+            raise ConfigError(
+                f"blocking rule {rule!r} is not equalities of columns: incremental linking cannot index it"
+            )
+        x, y = sides
+
+        index += [_side_key(number, "r", y), _side_key(number, "l", x)]
+        probe += [_side_key(number, "r", x), _side_key(number, "l", y)]
+
+    def listed(keys: list[str]) -> str:
+        extra = f"list_filter([{', '.join(keys)}], lambda k: k IS NOT NULL)" if keys else "[]::UBIGINT[]"
+        return f"list_concat(block_keys, {extra})"
+
+    return listed(index), listed(probe)
+
+
+def _side_key(rule: int, side: str, columns: list[str]) -> str:
+    present = " AND ".join(f"{c} IS NOT NULL" for c in columns)
+    return f"CASE WHEN {present} THEN hash({rule}, '{side}', {', '.join(columns)}) END"
+
+
 def blocking_rules(rules: list[str]) -> list[Any]:
     """Splink's blocking rules for prediction: the spec's rules that are not keyed, then one keyed rule."""
     plain: list[Any] = [rule for rule in rules if key_columns(rule) is None]
@@ -423,6 +505,13 @@ def check_blocking(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> None:
     ]
     if problems:
         raise ConfigError("a blocking rule names an unknown column", problems=problems)
+
+
+def data_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """An order-independent fingerprint of the records in ``model_input``: their count, then a hash."""
+    sql = "SELECT count(*), sum(hash(record_id, name_canonical, dob)) FROM model_input"
+    count, digest = con.execute(sql).fetchall()[0]
+    return f"{count}-{int(digest or 0) & 0xFFFFFFFFFFFF:012x}"
 
 
 def prepare(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> int:
@@ -550,19 +639,31 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, spec: ModelSpec) -> Any:
     The model brings its parameters; the blocking rules are those of ``spec``, whose keys
     :func:`prepare` built (which pairs to score is not a trained parameter).
     """
-    settings = json.loads(path.read_text(encoding="utf-8"))["splink"]
+    return from_artefact(con, json.loads(path.read_text(encoding="utf-8")), spec)
+
+
+def from_artefact(
+    con: duckdb.DuckDBPyConnection, artefact: dict[str, Any], spec: ModelSpec, *, prior: float | None = None
+) -> Any:
+    """A linker with the parameters of a model artefact (:func:`artefact`), on the TEMP table ``model_input``.
+
+    ``prior``: the probability that two random records match, in place of the trained one (see
+    ``linkage.link``: λ follows the number of records a model is applied to).
+    """
+    settings = dict(artefact["splink"])
     settings["blocking_rules_to_generate_predictions"] = blocking_rules(spec.blocking)
+    if prior is not None:
+        settings["probability_two_random_records_match"] = prior
     return _linker(con, settings)
 
 
-def save(linker: Any, path: Path, *, spec: ModelSpec, data_fingerprint: str, config_hash: str) -> str:
-    """Write the model with its provenance; return the model id."""
+def artefact(linker: Any, *, spec: ModelSpec, data_fingerprint: str, config_hash: str) -> dict[str, Any]:
+    """The trained model with its provenance, as written by :func:`save`; ``model_id`` hashes the parameters."""
     import splink
 
     model = linker.misc.save_model_to_json()  # with no path it returns the settings dict
-    model_id = hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16]
-    artefact = {
-        "model_id": model_id,
+    return {
+        "model_id": hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16],
         "created_at": datetime.now(UTC).isoformat(),
         "linkage_version": __version__,
         "splink_version": splink.__version__,
@@ -572,13 +673,18 @@ def save(linker: Any, path: Path, *, spec: ModelSpec, data_fingerprint: str, con
         "threshold": spec.threshold,
         "splink": model,
     }
+
+
+def save(linker: Any, path: Path, *, spec: ModelSpec, data_fingerprint: str, config_hash: str) -> str:
+    """Write the model with its provenance; return the model id."""
+    made = artefact(linker, spec=spec, data_fingerprint=data_fingerprint, config_hash=config_hash)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(artefact, indent=1), encoding="utf-8")
-    return model_id
+    path.write_text(json.dumps(made, indent=1), encoding="utf-8")
+    return str(made["model_id"])
 
 
 def predict(con: duckdb.DuckDBPyConnection, linker: Any, spec: ModelSpec, floor: float) -> tuple[int, str]:
-    """Score the blocked pairs into ``scored_pairs``, veto applied; keep those at or above ``floor``.
+    """Score the blocked pairs into the TEMP table ``scored_pairs``, veto applied; keep those at or above ``floor``.
 
     ``scored_pairs`` holds ``record_id_l, record_id_r, match_probability, match_weight``, the model's
     own weight before the veto (``model_match_weight``), ``vetoed``, and each comparison's level
@@ -587,18 +693,48 @@ def predict(con: duckdb.DuckDBPyConnection, linker: Any, spec: ModelSpec, floor:
     Returns:
         The number of pairs kept, and the name of Splink's own predictions table (for waterfall charts).
     """
-    for column in dict.fromkeys(level.tf for comp in spec.comparison for level in comp.levels if level.tf):
+    for column in tf_columns(spec):
         linker.table_management.compute_tf_table(column)
     # Score everything the veto could push below the floor, then filter after the veto.
     predictions = linker.inference.predict(threshold_match_probability=floor)
-    table = predictions.physical_name
+    return _vetoed(con, predictions.physical_name, spec, floor), predictions.physical_name
+
+
+def tf_columns(spec: ModelSpec) -> list[str]:
+    """The columns whose term frequencies adjust a level's weight, in spec order."""
+    return list(dict.fromkeys(level.tf for comp in spec.comparison for level in comp.levels if level.tf))
+
+
+def predict_new(con: duckdb.DuckDBPyConnection, linker: Any, spec: ModelSpec, floor: float) -> int:
+    """Score into ``scored_pairs`` only the blocked pairs of ``model_input`` with a record whose ``is_new`` holds.
+
+    ``model_input`` holds the new records and every stored record a blocking rule pairs them with; the
+    term frequencies must be registered (``register_term_frequency_lookup``): counted over the store,
+    not over these records. The same rules as :func:`predict`, each also requiring a new record: the
+    pairs are those a prediction over the whole store would find with a new record, and no others.
+    """
+    rules: list[Any] = []
+    for rule in blocking_rules(spec.blocking):
+        if isinstance(rule, dict):
+            rules.append({**rule, "blocking_rule": f"({rule['blocking_rule']}) AND (l.is_new OR r.is_new)"})
+        else:
+            rules.append(f"({rule}) AND (l.is_new OR r.is_new)")
+    (sdf,) = linker._input_tables_dict.values()  # the registered model_input
+    predictions = linker.inference.predict_within(
+        sdf, blocking_rules_to_generate_predictions=rules, threshold_match_probability=floor, warning_mode="never"
+    )
+    return _vetoed(con, predictions.physical_name, spec, floor)
+
+
+def _vetoed(con: duckdb.DuckDBPyConnection, table: str, spec: ModelSpec, floor: float) -> int:
+    """``scored_pairs`` from Splink's predictions ``table``: the veto applied, pairs below ``floor`` left out."""
     veto = f"({spec.veto.sql})" if spec.veto else "FALSE"
     cap = spec.veto.max_weight if spec.veto else 0.0
     columns = [c for c, in con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
     levels = ", ".join(c for c in columns if c.startswith(("gamma_", "mw_")))
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE scored_pairs AS
+        CREATE OR REPLACE TEMP TABLE scored_pairs AS
         WITH adjusted AS (
             SELECT *, {veto} AS vetoed,
                    CASE WHEN {veto} THEN least(match_weight, {cap}) ELSE match_weight END AS adjusted_weight
@@ -616,7 +752,7 @@ def predict(con: duckdb.DuckDBPyConnection, linker: Any, spec: ModelSpec, floor:
         ORDER BY record_id_l, record_id_r
         """
     )
-    return int(con.execute("SELECT count(*) FROM scored_pairs").fetchall()[0][0]), table
+    return int(con.execute("SELECT count(*) FROM scored_pairs").fetchall()[0][0])
 
 
 def waterfalls(con: duckdb.DuckDBPyConnection, linker: Any, table: str, pairs: list[tuple[str, str]]) -> Any:
