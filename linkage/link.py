@@ -45,7 +45,7 @@ from linkage.config import Config
 from linkage.errors import InputError
 from linkage.store import Store
 
-__all__ = ["STAGES", "LinkSummary", "carry_over", "link"]
+__all__ = ["STAGES", "LinkSummary", "carry_over", "link", "lookup"]
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,36 @@ def link(
             raise
         finally:
             _drop_scratch(store)
+
+
+def lookup(store: Store, record_id: str, spec: model.ModelSpec | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Score one stored application against the store as if it were new: its candidates from the block
+    index, scored with the store's model. Writes nothing (TEMP tables only).
+
+    The officer's query will score an application that is not stored yet; this measures the same path
+    (``benchmarks/link_bench.py``). Returns the scored pairs (at or above the review floor, veto applied)
+    and the seconds of each step (``candidates``, ``model``, ``score``).
+    """
+    spec = spec or model.load_spec(None)
+    run = _Run(store, spec, "lookup", None)
+    clock = time.perf_counter()
+    store.con.execute("CREATE OR REPLACE TEMP TABLE pending AS SELECT ?::VARCHAR AS record_id", [record_id])
+    run.summary.mode = "incremental"
+    run.summary.records = store.count("membership")
+    run._prepare_incremental()
+    seconds = {"candidates": time.perf_counter() - clock}
+    clock = time.perf_counter()
+    artefact, n_trained = run._stored_model(None)
+    if artefact is None:
+        raise InputError("the store has no model yet: run `linkage link` first")
+    linker = run._model(artefact, n_trained, train=False)
+    seconds["model"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    model.predict_new(store.con, linker, spec, run.floor)
+    pairs = store.con.execute("SELECT * FROM scored_pairs").df()
+    seconds["score"] = time.perf_counter() - clock
+    _drop_scratch(store)
+    return pairs, seconds
 
 
 def _clean(store: Store) -> None:
