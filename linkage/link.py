@@ -249,13 +249,8 @@ class _Run:
                SELECT a.* FROM applications_normalised a JOIN pending USING (record_id)"""
         )
         self.summary.linked = self.store.count("temp.pending_rows")
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE link_counts AS
-                SELECT kind, value, sum(n)::BIGINT AS n FROM (
-                    SELECT kind, value, n FROM value_counts UNION ALL {_value_counts_sql("pending_rows", spec)}
-                ) GROUP BY kind, value"""
-        )
         con.execute(model.MACROS)
+        self._counts("pending_rows", None)  # the pending records' name tokens, for their model input
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE pending_input AS
                 SELECT *, {self.probe_keys} AS probe_keys, {self.index_keys} AS index_keys
@@ -276,12 +271,45 @@ class _Run:
                SELECT a.* FROM applications_normalised a
                WHERE a.record_id IN (SELECT record_id FROM pending UNION ALL SELECT record_id FROM candidates)"""
         )
+        self._counts("subset_rows", None)
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE model_input AS
                 SELECT *, {model.block_keys(spec.blocking)} AS block_keys,
                        record_id IN (SELECT record_id FROM pending) AS is_new
                 FROM ({model.model_input_sql("subset_rows", "link_counts")})"""
         )
+        self._counts("subset_rows", "model_input")
+
+    def _counts(self, rows: str, inputs: str | None) -> None:
+        """``link_counts``: the store's counts of the values in ``rows`` (name tokens) and in ``inputs`` (term
+        frequency columns), with the pending records counted in; ``link_totals``: each kind's total.
+
+        Only the values these records hold are read from ``value_counts``: a join on a small table, where
+        summing all of it took seconds at a million records.
+        """
+        tf = model.tf_columns(self.spec) if inputs else []
+        needed = " UNION ".join(
+            [f"SELECT DISTINCT 'full_name_token' AS kind, unnest(full_name_tokens) AS value FROM {rows}"]
+            + [f"SELECT DISTINCT 'tf:{c}', {c}::VARCHAR FROM {inputs} WHERE {c} IS NOT NULL" for c in tf]
+        )
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE link_counts AS
+                WITH needed AS ({needed}),
+                added AS ({_value_counts_sql("pending_rows", self.spec, inputs="pending_input" if inputs else None)})
+                SELECT kind, value, sum(n)::BIGINT AS n FROM (
+                    SELECT v.kind, v.value, v.n FROM value_counts v JOIN needed USING (kind, value)
+                    UNION ALL SELECT a.kind, a.value, a.n FROM added a JOIN needed USING (kind, value)
+                ) GROUP BY kind, value"""
+        )
+        if inputs:
+            added = _value_counts_sql("pending_rows", self.spec, inputs="pending_input")
+            self.con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE link_totals AS
+                    SELECT kind, sum(n)::DOUBLE AS n FROM (
+                        SELECT kind, n FROM value_counts WHERE kind LIKE 'tf:%'
+                        UNION ALL SELECT kind, n FROM ({added}) WHERE kind LIKE 'tf:%'
+                    ) GROUP BY kind"""
+            )
 
     # --- model -----------------------------------------------------------------------------------
 
@@ -315,8 +343,8 @@ class _Run:
             for column in model.tf_columns(spec):
                 con.execute(
                     f"""CREATE OR REPLACE TEMP TABLE tf_{column} AS
-                        SELECT value AS {column}, n / sum(n) OVER () AS tf_{column}
-                        FROM link_counts WHERE kind = 'tf:{column}'"""
+                        SELECT value AS {column}, c.n / t.n AS tf_{column}
+                        FROM link_counts c JOIN link_totals t USING (kind) WHERE kind = 'tf:{column}'"""
                 )
                 frame = linker._db_api.register(f"tf_{column}")
                 linker.table_management.register_term_frequency_lookup(frame, column)
