@@ -6,6 +6,7 @@ HTTP API) can catch one type and turn it into a message and an exit code or an e
     LinkageError
     ├── ConfigError       a settings or column-mapping file is invalid (every problem at once)
     ├── InputError        an input file cannot be read at all (missing, wrong format, no header)
+    ├── NotFoundError     a record or identity id the store does not hold (an HTTP 404, not a 400)
     └── StoreError        the DuckDB store is missing, locked or of an unknown schema version
 
 Problems with single *rows* or *fields* of an input file are not exceptions: ingest quarantines
@@ -22,6 +23,7 @@ __all__ = [
     "ConfigError",
     "InputError",
     "LinkageError",
+    "NotFoundError",
     "Problem",
     "StoreError",
     "did_you_mean",
@@ -75,6 +77,10 @@ class ConfigError(LinkageError):
 
 class InputError(LinkageError):
     """An input file cannot be read at all: missing, of an unknown format, or without a header."""
+
+
+class NotFoundError(LinkageError):
+    """A record id or identity id that the store does not hold (a lookup miss, not a malformed input)."""
 
 
 class StoreError(LinkageError):
