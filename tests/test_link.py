@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from linkage.cli import app
@@ -354,3 +356,41 @@ def test_sigkill_at_random_points_leaves_the_store_consistent(sample_batches: li
     with Store(db, read_only=True) as store:
         assert store.count("membership") == store.count("applications")
         assert store.count("runs", "WHERE status = 'running'") == 0
+
+
+def _reference_carry(clusters: pd.DataFrame, old: pd.DataFrame) -> dict[str, str]:
+    """The rule written plainly: overlaps largest first, then smaller old id, then smaller first record."""
+    label = dict(zip(clusters.record_id, clusters.identity_id, strict=True))
+    before = dict(zip(old.record_id, old.identity_id, strict=True))
+    first = {lab: min(r for r, x in label.items() if x == lab) for lab in set(label.values())}
+    counts: dict[tuple[str, str], int] = {}
+    for record, lab in label.items():
+        if record in before:
+            counts[(lab, before[record])] = counts.get((lab, before[record]), 0) + 1
+    final: dict[str, str] = {}
+    used: set[str] = set()
+    for (lab, was), _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0][1], first[kv[0][0]])):
+        if lab not in final and was not in used:
+            final[lab] = was
+            used.add(was)
+    return {record: final.get(lab, lab) for record, lab in label.items()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.one_of(st.none(), st.integers(0, 5))), min_size=1, max_size=25),
+)
+def test_carry_over_follows_its_rule_on_any_input(rows: list[tuple[int, int | None]]) -> None:
+    records = [f"r{k:02d}" for k in range(len(rows))]
+    clusters = pd.DataFrame({"record_id": records, "identity_id": [f"L{c}" for c, _ in rows]})
+    had = [(r, f"X{o}") for r, (_, o) in zip(records, rows, strict=True) if o is not None]
+    old = (
+        pd.DataFrame(had, columns=["record_id", "identity_id"])
+        if had
+        else pd.DataFrame({"record_id": [], "identity_id": []})
+    )
+    assigned, events = carry_over(clusters.sample(frac=1, random_state=1), old, _no_ids_taken, "run")
+    got = dict(zip(assigned.record_id, assigned.identity_id, strict=True))
+    assert got == _reference_carry(clusters, old)
+    moved = {r for r, o in had if got[r] != o}
+    assert set(events.loc[events.kind == "record_moved", "record_id"]) == moved
