@@ -41,11 +41,13 @@ def _split(data: Path, parts: int, out: Path) -> list[Path]:
     """The applications in order of application date (then record id), cut into ``parts`` files."""
     import pandas as pd
 
+    from linkage.dates import parse_date
+
     frame = pd.read_parquet(data / "applications.parquet")
-    frame = frame.assign(_d=pd.to_datetime(frame["application_date"], errors="coerce")).sort_values(
-        ["_d", "record_id"], kind="stable"
-    )
-    frame = frame.drop(columns="_d")
+    # read as linkage reads it (day first, Indonesian months); an unreadable date goes last
+    dates = {raw: parse_date(raw).value for raw in frame["application_date"].dropna().unique()}
+    frame = frame.assign(_d=pd.to_datetime(frame["application_date"].map(dates), errors="coerce"))
+    frame = frame.sort_values(["_d", "record_id"], kind="stable", na_position="last").drop(columns="_d")
     size = -(-len(frame) // parts)
     paths = []
     for k in range(parts):
@@ -207,7 +209,7 @@ def batches(rows: int, parts: int, seed: int, write: bool) -> None:
         f"{figures['alerts']:,} alerts, {figures['wrong']:,} of them pointing at another person's refusal "
         f"({100 * (figures['wrong_share'] or 0):.2f} %).",
     ]
-    print("\n".join(body[-12:]), flush=True)
+    print("\n".join(body[len(lines) + 2 :]), flush=True)
     if write:
         command = f"`.venv/bin/python benchmarks/link_bench.py --rows {rows} --batches {parts} --seed {seed}`"
         write_section("link-batches", "Link: daily batches against one-shot dedupe", command, "\n".join(body))
