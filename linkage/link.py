@@ -452,8 +452,6 @@ class _Run:
                     )
                 if full:
                     store.sql("DELETE FROM pairs", table="pairs")
-                    # rebuilt whole: the index is dropped for the bulk load and built again after it
-                    store.sql("DROP INDEX IF EXISTS block_index_key", table="block_index")
                     store.sql("DELETE FROM block_index", table="block_index")
                     store.sql("DELETE FROM value_counts", table="value_counts")
                     store.sql(
@@ -499,9 +497,6 @@ class _Run:
                         FROM {source} JOIN numbered n USING (record_id)""",
                     table="block_index",
                 )
-                if full:
-                    # a point lookup of a record's keys (an officer's query) reads the index, not 35M rows
-                    store.sql("CREATE INDEX block_index_key ON block_index (block_key)", table="block_index")
                 store.sql(
                     """INSERT INTO identities
                        SELECT DISTINCT identity_id, ?, NULL, NULL FROM _assigned
