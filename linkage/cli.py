@@ -79,9 +79,12 @@ def ingest_command(
 ) -> None:
     """Read, validate and normalise application files into the store.
 
-    Unusable rows (no record_id or full_name, ragged or undecodable lines, duplicate ids) are
-    quarantined with their reason; bad fields (impossible dates, malformed NIKs, junk phones) keep
-    the row and are recorded as field issues. rows_read = accepted + quarantined, always.
+    Unusable rows (no record_id or full_name, ragged or undecodable lines, an id repeated within the
+    run) are quarantined with their reason; bad fields (impossible dates, malformed NIKs, junk phones)
+    keep the row and are recorded as field issues. An accepted row is new, unchanged (its record_id
+    stored with the same values: nothing written, so ingesting a file again adds nothing) or updated
+    (other values: the stored record replaced, the previous row kept in record_updates, linked records
+    queued for relinking). rows_read = accepted + quarantined and accepted = new + updated + unchanged.
     """
     cfg = _config(config, workers)
     if as_json:
@@ -167,10 +170,85 @@ def dedupe_command(
     console.print("[dim]" + ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items()))
 
 
+@app.command("link")
+def link_command(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Score and cluster every record again; identity ids are carried over.")
+    ] = False,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Train a new model on the store first (a full run).")
+    ] = False,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="A model from `linkage train` to use and store.")
+    ] = None,
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Link the store's new or changed applications into identities that keep their ids.
+
+    New applications are scored against the stored ones a blocking rule pairs them with, and among
+    themselves, then join, merge or create identities. The first link, and --full, score and cluster
+    everything. One atomic run: every change is visible together or not at all, and recorded as events.
+    """
+    from linkage.link import link
+
+    settings = _config(config)
+    with _spinner("linking") as status:
+        summary = link(db or settings.store.path, settings, full=full, spec_path=spec, model_path=model,
+                       retrain=retrain, progress=lambda stage: status.update(f"linking: {stage} …"))  # fmt: skip
+    if as_json:
+        console.print_json(json.dumps(summary.to_dict()))
+        return
+    table = Table(title=f"Link ({summary.mode}), run {summary.run_id}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    shown = ("records", "linked", "candidates", "pairs_scored", "reclustered", "identities", "created", "merged",
+             "split", "records_added", "records_moved", "decisions_applied", "model_id", "model_trained")  # fmt: skip
+    for key in shown:
+        value = getattr(summary, key)
+        shown_value = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+        table.add_row(key.replace("_", " "), shown_value)
+    console.print(table)
+    for conflict in summary.decision_conflicts:
+        err.print(f"[yellow]decision conflict:[/] {conflict}", highlight=False)
+    console.print("[dim]" + ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items()))
+
+
+@app.command("decide")
+def decide_command(
+    kind: Annotated[str, typer.Argument(help="must-link (one person) or cannot-link (two people).")],
+    record_a: Annotated[str, typer.Argument(help="record_id of one application.")],
+    record_b: Annotated[str, typer.Argument(help="record_id of the other application.")],
+    by: Annotated[str, typer.Option("--by", help="The officer deciding.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: shown in the history and the event log.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record an officer's decision that two applications are (must-link) or are not (cannot-link) one person.
+
+    The next `linkage link` honours it: a cannot-link is never merged through, not even along a chain; a
+    must-link holds unless a cannot-link contradicts it (reported).
+    """
+    from linkage.decide import decide
+
+    settings = _config(config)
+    made = decide(db or settings.store.path, kind.replace("-", "_"), record_a, record_b, by=by, reason=reason,
+                  memory_limit=settings.store.memory_limit)  # fmt: skip
+    if as_json:
+        console.print_json(json.dumps(made.to_dict()))
+        return
+    console.print(
+        f"{made.decision_id}: {kind} {record_a} {record_b} stored; the next `linkage link` applies it", highlight=False
+    )
+
+
 @contextlib.contextmanager
-def _spinner(what: str) -> Iterator[None]:
-    with err.status(f"{what} …"):
-        yield
+def _spinner(what: str) -> Iterator[Any]:
+    with err.status(f"{what} …") as status:
+        yield status
 
 
 @app.command("profile")
@@ -344,6 +422,10 @@ def _print_ingest(report: IngestReport) -> None:
     ok = "[green]reconciles[/]" if report.reconciles else "[red]DOES NOT RECONCILE[/]"
     table.add_row("[bold]total", "", f"{report.rows_read:,}", f"{report.accepted:,}", f"{report.quarantined:,}", ok)
     console.print(table)
+    # A table of its own: new / updated / unchanged are decided for the run as a whole against the
+    # store, not per file, and three more columns above would not fit an 80-column terminal.
+    against = {"new": report.new, "updated": report.updated, "unchanged": report.unchanged}
+    _print_counts("Accepted rows", against, label="against the store")
     _print_counts("Quarantined rows by reason", report.quarantined_by_reason)
     _print_counts("Field issues by reason (rows kept)", report.field_issues_by_reason)
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())

@@ -3,11 +3,14 @@
 Two kinds of problem are kept apart here:
 
 * a **row** that cannot be used (no ``record_id``, no ``full_name``, a ragged line, undecodable
-  bytes, a ``record_id`` already seen) is *quarantined* with its file, row, field, value and reason;
+  bytes, a ``record_id`` already read in this run) is *quarantined* with its file, row, field, value
+  and reason;
 * a bad **field** (an impossible date, a malformed NIK) never costs the row: that is for
   :mod:`linkage.normalise` to record as a field issue.
 
 Every row read is either accepted or quarantined, so ``rows_read = accepted + quarantined``.
+A ``record_id`` the store already holds is not a row problem: :mod:`linkage.pipeline` has the store
+compare the row with the stored one (new, updated or unchanged).
 Files are streamed in chunks, so memory stays bounded whatever their size.
 
 CSV: the delimiter is sniffed; UTF-8 with or without BOM, UTF-16 with BOM, and latin-1 when the
@@ -22,7 +25,7 @@ import csv
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -114,7 +117,6 @@ def read_files(
     config: Config,
     *,
     seen: set[str] | None = None,
-    stored: Callable[[list[str]], set[str]] | None = None,
     reports: list[FileReport] | None = None,
     chunk_rows: int | None = None,
 ) -> Iterator[Batch]:
@@ -124,7 +126,6 @@ def read_files(
         paths: CSV, Parquet or ``.xlsx`` files.
         config: its ``[columns]`` maps the canonical roles onto each file's columns.
         seen: record ids already accepted (grows as files are read: a later duplicate is quarantined).
-        stored: returns which of the given record ids the store already holds (those are quarantined).
         reports: a list to append one :class:`FileReport` per file to.
         chunk_rows: rows per batch (default: ``config.ingest.chunk_rows``).
 
@@ -144,7 +145,7 @@ def read_files(
         mapping = _map_columns(header, config, path)
         extra_idx = [i for i, name in enumerate(header) if name not in mapping.used]
         for chunk in chunks:
-            yield _batch(chunk, header, mapping, extra_idx, report, seen, stored)
+            yield _batch(chunk, header, mapping, extra_idx, report, seen)
 
 
 def _check_path(path: Path) -> None:
@@ -191,7 +192,6 @@ def _batch(
     extra_idx: list[int],
     report: FileReport,
     seen: set[str],
-    stored: Callable[[list[str]], set[str]] | None,
 ) -> Batch:
     """Quarantine the unusable rows of a chunk and turn the rest into columns by role.
 
@@ -206,7 +206,6 @@ def _batch(
     cells = chunk.cells
     mapped = {role: _role_column(cells, idx, chunk.trimmed) for role, idx in mapping.roles.items()}
     ids, names = mapped["record_id"], mapped["full_name"]
-    already = stored(sorted({i for i in ids if i and i not in seen})) if stored else set()
     keep: list[int] = []
     for n, record_id in enumerate(ids):
         if not record_id:
@@ -215,8 +214,6 @@ def _batch(
             reason, where = "missing_full_name", "full_name"
         elif record_id in seen:
             reason, where = "duplicate_record_id", "record_id"
-        elif record_id in already:
-            reason, where = "record_id_already_stored", "record_id"
         else:
             seen.add(record_id)
             keep.append(n)

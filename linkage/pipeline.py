@@ -1,5 +1,9 @@
 """Batch runs: read, quarantine, normalise and store, as one atomic run with a manifest.
 
+Ingesting is idempotent: an accepted row whose record_id the store holds with the same values is
+*unchanged* and writes nothing; with other values it is an *update* that replaces the stored rows
+(see :meth:`linkage.store.Store.merge_staged`); any other is *new*.
+
 ``STAGES`` names the stages in data-flow order; every run records its timings under these names.
 Reading and writing happen in this process while worker processes normalise, so the stages
 overlap; each stage's time is the time this process spent in it (normalise: waiting for workers).
@@ -24,7 +28,7 @@ from linkage.config import Config
 from linkage.errors import InputError
 from linkage.ingest import Batch, FileReport, read_files
 from linkage.normalise import COLUMNS, normalise_batch, normalise_parallel
-from linkage.store import APPLICATIONS_COLUMNS, ISSUE_COLUMNS, QUARANTINE_COLUMNS, Store, arrow_table
+from linkage.store import APPLICATIONS_COLUMNS, ISSUE_COLUMNS, QUARANTINE_COLUMNS, Merged, Store, arrow_table
 
 __all__ = ["STAGES", "IngestReport", "ingest"]
 
@@ -36,12 +40,19 @@ Progress = Callable[[str, int], None]
 
 @dataclass
 class IngestReport:
-    """What one ingest run did. ``rows_read == accepted + quarantined`` always holds."""
+    """What one ingest run did. ``rows_read == accepted + quarantined`` and ``accepted == new + updated +
+    unchanged`` always hold. Field issues count those found in every accepted row, unchanged ones too."""
 
     run_id: str
     db: str
     rows_read: int = 0
     accepted: int = 0
+    new: int = 0
+    """accepted rows whose record_id the store did not hold"""
+    updated: int = 0
+    """accepted rows that replaced a stored record with other values"""
+    unchanged: int = 0
+    """accepted rows identical to the stored record: nothing written"""
     quarantined: int = 0
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     field_issues: int = 0
@@ -52,7 +63,10 @@ class IngestReport:
 
     @property
     def reconciles(self) -> bool:
-        return self.rows_read == self.accepted + self.quarantined
+        return (
+            self.rows_read == self.accepted + self.quarantined
+            and self.accepted == self.new + self.updated + self.unchanged
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -78,7 +92,8 @@ def ingest(
         today: reference date for date checks (default: today).
 
     Returns:
-        Counts (read, accepted, quarantined, by reason), field issues by reason, timings, peak memory.
+        Counts (read; accepted as new, updated and unchanged; quarantined, by reason), field issues by
+        reason, timings, peak memory.
 
     Raises:
         InputError: a file cannot be read at all, or too many rows were quarantined.
@@ -116,18 +131,24 @@ def _ingest(
         )
         try:
             with store.transaction():
-                batches = read_files(paths, config, stored=store.stored_ids, reports=report.files)
+                # Into an empty store every record is new: write straight to the tables, no staging.
+                staged = store.stage() if store.count("applications") else {}
+                batches = read_files(paths, config, reports=report.files)
                 timed = _timed(batches, seconds, "read", progress)
                 results = normalise_parallel(timed, work, workers=config.ingest.workers)
                 for prepared in _timed(results, seconds, "normalise"):
                     t0 = time.perf_counter()
                     for table, rows in prepared.tables.items():
-                        store.insert(table, rows)
+                        store.insert(staged.get(table, table), rows)
                     quarantined.update(prepared.quarantine_reasons)
                     issues.update(prepared.issue_reasons)
                     seconds["write"] += time.perf_counter() - t0
                 _fill(report, quarantined, issues)
                 _check_share(report, config)
+                t0 = time.perf_counter()
+                merged = store.merge_staged(run_id) if staged else Merged(new=report.accepted, updated=0, unchanged=0)
+                report.new, report.updated, report.unchanged = merged.new, merged.updated, merged.unchanged
+                seconds["write"] += time.perf_counter() - t0
                 seconds["total"] = time.perf_counter() - started
                 report.seconds = {k: round(v, 3) for k, v in seconds.items()}
                 report.peak_rss_mb = _peak_rss_mb()

@@ -20,6 +20,10 @@ Tables, named after the stage that writes them::
     schema_version            the version of this layout, for forward migrations
 
 A run's writes happen in one transaction: they become visible together, or not at all.
+An ingest into a store that holds applications writes its records to TEMP tables ``staged_<table>``
+first (``STAGED``), then :meth:`Store.merge_staged` compares them with the stored ones by record_id:
+new ones are added, changed ones replace the stored rows (the previous row kept in ``record_updates``),
+identical ones are dropped, so ingesting a file again adds nothing.
 SQL is logged at DEBUG level (text only, never values: those are personal data).
 """
 
@@ -30,6 +34,7 @@ import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -44,7 +49,7 @@ from linkage.errors import StoreError
 from linkage.normalise import COLUMNS as NORMALISED_COLUMNS
 from linkage.schema import ROLES
 
-__all__ = ["SCHEMA_VERSION", "Store"]
+__all__ = ["SCHEMA_VERSION", "STAGED", "Merged", "Store"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,17 @@ ISSUE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("field", "VARCHAR"),
     ("value", "VARCHAR"),
     ("reason", "VARCHAR"),
+)
+
+
+STAGED: Final = ("applications", "applications_normalised", "field_issues")
+"""The tables that hold one record's rows, replaced together when the record is updated."""
+
+# The raw values that make a record what it is: every role but its key, and the unmapped columns.
+# Where and when it was read (run_id, source_file, source_row) is not a change. Sorted, so that the
+# list of changed roles comes out sorted.
+_COMPARED: Final = tuple(
+    sorted(name for name, _ in APPLICATIONS_COLUMNS if name not in ("record_id", "run_id", "source_file", "source_row"))
 )
 
 
@@ -142,6 +158,15 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 def arrow_table(columns: dict[str, list[Any]], spec: Sequence[tuple[str, str]]) -> pa.Table:
     """Columns as lists into an Arrow table typed by a (name, DuckDB type) spec."""
     return pa.table({name: pa.array(columns[name], type=_ARROW_TYPES[kind]) for name, kind in spec})
+
+
+@dataclass(frozen=True)
+class Merged:
+    """How the staged records of an ingest compared with the stored ones."""
+
+    new: int
+    updated: int
+    unchanged: int
 
 
 class Store:
@@ -245,19 +270,76 @@ class Store:
         finally:
             self.con.unregister("_incoming")
 
-    def stored_ids(self, ids: Sequence[str]) -> set[str]:
-        """Which of ``ids`` the store already holds."""
-        if not ids:
-            return set()
-        probe = pa.table({"record_id": pa.array(list(ids), type=pa.string())})
-        self.con.register("_probe", probe)
-        try:
-            rows = self.sql(
-                "SELECT a.record_id FROM applications a JOIN _probe p USING (record_id)", table="applications"
-            ).fetchall()
-        finally:
-            self.con.unregister("_probe")
-        return {r[0] for r in rows}
+    def stage(self) -> dict[str, str]:
+        """Create empty TEMP tables ``staged_<table>`` for the ``STAGED`` tables; return table → staging table.
+
+        Rows inserted there become visible only through :meth:`merge_staged`, in the same transaction.
+        """
+        names = {table: f"staged_{table}" for table in STAGED}
+        for table, staged in names.items():
+            self.sql(f"CREATE OR REPLACE TEMP TABLE {staged} AS SELECT * FROM {table} LIMIT 0", table=staged)
+        return names
+
+    def merge_staged(self, run_id: str) -> Merged:
+        """Move the staged records into the store: add the new, replace the updated, drop the unchanged.
+
+        A record is unchanged when every value in ``_COMPARED`` equals the stored one (NULL equals NULL).
+        For an updated one, its stored rows in the ``STAGED`` tables are replaced, the previous
+        applications row goes to ``record_updates`` with the roles that changed, an event
+        ``record_updated`` names those roles (never their values: personal data), and a record already
+        linked into an identity goes to ``relink`` for the next ``linkage link``. Run in the ingest's
+        transaction; the staging tables are dropped.
+        """
+        changed = ", ".join(f"CASE WHEN s.{c} IS DISTINCT FROM a.{c} THEN '{c}' END" for c in _COMPARED)
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE staged_changes AS
+                SELECT s.record_id, [c FOR c IN [{changed}] IF c IS NOT NULL] AS changed
+                FROM staged_applications s JOIN applications a ON a.record_id = s.record_id""",
+            table="staged_changes",
+        )
+        updated = "SELECT record_id FROM staged_changes WHERE len(changed) > 0"
+        now = _now()
+        self.sql(
+            """INSERT INTO record_updates (run_id, record_id, previous, changed, updated_at)
+                SELECT ?, a.record_id, to_json(a), c.changed, ?
+                FROM applications a JOIN staged_changes c ON c.record_id = a.record_id
+                WHERE len(c.changed) > 0 ORDER BY a.record_id""",
+            [run_id, now],
+            table="record_updates",
+        )
+        self.sql(
+            """INSERT INTO events (run_id, happened_at, kind, identity_id, record_id, reason)
+                SELECT ?, ?, 'record_updated', m.identity_id, c.record_id,
+                       'changed: ' || array_to_string(c.changed, ', ')
+                FROM staged_changes c LEFT JOIN membership m ON m.record_id = c.record_id
+                WHERE len(c.changed) > 0 ORDER BY c.record_id""",
+            [run_id, now],
+            table="events",
+        )
+        # a record updated again before it was relinked keeps the run that first made its links stale
+        self.sql(
+            """INSERT OR IGNORE INTO relink
+                SELECT c.record_id, ? FROM staged_changes c JOIN membership m ON m.record_id = c.record_id
+                WHERE len(c.changed) > 0""",
+            [run_id],
+            table="relink",
+        )
+        for table in STAGED:
+            self.sql(f"DELETE FROM {table} WHERE record_id IN ({updated})", table=table)
+            self.sql(
+                f"""INSERT INTO {table} BY NAME SELECT * FROM staged_{table}
+                    WHERE record_id NOT IN (SELECT record_id FROM staged_changes WHERE len(changed) = 0)""",
+                table=table,
+            )
+        staged, updates, same = self.sql(
+            """SELECT (SELECT count(*) FROM staged_applications), count(*) FILTER (len(changed) > 0),
+                      count(*) FILTER (len(changed) = 0)
+               FROM staged_changes""",
+            table="staged_changes",
+        ).fetchall()[0]
+        for table in (*(f"staged_{t}" for t in STAGED), "staged_changes"):
+            self.sql(f"DROP TABLE {table}", table=table)
+        return Merged(new=staged - updates - same, updated=updates, unchanged=same)
 
     # --- reads -----------------------------------------------------------------------------------
 

@@ -26,7 +26,27 @@ def test_ingest_then_profile_on_the_bundled_sample(tmp_path: Path) -> None:
     assert set(data["nik_status"]) <= {"valid", "invalid", "missing"}
     assert sum(data["by_decision"].values()) == 20_000
     again = runner.invoke(app, ["ingest", str(SAMPLE), "--db", db, "--json"])
-    assert json.loads(again.output)["quarantined_by_reason"] == {"record_id_already_stored": 20_000}
+    report = json.loads(again.output)
+    assert report["quarantined_by_reason"] == {} and report["reconciles"]
+    assert (report["accepted"], report["new"], report["updated"], report["unchanged"]) == (20_000, 0, 0, 20_000)
+    assert json.loads(runner.invoke(app, ["profile", "--db", db, "--json"]).output)["applications"] == 20_000
+
+
+def test_ingest_summary_shows_new_updated_and_unchanged(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.duckdb")
+    path = tmp_path / "a.csv"
+    path.write_text("record_id,full_name\nA1,Siti Aminah\nA2,Budi Santoso\n")
+    runner.invoke(app, ["ingest", str(path), "--db", db])
+    path.write_text("record_id,full_name\nA1,Siti Aminah\nA2,Budi Santosa\nA3,Dewi Lestari\n")
+    result = runner.invoke(app, ["ingest", str(path), "--db", db])
+    assert result.exit_code == 0, result.output
+    assert "reconciles" in result.output and "Accepted rows" in result.output
+    rows = {
+        cells[1].strip(): cells[2].strip()
+        for line in result.output.splitlines()
+        if len(cells := line.split("│")) == 4
+    }
+    assert (rows["new"], rows["updated"], rows["unchanged"]) == ("1", "1", "1")
 
 
 def test_settings_lists_every_key() -> None:

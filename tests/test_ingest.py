@@ -134,7 +134,9 @@ def test_duplicates_across_files_and_runs(tmp_path: Path, messy: Path) -> None:
     again = tmp_path / "again.csv"
     again.write_bytes(HEADER + b"C1,Budi,1990-01-02,,,L,Kotabumi\n")
     second = run(tmp_path, again)
-    assert second.quarantined_by_reason == {"record_id_already_stored": 1}
+    # stored in an earlier run with the same values: not a problem with the row, just nothing to do
+    assert second.quarantined == 0
+    assert (second.accepted, second.new, second.updated, second.unchanged) == (1, 0, 0, 1)
     assert second.reconciles
 
 
@@ -224,5 +226,179 @@ def test_cli_json_output(tmp_path: Path, messy: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["rows_read"] == data["accepted"] + data["quarantined"] == 10
+    assert (data["new"], data["updated"], data["unchanged"]) == (4, 0, 0)
     assert data["quarantined_by_reason"]["ragged_row"] == 2
     assert "nik_length" in data["field_issues_by_reason"]
+
+
+# --- ingesting again: new, updated, unchanged --------------------------------------------------------
+
+STORED = (
+    ("applications", "SELECT * FROM applications ORDER BY record_id"),
+    ("applications_normalised", "SELECT * FROM applications_normalised ORDER BY record_id"),
+    ("field_issues", "SELECT * FROM field_issues ORDER BY ALL"),
+    ("record_updates", "SELECT * FROM record_updates ORDER BY ALL"),
+    ("events", "SELECT * FROM events ORDER BY ALL"),
+    ("relink", "SELECT * FROM relink ORDER BY ALL"),
+)
+
+
+def snapshot(db: Path) -> dict[str, list[tuple]]:
+    with Store(db) as store:
+        return {table: store.rows(sql) for table, sql in STORED}
+
+
+def test_the_same_file_twice_adds_nothing(tmp_path: Path, messy: Path) -> None:
+    first = run(tmp_path, messy)
+    before = snapshot(tmp_path / "s.duckdb")
+    second = run(tmp_path, messy)
+    assert snapshot(tmp_path / "s.duckdb") == before
+    assert (second.rows_read, second.accepted, second.quarantined) == (first.rows_read, 4, 6)
+    assert (second.new, second.updated, second.unchanged) == (0, 0, 4)
+    assert second.reconciles
+    with Store(tmp_path / "s.duckdb") as store:
+        runs = store.rows("SELECT run_id, status, counts FROM runs ORDER BY started_at")
+        # the quarantine is per run: the second run's unusable rows are its own, under its id
+        quarantined = store.rows("SELECT run_id, count(*) FROM quarantine GROUP BY ALL ORDER BY ALL")
+    assert [(r[0], r[1]) for r in runs] == [(first.run_id, "succeeded"), (second.run_id, "succeeded")]
+    manifest = json.loads(runs[1][2])
+    assert (manifest["new"], manifest["updated"], manifest["unchanged"]) == (0, 0, 4)
+    assert sorted(quarantined) == sorted([(first.run_id, 6), (second.run_id, 6)])
+
+
+A7_BAD = b"A7,Agus Setiawan,31-02-1990,187101450890001,abc,L,Kalianda\n"
+B1 = b"B1,Budi Santoso,1990-01-02,,,L,Kotabumi\n"
+
+
+@pytest.fixture
+def updated(tmp_path: Path):
+    """A store holding A1, A7 (bad date, NIK and phone; linked into identity I-1) and B1, then a second
+    file changing A1's office and phone, fixing A7's date and NIK, repeating B1 and adding C1."""
+    old = tmp_path / "old.csv"
+    old.write_bytes(HEADER + GOOD + A7_BAD + B1)
+    first = run(tmp_path, old)
+    with Store(tmp_path / "s.duckdb") as store:
+        store.sql("INSERT INTO membership VALUES ('A7', 1, 'I-1', ?)", [first.run_id])
+    new = tmp_path / "new.csv"
+    new.write_bytes(
+        HEADER
+        + b"A1,Siti Aminah,05-08-1990,1871014508900001,0813-1111-2222,P,Kotabumi\n"  # office and phone
+        + b"A7,Agus Setiawan,01-02-1990,1871010102900001,abc,L,Kalianda\n"  # date and NIK fixed
+        + B1  # as stored
+        + b"C1,Cahya Lestari,1991-03-04,,,P,Kotabumi\n"  # new
+        + GOOD  # A1 again in the same run: quarantined, the first A1 of the run is the one kept
+    )
+    second = run(tmp_path, new)
+    return tmp_path / "s.duckdb", first, second
+
+
+def test_an_update_is_counted_and_reconciles(updated) -> None:
+    _, _, second = updated
+    assert (second.rows_read, second.accepted, second.quarantined) == (5, 4, 1)
+    assert (second.new, second.updated, second.unchanged) == (1, 2, 1)
+    assert second.quarantined_by_reason == {"duplicate_record_id": 1}
+    assert second.reconciles
+
+
+def test_an_update_replaces_the_stored_record(updated) -> None:
+    db, first, second = updated
+    with Store(db) as store:
+        raw = store.rows("SELECT record_id, run_id, source_file, office, phone FROM applications ORDER BY 1")
+        norm = store.rows("SELECT record_id, birth_date, nik, phone FROM applications_normalised ORDER BY 1")
+    new, old = str(db.parent / "new.csv"), str(db.parent / "old.csv")
+    assert raw == [
+        ("A1", second.run_id, new, "Kotabumi", "0813-1111-2222"),
+        ("A7", second.run_id, new, "Kalianda", "abc"),
+        ("B1", first.run_id, old, "Kotabumi", None),  # unchanged: the stored row, untouched
+        ("C1", second.run_id, new, "Kotabumi", None),
+    ]
+    assert norm == [
+        ("A1", dt.date(1990, 8, 5), "1871014508900001", "+6281311112222"),
+        ("A7", dt.date(1990, 2, 1), "1871010102900001", None),
+        ("B1", dt.date(1990, 1, 2), None, None),
+        ("C1", dt.date(1991, 3, 4), None, None),
+    ]
+
+
+def test_an_update_fixing_a_field_removes_its_issue(updated) -> None:
+    db, _, second = updated
+    with Store(db) as store:
+        issues = store.rows("SELECT record_id, run_id, field, reason FROM field_issues ORDER BY ALL")
+    # A7's date and NIK are fixed; its phone is still junk, now reported by the run that stored it
+    assert issues == [("A7", second.run_id, "phone", "phone_unparseable")]
+
+
+def test_an_update_keeps_the_previous_row_and_names_the_changed_roles(updated) -> None:
+    db, first, second = updated
+    with Store(db) as store:
+        updates = store.rows("SELECT run_id, record_id, previous, changed FROM record_updates ORDER BY record_id")
+        events = store.rows(
+            """SELECT event_no IS NOT NULL, run_id, kind, identity_id, record_id, reason, happened_at IS NOT NULL,
+                      other_identity_id, other_record_id, probability
+               FROM events ORDER BY record_id"""
+        )
+    assert [(u[0], u[1], u[3]) for u in updates] == [
+        (second.run_id, "A1", ["office", "phone"]),
+        (second.run_id, "A7", ["birth_date", "nik"]),
+    ]
+    previous = json.loads(updates[0][2])
+    assert previous["phone"] == "0812-3456-7890" and previous["office"] == "Kalianda"
+    assert (previous["run_id"], previous["source_file"], previous["source_row"]) == (
+        first.run_id,
+        str(db.parent / "old.csv"),
+        2,
+    )
+    assert events == [
+        (True, second.run_id, "record_updated", None, "A1", "changed: office, phone", True, None, None, None),
+        (True, second.run_id, "record_updated", "I-1", "A7", "changed: birth_date, nik", True, None, None, None),
+    ]
+
+
+def test_only_a_linked_record_is_queued_for_relinking(updated) -> None:
+    db, _, second = updated
+    with Store(db) as store:
+        assert store.rows("SELECT record_id, run_id FROM relink") == [("A7", second.run_id)]
+
+
+def test_a_change_of_extra_columns_is_an_update(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("record_id,full_name,hobby\nr1,Budi,catur\n")
+    run(tmp_path, path)
+    path.write_text("record_id,full_name,hobby\nr1,Budi,bulu tangkis\n")
+    report = run(tmp_path, path)
+    assert (report.new, report.updated, report.unchanged) == (0, 1, 0)
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.rows("SELECT changed FROM record_updates") == [(["extras"],)]
+        assert store.rows("SELECT reason FROM events") == [("changed: extras",)]
+        assert store.rows("SELECT extras FROM applications") == [('{"hobby": "bulu tangkis"}',)]
+
+
+def test_ingesting_into_a_store_with_records_stores_what_an_empty_store_would(tmp_path: Path, messy: Path) -> None:
+    """An empty store is written directly, one with records through staging: the same rows either way."""
+    other = tmp_path / "other.csv"
+    other.write_bytes(HEADER + b"Z1,Zainal Arifin,1970-07-07,,,L,Metro\n")
+    run(tmp_path, messy, db="direct.duckdb")
+    run(tmp_path, other, db="staged.duckdb")
+    run(tmp_path, messy, db="staged.duckdb")
+    out = {}
+    for db in ("direct", "staged"):
+        with Store(tmp_path / f"{db}.duckdb") as store:
+            out[db] = (
+                store.rows("SELECT * EXCLUDE (run_id) FROM applications WHERE record_id <> 'Z1' ORDER BY ALL"),
+                store.rows("SELECT * FROM applications_normalised WHERE record_id <> 'Z1' ORDER BY ALL"),
+                store.rows("SELECT * EXCLUDE (run_id) FROM field_issues WHERE record_id <> 'Z1' ORDER BY ALL"),
+            )
+    assert out["direct"] == out["staged"]
+    assert len(out["staged"][0]) == 4
+
+
+def test_a_failed_update_changes_nothing(tmp_path: Path, messy: Path) -> None:
+    old = tmp_path / "old.csv"
+    old.write_bytes(HEADER + GOOD)
+    run(tmp_path, old)
+    before = snapshot(tmp_path / "s.duckdb")
+    changed = tmp_path / "changed.csv"
+    changed.write_bytes(messy_csv().replace(b"Kalianda", b"Metro"))
+    with pytest.raises(InputError, match="max_quarantine_share"):
+        run(tmp_path, changed, config={"ingest": {"max_quarantine_share": 0.1}})
+    assert snapshot(tmp_path / "s.duckdb") == before

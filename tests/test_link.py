@@ -394,3 +394,38 @@ def test_carry_over_follows_its_rule_on_any_input(rows: list[tuple[int, int | No
     assert got == _reference_carry(clusters, old)
     moved = {r for r, o in had if got[r] != o}
     assert set(events.loc[events.kind == "record_moved", "record_id"]) == moved
+
+
+def test_an_updated_record_is_linked_again(
+    linked: tuple[Path, list[dict[str, str]], list[str]], sample_batches: list[Path], tmp_path: Path
+) -> None:
+    """A correction that makes a record another person's moves it; ingesting the same file again adds nothing."""
+    db, _, _ = linked
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(db.read_bytes())
+    config = load_config(None)
+    a, b, identity = _two_record_identity(copy)
+    frame = pd.read_parquet(sample_batches[-1])
+    again = ingest([sample_batches[-1]], config, db=copy)
+    assert again.unchanged == len(frame) and again.new == again.updated == 0
+    assert link(copy, config).linked == 0
+    # record b is corrected into a stranger: another name, birth date, NIK, mother, phone and address
+    with Store(copy, read_only=True) as store:
+        row = store.con.execute("SELECT * FROM applications WHERE record_id = ?", [b]).df()
+    columns = [c for c in frame.columns if c in row.columns]
+    changed = row[columns].copy()
+    changed.loc[:, ["full_name", "birth_date", "nik", "mother_name", "phone", "address"]] = [
+        "Zulkarnain Wibisono", "1971-02-03", "1871010302710009", "Sumarni", "081399990000", "Jl. Lain No. 9",
+    ]  # fmt: skip
+    fix = tmp_path / "fix.parquet"
+    changed.to_parquet(fix, index=False)
+    report = ingest([fix], config, db=copy)
+    assert (report.updated, report.new) == (1, 0)
+    summary = link(copy, config)
+    assert summary.linked == 1
+    ids = _membership(copy)
+    assert ids[b] != identity and ids[a] == identity
+    with Store(copy, read_only=True) as store:
+        kinds = [k for (k,) in store.rows("SELECT kind FROM events WHERE record_id = ? ORDER BY event_no", [b])]
+        assert kinds[-2:] == ["record_updated", "record_moved"]
+        assert store.count("relink") == 0
