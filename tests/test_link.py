@@ -331,6 +331,7 @@ def _consistent(db: Path) -> None:
 
 
 def test_sigkill_at_random_points_leaves_the_store_consistent(sample_batches: list[Path], tmp_path: Path) -> None:
+    """Kill `linkage link` 20 times at random points of its run (incremental and full runs alternating)."""
     db = tmp_path / "store.duckdb"
     config = load_config(None)
     ingest([sample_batches[0]], config, db=db)
@@ -338,18 +339,24 @@ def test_sigkill_at_random_points_leaves_the_store_consistent(sample_batches: li
     ingest([sample_batches[1]], config, db=db)
     command = [sys.executable, "-m", "linkage.cli", "link", "--db", str(db)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    copy = tmp_path / "timing.duckdb"  # how long a whole run takes here, on a copy
+    copy.write_bytes(db.read_bytes())
+    started = time.perf_counter()
+    subprocess.run([*command[:-1], str(copy), "--full"], capture_output=True, env=env, check=True)
+    whole = time.perf_counter() - started
     rng = random.Random(20261128)
-    kills = 0
-    for attempt in range(20):
-        extra = ["--full"] if attempt % 2 else []
+    kills = attempts = 0
+    while kills < 20 and attempts < 60:
+        extra = ["--full"] if attempts % 2 else []
+        attempts += 1
         process = subprocess.Popen([*command, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        time.sleep(rng.uniform(0.5, 4.0))
+        time.sleep(rng.uniform(0.05, 0.95) * whole)
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
         process.wait()
         _consistent(db)
-    assert kills >= 15  # most attempts were killed mid-run, not after it finished
+    assert kills == 20
     done = subprocess.run([*command, "--json"], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     _consistent(db)
