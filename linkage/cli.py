@@ -158,16 +158,9 @@ def dedupe_command(
     if as_json:
         console.print_json(json.dumps(summary.to_dict()))
         return
-    table = Table(title=f"Dedupe into {out}")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
     shown = ("rows_read", "accepted", "quarantined", "pairs_scored", "identities", "multi_record_identities",
              "largest_identity", "clusters_cut_by_guard", "edges_cut_by_guard", "threshold", "model_id")  # fmt: skip
-    for key in shown:
-        value = getattr(summary, key)
-        table.add_row(key.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
-    console.print(table)
-    console.print("[dim]" + ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items()))
+    _print_summary(f"Dedupe into {out}", summary, shown)
 
 
 @app.command("link")
@@ -201,19 +194,11 @@ def link_command(
     if as_json:
         console.print_json(json.dumps(summary.to_dict()))
         return
-    table = Table(title=f"Link ({summary.mode}), run {summary.run_id}")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
     shown = ("records", "linked", "candidates", "pairs_scored", "reclustered", "identities", "created", "merged",
              "split", "records_added", "records_moved", "decisions_applied", "model_id", "model_trained")  # fmt: skip
-    for key in shown:
-        value = getattr(summary, key)
-        shown_value = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
-        table.add_row(key.replace("_", " "), shown_value)
-    console.print(table)
+    _print_summary(f"Link ({summary.mode}), run {summary.run_id}", summary, shown)
     for conflict in summary.decision_conflicts:
         err.print(f"[yellow]decision conflict:[/] {conflict}", highlight=False)
-    console.print("[dim]" + ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items()))
 
 
 @app.command("decide")
@@ -243,6 +228,18 @@ def decide_command(
     console.print(
         f"{made.decision_id}: {kind} {record_a} {record_b} stored; the next `linkage link` applies it", highlight=False
     )
+
+
+def _print_summary(title: str, summary: Any, shown: tuple[str, ...]) -> None:
+    """A run summary's figures as a table, then its stage times."""
+    table = Table(title=title)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key in shown:
+        value = getattr(summary, key)
+        table.add_row(key.replace("_", " "), f"{value:,}" if type(value) is int else str(value))
+    console.print(table)
+    console.print("[dim]" + ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items()))
 
 
 @contextlib.contextmanager

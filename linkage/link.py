@@ -254,12 +254,19 @@ class _Run:
         )
         self.summary.linked = self.store.count("temp.pending_rows")
         con.execute(model.MACROS)
-        self._counts("pending_rows", None)  # the pending records' name tokens, for their model input
+        # the pending records' own counts: name tokens first (their model input needs them), then with
+        # the term-frequency values of that model input
+        con.execute(f"CREATE OR REPLACE TEMP TABLE pending_counts AS {_value_counts_sql('pending_rows', spec)}")
+        self._counts("pending_rows", None)
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE pending_input AS
                 SELECT *, {self.probe_keys} AS probe_keys, {self.index_keys} AS index_keys
                 FROM (SELECT *, {model.block_keys(spec.blocking)} AS block_keys
                       FROM ({model.model_input_sql("pending_rows", "link_counts")}))"""
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE pending_counts AS "
+            + _value_counts_sql("pending_rows", spec, inputs="pending_input")
         )
         con.execute(
             """CREATE OR REPLACE TEMP TABLE candidates AS
@@ -286,7 +293,8 @@ class _Run:
 
     def _counts(self, rows: str, inputs: str | None) -> None:
         """``link_counts``: the store's counts of the values in ``rows`` (name tokens) and in ``inputs`` (term
-        frequency columns), with the pending records counted in; ``link_totals``: each kind's total.
+        frequency columns), with the pending records (``pending_counts``) counted in; ``link_totals``: each
+        kind's total.
 
         Only the values these records hold are read from ``value_counts``: a join on a small table, where
         summing all of it took seconds at a million records.
@@ -298,21 +306,19 @@ class _Run:
         )
         self.con.execute(
             f"""CREATE OR REPLACE TEMP TABLE link_counts AS
-                WITH needed AS ({needed}),
-                added AS ({_value_counts_sql("pending_rows", self.spec, inputs="pending_input" if inputs else None)})
+                WITH needed AS ({needed})
                 SELECT kind, value, sum(n)::BIGINT AS n FROM (
                     SELECT v.kind, v.value, v.n FROM value_counts v JOIN needed USING (kind, value)
-                    UNION ALL SELECT a.kind, a.value, a.n FROM added a JOIN needed USING (kind, value)
+                    UNION ALL SELECT a.kind, a.value, a.n FROM pending_counts a JOIN needed USING (kind, value)
                 ) GROUP BY kind, value"""
         )
         if inputs:
-            added = _value_counts_sql("pending_rows", self.spec, inputs="pending_input")
             self.con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE link_totals AS
-                    SELECT kind, sum(n)::DOUBLE AS n FROM (
-                        SELECT kind, n FROM value_counts WHERE kind LIKE 'tf:%'
-                        UNION ALL SELECT kind, n FROM ({added}) WHERE kind LIKE 'tf:%'
-                    ) GROUP BY kind"""
+                """CREATE OR REPLACE TEMP TABLE link_totals AS
+                   SELECT kind, sum(n)::DOUBLE AS n FROM (
+                       SELECT kind, n FROM value_counts WHERE kind LIKE 'tf:%'
+                       UNION ALL SELECT kind, n FROM pending_counts WHERE kind LIKE 'tf:%'
+                   ) GROUP BY kind"""
             )
 
     # --- model -----------------------------------------------------------------------------------
@@ -548,16 +554,12 @@ class _Run:
         until the next full run: a small drift in frequencies, never in which pairs are found)."""
         store = self.store
         store.sql(
-            "CREATE OR REPLACE TEMP TABLE added AS "
-            + _value_counts_sql("pending_rows", self.spec, inputs="pending_input")
-        )
-        store.sql(
-            """UPDATE value_counts SET n = value_counts.n + added.n FROM added
+            """UPDATE value_counts SET n = value_counts.n + added.n FROM pending_counts AS added
                WHERE value_counts.kind = added.kind AND value_counts.value = added.value""",
             table="value_counts",
         )
         store.sql(
-            """INSERT INTO value_counts SELECT * FROM added a WHERE NOT EXISTS
+            """INSERT INTO value_counts SELECT * FROM pending_counts a WHERE NOT EXISTS
                (SELECT 1 FROM value_counts v WHERE v.kind = a.kind AND v.value = a.value)""",
             table="value_counts",
         )
@@ -573,11 +575,11 @@ class _Run:
 
 
 def _value_counts_sql(rows: str, spec: model.ModelSpec, *, inputs: str | None = None) -> str:
-    """``kind, value, n`` of the normalised ``rows``: name tokens (``full_name_token``) and each
-    term-frequency column (``tf:<column>``) of their model input (the table ``inputs``, else derived)."""
-    source = inputs or f"({model.model_input_sql(rows)})"
+    """``kind, value, n`` of the normalised ``rows``: name tokens (``full_name_token``), and with ``inputs``
+    (the rows' model input) each term-frequency column (``tf:<column>``)."""
     parts = [f"SELECT 'full_name_token' AS kind, unnest(full_name_tokens) AS value FROM {rows}"]
-    parts += [f"SELECT 'tf:{c}', {c}::VARCHAR FROM {source} WHERE {c} IS NOT NULL" for c in model.tf_columns(spec)]
+    tf = model.tf_columns(spec) if inputs else []
+    parts += [f"SELECT 'tf:{c}', {c}::VARCHAR FROM {inputs} WHERE {c} IS NOT NULL" for c in tf]
     return f"SELECT kind, value, count(*)::BIGINT AS n FROM ({' UNION ALL '.join(parts)}) GROUP BY kind, value"
 
 
