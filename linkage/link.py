@@ -120,9 +120,10 @@ def link(
     with Store(db, memory_limit=config.store.memory_limit) as store:
         _clean(store)
         inputs = [str(model_path)] if model_path else []
-        run_id = store.begin_run("link", inputs, config.fingerprint())
+        config_hash = config.fingerprint()
+        run_id = store.begin_run("link", inputs, config_hash)
         try:
-            return _Run(store, spec, run_id, progress, config.fingerprint()).go(full or retrain, model_path, retrain)
+            return _Run(store, spec, run_id, progress, config_hash).go(full or retrain, model_path, retrain)
         except BaseException as exc:
             store.finish_run(run_id, "failed", {"error": type(exc).__name__})
             raise
@@ -191,7 +192,7 @@ class _Run:
 
     def _stage(self, name: str) -> None:
         now = time.perf_counter()
-        if self.summary.seconds or name != STAGES[0]:
+        if name != STAGES[0]:
             previous = STAGES[STAGES.index(name) - 1]
             self.summary.seconds[previous] = round(now - self.clock, 3)
         self.clock = now
