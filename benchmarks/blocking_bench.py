@@ -2,7 +2,7 @@
 
 For each synthetic dataset (cached by ``dedupe_bench.synthetic``) the applications are ingested into a
 store (a temporary one, or kept under ``--store DIR`` and reused), and the model input is built from it
-in memory by :func:`linkage.model.prepare`. Then, for the current rules (``blocking`` in
+in memory by :func:`linkage.prepare.prepare_full`. Then, for the current rules (``blocking`` in
 ``configs/model.toml``) and, with ``--spec``, a proposed list (any TOML with a ``blocking`` list):
 
 * comparisons per rule, counting only pairs that no earlier rule produced, and cumulatively: Splink's
@@ -120,12 +120,14 @@ def connect(store: Path, truth: Path) -> duckdb.DuckDBPyConnection:
 
     The store is attached read-only, so a reused store is never changed by an analysis.
     """
-    from linkage.model import load_spec, prepare
+    from linkage.prepare import prepare_full
+    from linkage.spec import load_spec
+    from linkage.store import Store
 
     con = duckdb.connect()
     con.execute(f"ATTACH '{store}' AS store (READ_ONLY)")
     con.execute("CREATE VIEW applications_normalised AS SELECT * FROM store.applications_normalised")
-    prepare(con, load_spec())  # the rules analysed are given later; the model input is the same
+    prepare_full(Store.on(con), load_spec())  # the rules analysed are given later; the model input is the same
     # Pairs of Splink's ids (unique_id), oriented as Splink orients them in a dedupe (l.unique_id <
     # r.unique_id), both records present.
     con.execute(
@@ -287,7 +289,7 @@ def summary_row(label: str, name: str, a: Analysis) -> str:
 
 def rule_lists(spec: Path | None) -> dict[str, list[str]]:
     from linkage.config import read_toml
-    from linkage.model import load_spec
+    from linkage.spec import load_spec
 
     lists = {"current": list(load_spec(None).blocking)}
     if spec is not None:

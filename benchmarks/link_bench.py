@@ -3,7 +3,7 @@
 Two parts, each writing its own section of ``benchmarks/RESULTS.md``:
 
 * ``--batches K`` on ``--rows N`` synthetic applications: the applications in order of application date,
-  cut into K batches; each is ingested and linked (``linkage.pipeline.ingest``, ``linkage.link.link``) into
+  cut into K batches; each is ingested and linked (``linkage.pipeline.ingest``, ``linkage.engine.link``) into
   one store. The final identities are set against a one-shot ``linkage.dedupe.dedupe`` of the same file
   (pairwise P/R/F1 between the two) and both against the truth. Identity ids are checked from batch to
   batch: a record's id may change only with a ``record_moved`` event of that run. ``linkage.trace.alerts``
@@ -11,7 +11,7 @@ Two parts, each writing its own section of ``benchmarks/RESULTS.md``:
   another office that were alerted, and the share of alerts that point at another person's refusal.
 * ``--store N --new M``: a store of N applications (all but the last M·R, linked in one full run), then R
   batches of M new applications, each linked incrementally (median of the R), then ``link --full`` on the
-  same store; and ``--lookups L`` single-record lookups (``linkage.link.lookup``: candidates from the
+  same store; and ``--lookups L`` single-record lookups (``linkage.engine.lookup``: candidates from the
   block index, scored with the store's model), p50 and p95.
 
     .venv/bin/python benchmarks/link_bench.py --rows 100000 --batches 10
@@ -132,8 +132,8 @@ def batches(rows: int, parts: int, seed: int, write: bool) -> None:
 
     from linkage.config import load_config
     from linkage.dedupe import dedupe
+    from linkage.engine import link
     from linkage.evaluate import evaluate
-    from linkage.link import link
     from linkage.pipeline import ingest
 
     data = synthetic(rows, seed)
@@ -219,7 +219,7 @@ def store_bench(rows: int, new: int, repeat: int, lookups: int, seed: int, write
     import pandas as pd
 
     from linkage.config import load_config
-    from linkage.link import link, lookup
+    from linkage.engine import link, lookup
     from linkage.pipeline import ingest
     from linkage.store import Store
 
@@ -284,7 +284,7 @@ def store_bench(rows: int, new: int, repeat: int, lookups: int, seed: int, write
             f"{k} {v}" for k, v in runs[times.index(min(times, key=lambda t: abs(t - median)))].seconds.items()
         ),
         "",
-        f"Single-record lookup (`linkage.link.lookup`, {len(lookup_times)} stored records scored as if new): "
+        f"Single-record lookup (`linkage.engine.lookup`, {len(lookup_times)} stored records scored as if new): "
         f"p50 {1000 * statistics.median(lookup_times):.0f} ms, p95 {1000 * q[18]:.0f} ms; median per step (ms): "
         + ", ".join(f"{k} {1000 * v:.0f}" for k, v in step_medians.items()),
     ]

@@ -127,10 +127,10 @@ def train_command(
     timestamp; `linkage dedupe --model FILE` then predicts without retraining. Charts of the trained
     parameters are written beside it.
     """
-    from linkage.dedupe import train
+    from linkage.dedupe import train_files
 
     with _spinner("training"):
-        model_id, charts = train(files, _config(config), out, spec_path=spec)
+        model_id, charts = train_files(files, _config(config), out, spec_path=spec)
     console.print(f"model {model_id} written to {out}; charts in {charts}")
 
 
@@ -185,7 +185,7 @@ def link_command(
     themselves, then join, merge or create identities. The first link, and --full, score and cluster
     everything. One atomic run: every change is visible together or not at all, and recorded as events.
     """
-    from linkage.link import link
+    from linkage.engine import link
 
     settings = _config(config)
     with _spinner("linking") as status:

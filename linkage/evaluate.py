@@ -65,9 +65,9 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
-from linkage.cluster import component_labels
 from linkage.dates import parse_date
 from linkage.errors import InputError, did_you_mean
+from linkage.graph import component_labels
 
 if TYPE_CHECKING:
     import altair as alt

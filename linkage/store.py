@@ -12,6 +12,7 @@ Tables, named after the stage that writes them::
     membership                link: record → identity, its number for the lookup tables, since which run
     identities                link: every identity id ever minted; retired ones say by which run and into what
     pairs                     link: scored pairs at or above the review floor, with each comparison's level
+    links                     link: the edges clustering kept (the link graph), why, the run's threshold and model
     block_index               link: each linked record's blocking keys (the lookup table of candidates)
     value_counts              link: counts of name tokens and term-frequency values over linked records
     relink                    ingest: linked records whose values changed, to be linked again
@@ -32,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from types import TracebackType
 from typing import Any, Final
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 
 from linkage import __version__
@@ -49,9 +51,12 @@ from linkage.errors import StoreError
 from linkage.normalise import COLUMNS as NORMALISED_COLUMNS
 from linkage.schema import ROLES
 
-__all__ = ["SCHEMA_VERSION", "STAGED", "Merged", "Store"]
+__all__ = ["SCHEMA_VERSION", "STAGED", "Merged", "Store", "quote"]
 
 log = logging.getLogger(__name__)
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+"""A statement's values: positional (``?``) or named (``$name``); bound, never formatted into its text."""
 
 _ARROW_TYPES: Final = {
     "VARCHAR": pa.string(),
@@ -96,6 +101,17 @@ STAGED: Final = ("applications", "applications_normalised", "field_issues")
 _COMPARED: Final = tuple(
     sorted(name for name, _ in APPLICATIONS_COLUMNS if name not in ("record_id", "run_id", "source_file", "source_row"))
 )
+
+
+def quote(identifier: str) -> str:
+    """An identifier (a table or column name) quoted for DuckDB: the one way a name enters SQL text.
+
+    Values never enter SQL text at all: they are bound parameters (:meth:`Store.sql`).
+
+    >>> quote("record_id"), quote('we"ird')
+    ('"record_id"', '"we""ird"')
+    """
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _ddl(table: str, columns: Sequence[tuple[str, str]]) -> str:
@@ -151,6 +167,38 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             identity_id VARCHAR, other_identity_id VARCHAR, record_id VARCHAR, other_record_id VARCHAR,
             probability DOUBLE, reason VARCHAR)""",
     ),
+    # 4 → 5: the link graph (issue 11): the edges clustering kept, with why, and the run's threshold and model,
+    # so that alerts, history and officers' queries read what clustering decided. A store linked before has
+    # its graph rebuilt from its pairs at the threshold its last link run recorded (0.9 when none did), and
+    # its must-link decisions; the guard's cuts are not recorded there, so an edge is kept only inside one
+    # identity, as clustering keeps it.
+    (
+        """CREATE TABLE links (
+            record_id_l VARCHAR, record_id_r VARCHAR, match_probability DOUBLE, kept VARCHAR, threshold DOUBLE,
+            model_id VARCHAR, run_id VARCHAR)""",
+        """INSERT INTO links
+            WITH run AS (
+                SELECT run_id, coalesce(TRY_CAST(counts->>'threshold' AS DOUBLE), 0.9) AS threshold FROM runs
+                WHERE kind = 'link' AND status = 'succeeded' ORDER BY started_at DESC LIMIT 1
+            ),
+            edges AS (
+                SELECT least(p.record_id_l, p.record_id_r) AS a, greatest(p.record_id_l, p.record_id_r) AS b,
+                       max(p.match_probability) AS p, 'scored' AS kept, any_value(p.model_id) AS model_id
+                FROM pairs p, run WHERE p.match_probability >= run.threshold AND NOT coalesce(p.vetoed, false)
+                GROUP BY 1, 2
+                UNION ALL
+                SELECT least(record_id_a, record_id_b), greatest(record_id_a, record_id_b), 1.0, 'must_link', NULL
+                FROM decisions d WHERE kind = 'must_link' AND NOT EXISTS (
+                    SELECT 1 FROM decisions later WHERE least(later.record_id_a, later.record_id_b)
+                        = least(d.record_id_a, d.record_id_b) AND greatest(later.record_id_a, later.record_id_b)
+                        = greatest(d.record_id_a, d.record_id_b) AND later.decided_at > d.decided_at)
+            )
+            SELECT a, b, max(p), min(kept), any_value(run.threshold), any_value(e.model_id), any_value(run.run_id)
+            FROM edges e CROSS JOIN run
+            JOIN membership ma ON ma.record_id = e.a JOIN membership mb ON mb.record_id = e.b
+            WHERE ma.identity_id = mb.identity_id
+            GROUP BY a, b""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -189,6 +237,17 @@ class Store:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from None
         self._migrate(read_only)
 
+    @classmethod
+    def on(cls, con: duckdb.DuckDBPyConnection) -> Store:
+        """A store over a connection opened elsewhere (benchmarks and tests that attach stores themselves).
+
+        Nothing is migrated and closing the store closes the connection.
+        """
+        store = cls.__new__(cls)
+        store.path = ":memory:"
+        store.con = con
+        return store
+
     def __enter__(self) -> Store:
         return self
 
@@ -198,13 +257,49 @@ class Store:
     def close(self) -> None:
         self.con.close()
 
-    def sql(self, sql: str, params: Sequence[Any] | None = None, *, table: str = "") -> duckdb.DuckDBPyConnection:
+    def sql(self, sql: str, params: Params = None, *, table: str = "") -> duckdb.DuckDBPyConnection:
         """Run one statement; logged at DEBUG without its values; errors name the table being built."""
         log.debug("sql [%s]: %s", table or "-", " ".join(sql.split()))
         try:
             return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
         except duckdb.Error as exc:
             raise StoreError(f"store error while writing {table or 'the store'}: {exc}") from None
+
+    def rows(self, sql: str, params: Params = None, *, table: str = "") -> list[tuple[Any, ...]]:
+        """All rows of one statement (values bound, as for :meth:`sql`)."""
+        return self.sql(sql, params, table=table).fetchall()
+
+    def scalar(self, sql: str, params: Params = None, *, table: str = "") -> Any:
+        """The first column of the first row of one statement (``None`` when it returns no row)."""
+        found = self.sql(sql, params, table=table).fetchall()  # fetched to the end: DuckDB 2 wants no open result
+        return found[0][0] if found else None
+
+    def df(self, sql: str, params: Params = None, *, table: str = "") -> pd.DataFrame:
+        """The rows of one statement as a pandas DataFrame."""
+        result: pd.DataFrame = self.sql(sql, params, table=table).df()
+        return result
+
+    def arrow(self, sql: str, params: Params = None, *, table: str = "") -> pa.Table:
+        """The rows of one query as an Arrow table (through a relation: no extra copy of the rows)."""
+        log.debug("sql [%s]: %s", table or "-", " ".join(sql.split()))
+        try:
+            result: pa.Table = self.con.sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"store error while reading {table or 'the store'}: {exc}") from None
+        return result
+
+    def columns(self, table: str) -> list[str]:
+        """The column names of a table (or view, or TEMP table), in order."""
+        return [name for (name,) in self.rows(f"SELECT column_name FROM (DESCRIBE {quote(table)})", table=table)]
+
+    @contextmanager
+    def registered(self, name: str, data: Any) -> Iterator[str]:
+        """Make a pandas DataFrame or Arrow table readable as the view ``name`` for the block; yield the name."""
+        self.con.register(name, data)
+        try:
+            yield name
+        finally:
+            self.con.unregister(name)
 
     def _migrate(self, read_only: bool) -> None:
         found = self.con.execute(
@@ -345,9 +440,6 @@ class Store:
 
     def count(self, table: str, where: str = "") -> int:
         return int(self.sql(f"SELECT count(*) FROM {table} {where}", table=table).fetchall()[0][0])
-
-    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        return self.sql(sql, params).fetchall()
 
 
 def _now() -> datetime:

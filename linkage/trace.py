@@ -386,9 +386,9 @@ def _refusals(refusals: Sequence[str]) -> list[str]:
 
 def _threshold(threshold: float | None) -> float:
     if threshold is None:
-        from linkage.model import load_spec
+        from linkage.spec import load_spec
 
-        return load_spec(None).threshold
+        return float(load_spec(None).threshold)
     if not 0 < threshold <= 1:
         raise InputError(f"the threshold must be a probability in (0, 1], got {threshold}")
     return threshold
@@ -568,7 +568,7 @@ def write_report(table: pd.DataFrame, out: Path) -> Path:
 def _page(table: pd.DataFrame) -> str:
     import altair as alt
 
-    from linkage.dedupe import _chart_libraries
+    from linkage.charts import chart_libraries
 
     chart = (
         alt.Chart(table, title="Applications after a refusal at another office, by month")
@@ -584,7 +584,7 @@ def _page(table: pd.DataFrame) -> str:
     title = "linkage: office shopping"
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
-        + "".join(f"<script>{source}</script>" for source in _chart_libraries())
+        + "".join(f"<script>{source}</script>" for source in chart_libraries())
         + f"</head><body><h1>{title}</h1>"
         + "<p>An alert is an application whose identity holds a refusal lodged on an earlier day at another "
         + "office (definitions: linkage/trace.py). Counts only; the applications are listed by "

@@ -1,4 +1,4 @@
-"""Keyed blocking (linkage/model.py: block_keys): Splink scores exactly the pairs that the spec's rules,
+"""Keyed blocking (linkage/block.py: block_keys): Splink scores exactly the pairs that the spec's rules,
 as written, make, each pair once."""
 
 from __future__ import annotations
@@ -8,7 +8,9 @@ import pytest
 
 from benchmarks import blocking_bench as bench
 from benchmarks.generate import generate
-from linkage import model
+from linkage import block, model, prepare
+from linkage.spec import ModelSpec, load_spec
+from linkage.store import Store
 
 ROWS = 1500
 
@@ -22,9 +24,9 @@ def con(tmp_path_factory: pytest.TempPathFactory):
     connection.close()
 
 
-def scored_pairs(con: duckdb.DuckDBPyConnection, spec: model.ModelSpec) -> list[tuple[str, str]]:
-    model.prepare(con, spec)
-    linker = model._linker(con, model._settings(spec))
+def scored_pairs(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> list[tuple[str, str]]:
+    prepare.prepare_full(Store.on(con), spec)
+    linker = model.linker_for(Store.on(con), model.settings_for(spec))
     table = linker.inference.deterministic_link().physical_name  # every blocked pair, unscored
     return con.execute(f"SELECT unique_id_l, unique_id_r FROM {table} ORDER BY ALL").fetchall()
 
@@ -46,7 +48,7 @@ def written_pairs(con: duckdb.DuckDBPyConnection, rules: list[str]) -> list[tupl
     ],
 )
 def test_keyed_blocking_scores_the_pairs_of_the_written_rules(con, rules: list[str] | None, at_least: int) -> None:
-    spec = model.load_spec()
+    spec = load_spec()
     if rules is not None:
         spec = spec.model_copy(update={"blocking": rules})
     pairs = scored_pairs(con, spec)
@@ -57,9 +59,9 @@ def test_keyed_blocking_scores_the_pairs_of_the_written_rules(con, rules: list[s
 
 def test_scored_pairs_do_not_carry_the_blocking_keys(con) -> None:
     # Splink would copy each blocking rule's columns into every pair: the key lists, both sides
-    spec = model.load_spec()
-    model.prepare(con, spec)
-    linker = model._linker(con, model._settings(spec))
+    spec = load_spec()
+    prepare.prepare_full(Store.on(con), spec)
+    linker = model.linker_for(Store.on(con), model.settings_for(spec))
     table = linker.inference.predict().physical_name
     columns = {c for c, *_ in con.execute(f"DESCRIBE {table}").fetchall()}
     assert "gamma_name" in columns and "name_key_l" in columns  # the comparisons' own columns stay
@@ -67,8 +69,8 @@ def test_scored_pairs_do_not_carry_the_blocking_keys(con) -> None:
 
 
 def test_rules_of_equalities_become_keys() -> None:
-    assert model.key_columns("l.nik = r.nik") == ["nik"]
-    assert model.key_columns("l.name_key = r.name_key AND r.dob = l.dob") == ["name_key", "dob"]
+    assert block.key_columns("l.nik = r.nik") == ["nik"]
+    assert block.key_columns("l.name_key = r.name_key AND r.dob = l.dob") == ["name_key", "dob"]
     for rule in [
         "l.bare_name_key = r.name_key",  # two columns: a key would pair records that share either
         "l.name_key = r.name_key AND l.dob IS NOT NULL",
@@ -76,13 +78,13 @@ def test_rules_of_equalities_become_keys() -> None:
         "levenshtein(l.name_key, r.name_key) <= 1",
         "l.name_key = l.name_key",
     ]:
-        assert model.key_columns(rule) is None, rule
-    assert model.block_keys(["l.a = r.b"]) == "[]::UBIGINT[]"
+        assert block.key_columns(rule) is None, rule
+    assert block.block_keys(["l.a = r.b"]) == "[]::UBIGINT[]"
 
 
 def test_a_missing_column_makes_no_key(con) -> None:
     """Records without a NIK share no NIK key (NULL never blocks, as in the written rule)."""
-    model.prepare(con, model.load_spec().model_copy(update={"blocking": ["l.nik_digits = r.nik_digits"]}))
+    prepare.prepare_full(Store.on(con), load_spec().model_copy(update={"blocking": ["l.nik_digits = r.nik_digits"]}))
     missing, keyed = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE len(block_keys) > 0) FROM model_input WHERE nik_digits IS NULL"
     ).fetchall()[0]
@@ -92,9 +94,9 @@ def test_a_missing_column_makes_no_key(con) -> None:
 def test_a_rule_on_an_unknown_column_names_the_rule_and_a_close_column(con) -> None:
     from linkage.errors import ConfigError
 
-    spec = model.load_spec().model_copy(update={"blocking": ["l.nik_digit = r.nik_digit AND l.dob = r.dob"]})
+    spec = load_spec().model_copy(update={"blocking": ["l.nik_digit = r.nik_digit AND l.dob = r.dob"]})
     with pytest.raises(ConfigError) as caught:
-        model.prepare(con, spec)
+        prepare.prepare_full(Store.on(con), spec)
     problems = [str(p) for p in caught.value.problems]
     assert len(problems) == 1
     assert "l.nik_digit = r.nik_digit AND l.dob = r.dob" in problems[0] and "'nik_digits'" in problems[0]
@@ -113,4 +115,4 @@ def test_records_without_a_name_key_are_not_blocked_together_on_it() -> None:
     con = duckdb.connect()
     con.register("incoming", arrow_table(out.columns, COLUMNS))
     con.execute("CREATE TABLE applications_normalised AS SELECT * FROM incoming")
-    assert scored_pairs(con, model.load_spec()) == []
+    assert scored_pairs(con, load_spec()) == []

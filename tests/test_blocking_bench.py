@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks import blocking_bench as bench
 from benchmarks.generate import generate
-from linkage.model import load_spec
+from linkage.spec import load_spec
 
 ROWS = 400
 

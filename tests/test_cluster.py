@@ -22,20 +22,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from linkage import cluster as cl
-from linkage.cluster import (
+from linkage import graph as gr
+from linkage import guard as gd
+from linkage.cluster import EVIDENCE, ClusterReport, cluster
+from linkage.contradict import (
     NIK_BIRTH_DATE_BY_NIK,
     NIK_BIRTH_DATE_MOTHER,
     NIK_BIRTH_DATE_NAME,
     SEX_AND_BIRTH_DATE,
     SEX_BY_NIK,
-    ClusterReport,
-    cluster,
-    connected_components,
     contradicts,
-    mint_identity_id,
 )
 from linkage.errors import LinkageError
+from linkage.graph import connected_components
+from linkage.guard import Cut
+from linkage.identities import mint_identity_id
 
 # ---------------------------------------------------------------------------------------------------------------------
 # A family in Bandar Lampung (NIK region 18.71.01). Women's NIKs carry day + 40.
@@ -199,7 +200,7 @@ def test_chain_is_cut_at_its_weaker_edge(ab: float, bc: float, cut: tuple[str, s
     kept = fs("AB", "C") if cut == ("B", "C") else fs("A", "BC")
     assert groups(frame) == kept
     assert (report.edges_cut, report.clusters_changed, report.contradicting_pairs) == (1, 1, 1)
-    assert report.cuts == (cl.Cut(*cut, min(ab, bc), SEX_AND_BIRTH_DATE, "A", "C"),)
+    assert report.cuts == (Cut(*cut, min(ab, bc), SEX_AND_BIRTH_DATE, "A", "C"),)
     assert frame.set_index("record_id")["cluster_size"].to_dict() == {k: len(g) for g in kept for k in g}
 
 
@@ -228,7 +229,7 @@ def test_triangle_without_contradiction_stays() -> None:
 def test_twins_of_other_sexes_split_even_when_linked_directly() -> None:
     frame, report = cluster(records(A=BUDI, B=RINA), edges(("A", "B", 0.97)), 0.9)
     assert groups(frame) == fs("A", "B")
-    assert report.cuts == (cl.Cut("A", "B", 0.97, SEX_BY_NIK, "A", "B"),)
+    assert report.cuts == (Cut("A", "B", 0.97, SEX_BY_NIK, "A", "B"),)
 
 
 def test_twins_with_their_own_reapplications_split_between_them() -> None:
@@ -352,7 +353,7 @@ def test_bad_inputs_fail_with_a_message(
 def test_the_guard_needs_the_evidence_columns() -> None:
     with pytest.raises(LinkageError, match="nik, birth_date, mother_name_canonical, sex, full_name_tokens") as err:
         cluster(pd.DataFrame({"record_id": ["a"]}), edges(), 0.5)
-    assert [p.column for p in err.value.problems] == list(cl.EVIDENCE)
+    assert [p.column for p in err.value.problems] == list(EVIDENCE)
 
 
 def test_report_as_dict_is_json_ready() -> None:
@@ -409,7 +410,7 @@ def test_components_equal_networkx(graph: tuple[int, list[tuple[int, int, float]
     assert firsts == sorted(firsts)
     u = np.array([a for a, b, p in pairs if p >= threshold], dtype=np.int64)
     v = np.array([b for a, b, p in pairs if p >= threshold], dtype=np.int64)
-    assert np.array_equal(cl._components_numpy(n, u, v), cl.component_labels(n, u, v))
+    assert np.array_equal(gr._components_numpy(n, u, v), gr.component_labels(n, u, v))
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -420,7 +421,7 @@ def test_numpy_and_scipy_components_equal_networkx_on_a_larger_graph(seed: int) 
     chain = np.arange(5_000)  # a long path, the worst case for label propagation
     u, v = np.r_[u, chain[:-1]], np.r_[v, chain[1:]]
     expected = nx_partition(n, list(zip(u.tolist(), v.tolist(), itertools.repeat(1.0))), 0.5)
-    for root in (cl.component_labels(n, u, v), cl._components_numpy(n, u, v)):
+    for root in (gr.component_labels(n, u, v), gr._components_numpy(n, u, v)):
         assert label_partition(root) == expected
 
 
@@ -471,8 +472,8 @@ def literal_guard(
 
 
 def blank_some(person: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
-    fields = st.lists(st.sampled_from(sorted(cl.EVIDENCE)), max_size=2, unique=True)
-    return fields.map(lambda blank: {k: (None if k in blank else person.get(k)) for k in cl.EVIDENCE})
+    fields = st.lists(st.sampled_from(sorted(EVIDENCE)), max_size=2, unique=True)
+    return fields.map(lambda blank: {k: (None if k in blank else person.get(k)) for k in EVIDENCE})
 
 
 # the family, a stranger, the chaining record and Budi's re-application with typos, some fields left blank
@@ -560,7 +561,7 @@ def test_vectorised_rule_equals_contradicts(people: list[dict[str, Any]]) -> Non
     ))  # fmt: skip
     rows = np.arange(len(people), dtype=np.int64)
     i, j = (np.array(x, dtype=np.int64) for x in zip(*itertools.combinations(range(len(people)), 2), strict=True))
-    found, reasons = cl._contradictions(cl._evidence(table, rows), i, j, cl._NameCheck(table, rows))
+    found, reasons = gd._contradictions(gd._evidence(table, rows), i, j, gd._NameCheck(table, rows))
     got = dict(zip(zip(i[found].tolist(), j[found].tolist(), strict=True), reasons, strict=True))
     expected = {
         (a, b): r for a, b in zip(i.tolist(), j.tolist(), strict=True) if (r := contradicts(people[a], people[b]))

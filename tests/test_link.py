@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from linkage.cli import app
 from linkage.config import load_config
-from linkage.link import carry_over, link
+from linkage.engine import link
+from linkage.identities import carry_over
 from linkage.pipeline import ingest
 from linkage.store import Store
 

@@ -17,12 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkage import model
+from linkage import prepare, train
 from linkage.normalise import COLUMNS, normalise_batch
 from linkage.schema import ROLES
-from linkage.store import arrow_table
+from linkage.spec import ModelSpec, load_spec
+from linkage.store import Store, arrow_table
 
-SPEC = model.load_spec()
+SPEC = load_spec()
 BASE = {"record_id": "", "full_name": "Siti Aminah", "birth_date": "05-08-1990", "sex": "P"}
 # The population the pair is scored in: the name levels read how common each name token is, so these
 # names are common (20 records each) and any other token in a case is rare (its own records only).
@@ -37,7 +38,7 @@ def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
     con = duckdb.connect()
     con.register("incoming", arrow_table(out.columns, COLUMNS))
     con.execute("CREATE TABLE applications_normalised AS SELECT * FROM incoming")
-    model.prepare(con, SPEC)
+    prepare.prepare_full(Store.on(con), SPEC)
     spec = next(c for c in SPEC.comparison if c.name == comparison)
     for lvl in spec.levels:
         if lvl.else_:
@@ -240,7 +241,7 @@ def nik_pairs(draw: Any) -> list[tuple[str, str]]:
 
 def violations(cheap: str, costly: str, left: dict[str, list[Any]], right: dict[str, list[Any]]) -> list[Any]:
     con = duckdb.connect()
-    con.execute(model.MACROS)
+    con.execute(prepare.MACROS)
     con.register("lt", pa.table({"i": range(len(next(iter(left.values())))), **left}))
     con.register("rt", pa.table({"i": range(len(next(iter(right.values())))), **right}))
     return con.execute(f"SELECT l.*, r.* FROM lt l JOIN rt r USING (i) WHERE ({costly}) AND NOT ({cheap})").fetchall()
@@ -259,7 +260,7 @@ def test_name_typo_precondition_is_exact(drawn: list[tuple[str, Any]]) -> None:
     """The macro's cheap test (lengths, first or last letter) never hides a one-edit typo."""
     pairs = [(x, one_edit(data.draw, x, "abeiknrsu") or x, data.draw(st.integers(1, 60))) for x, data in drawn]
     con = duckdb.connect()
-    con.execute(model.MACROS)
+    con.execute(prepare.MACROS)
     con.register("p", pa.table({"x": [p[0] for p in pairs], "y": [p[1] for p in pairs], "n": [p[2] for p in pairs]}))
     reference = (
         "length(x) >= 3 AND damerau_levenshtein(x, y) = 1"
@@ -268,10 +269,10 @@ def test_name_typo_precondition_is_exact(drawn: list[tuple[str, Any]]) -> None:
     assert con.execute(f"SELECT x, y FROM p WHERE name_typo(x, y, n, 40) <> ({reference})").fetchall() == []
 
 
-def tiny_spec(levels: list[dict[str, Any]]) -> model.ModelSpec:
+def tiny_spec(levels: list[dict[str, Any]]) -> ModelSpec:
     comparison = {"name": "nik", "levels": levels}
     rules = ["l.nik_digits = r.nik_digits"]
-    return model.ModelSpec(blocking=rules, deterministic=[], training=[], comparison=[comparison])
+    return ModelSpec(blocking=rules, deterministic=[], training=[], comparison=[comparison])
 
 
 NIK_LEVELS = [
@@ -288,7 +289,7 @@ def test_exact_u_counts_pairs_of_equal_values_among_non_null_records() -> None:
         "SELECT * FROM (VALUES ('A'), ('A'), ('A'), ('B'), ('B'), ('C'), (NULL)) t(nik_digits)"
     )
     # six records not at the null level: 30 ordered pairs, of which A makes 3·2 and B 2·1 equal ones
-    assert model.exact_u(con, tiny_spec(NIK_LEVELS)) == {"nik": 8 / 30}
+    assert train.exact_u(Store.on(con), tiny_spec(NIK_LEVELS)) == {"nik": 8 / 30}
 
 
 @pytest.mark.parametrize(
@@ -301,9 +302,9 @@ def test_exact_u_counts_pairs_of_equal_values_among_non_null_records() -> None:
     ids=["not an equality", "null on one side only", "u fixed by the spec"],
 )
 def test_exact_u_leaves_levels_it_cannot_count_to_the_sample(levels: list[dict[str, Any]]) -> None:
-    assert model.exact_levels(tiny_spec(levels)) == {}
+    assert train.exact_levels(tiny_spec(levels)) == {}
 
 
 def test_every_default_comparison_has_its_first_level_counted() -> None:
     # the default spec writes each null level and first level so that they can be counted
-    assert set(model.exact_levels(SPEC)) == {c.name for c in SPEC.comparison}
+    assert set(train.exact_levels(SPEC)) == {c.name for c in SPEC.comparison}

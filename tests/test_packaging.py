@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from linkage.model import load_spec
+from linkage.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ def test_wheel_ships_configs_and_finds_the_default_spec(tmp_path: Path) -> None:
     assert {f"linkage/configs/{name}" for name in shipped} <= names
     # Import the unpacked wheel, not the checkout: the default spec must resolve inside it.
     probe = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import linkage.model as m; "
+        "import sys; sys.path.insert(0, sys.argv[1]); import linkage.spec as m; "
         "print(m.DEFAULT_SPEC); print(m.load_spec().threshold)"
     )
     out = subprocess.run(

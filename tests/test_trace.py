@@ -457,7 +457,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "applications
 def test_alerts_after_a_real_link_run_match_a_pandas_reckoning(tmp_path: Path) -> None:
     """Differential: the SQL candidates against pandas, on what `linkage link` writes (3,000 sample records)."""
     from linkage.config import load_config
-    from linkage.link import link
+    from linkage.engine import link
 
     frame = pq.read_table(SAMPLE).to_pandas().sort_values(["application_date", "record_id"]).head(3000)
     frame.to_parquet(tmp_path / "a.parquet", index=False)

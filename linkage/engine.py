@@ -1,0 +1,325 @@
+"""The run engine: the stages of linkage in one tuple, and the one orchestration of a link run.
+
+:data:`STAGES` lists every stage in data-flow order with the module that runs it and the tables it reads and
+writes. An ingest run (:func:`linkage.pipeline.ingest`) runs ``read`` and ``normalise`` and publishes the
+records; a link run (:func:`run_link`, behind ``linkage link``) runs ``prepare`` to ``publish``; ``linkage
+dedupe`` is an ingest into a fresh working store, a full link run and an export (:mod:`linkage.dedupe`).
+
+Two modes of link run:
+
+* **full** (the first link, ``--full`` or ``--retrain``): every record is scored and clustered again. Each new
+  cluster keeps the id of the old identity it shares most records with (:func:`linkage.identities.carry_over`).
+* **incremental**: only the *pending* records (never linked, or changed since: ``relink``) are scored, against
+  the stored records that a blocking rule pairs them with (found through ``block_index``) and among themselves;
+  then only the identities those pairs touch are clustered again, with their stored pairs.
+
+**Atomic.** Everything is computed in TEMP tables (and Splink's scratch tables, dropped at the end); the store's
+tables change in one transaction in ``publish``, with the run's status. A run killed at any point leaves the
+store as it was; its ``runs`` row stays ``running`` until the next command that writes marks it interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from linkage import model, prepare, score, train
+from linkage.clock import Clock, Progress, peak_rss_mb
+from linkage.cluster import recluster
+from linkage.config import Config
+from linkage.errors import InputError
+from linkage.publish import publish
+from linkage.spec import ModelSpec, load_spec
+from linkage.store import Store, quote
+
+__all__ = ["DEFAULT_MAX_GUARD_SIZE", "STAGES", "LinkRun", "LinkSummary", "Stage", "link", "lookup", "run_link"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: its name, the module that runs it, the tables it reads and the tables it writes."""
+
+    name: str
+    module: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+
+
+STAGES: Final = (
+    Stage("read", "linkage.ingest", ("input files",), ("quarantine",)),
+    Stage(
+        "normalise", "linkage.normalise", ("rows read",), ("applications", "applications_normalised", "field_issues")
+    ),
+    Stage(
+        "prepare",
+        "linkage.prepare",
+        ("applications_normalised", "membership", "relink", "block_index", "value_counts"),
+        ("pending", "candidates", "model_input"),
+    ),
+    Stage("model", "linkage.train", ("model_input", "models"), ("the linker",)),
+    Stage("score", "linkage.score", ("model_input",), ("scored_pairs",)),
+    Stage(
+        "cluster", "linkage.cluster", ("scored_pairs", "pairs", "decisions", "membership"), ("members", "identities")
+    ),
+    Stage(
+        "publish",
+        "linkage.publish",
+        ("scored_pairs", "members", "model_input"),
+        ("models", "pairs", "links", "membership", "identities", "events", "block_index", "value_counts", "runs"),
+    ),
+)
+LINK_STAGES: Final = tuple(s.name for s in STAGES[2:])
+
+DEFAULT_MAX_GUARD_SIZE: Final = 2000
+
+
+@dataclass
+class LinkSummary:
+    """What one link run did (the run's manifest in ``runs.counts``)."""
+
+    run_id: str
+    mode: str = "incremental"
+    records: int = 0  # records in the store
+    linked: int = 0  # records (re)linked: the pending ones, or all of them in a full run
+    candidates: int = 0  # stored records the pending ones were scored against (incremental)
+    pairs_scored: int = 0  # pairs kept at or above the review floor
+    reclustered: int = 0  # records whose identity was worked out again
+    links: int = 0  # edges clustering kept among them (the link graph)
+    guard_clusters_split: int = 0  # clusters the guard cut apart
+    guard_edges_cut: int = 0
+    identities: int = 0  # identities in use after the run
+    created: int = 0
+    merged: int = 0
+    split: int = 0
+    records_added: int = 0
+    records_moved: int = 0
+    decisions_applied: int = 0
+    decision_conflicts: list[str] = field(default_factory=list)
+    model_id: str = ""
+    model_trained: bool = False
+    threshold: float = 0.0
+    review_floor: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LinkRun:
+    """A finished link run, with what its caller may still read in the same connection (dedupe's outputs)."""
+
+    summary: LinkSummary
+    linker: Any = None  # the Splink linker that scored (None when nothing was pending)
+    predictions: str | None = None  # Splink's predictions table of a full run, until the scratch is dropped
+    artefact: dict[str, Any] | None = None
+
+
+def link(
+    db: Path,
+    config: Config,
+    *,
+    full: bool = False,
+    spec_path: Path | None = None,
+    model_path: Path | None = None,
+    retrain: bool = False,
+    threshold: float | None = None,
+    progress: Progress | None = None,
+) -> LinkSummary:
+    """Link what is new in the store (or everything, ``full``) into identities, as one atomic run.
+
+    Args:
+        db: the store (``linkage ingest FILE --db PATH`` fills it).
+        config: settings (the store's memory limit).
+        full: score and cluster every record again, identity ids carried over.
+        spec_path: the model spec (default ``configs/model.toml``).
+        model_path: a model from ``linkage train`` to use (and store) instead of the store's own.
+        retrain: train a new model on the store's records first (a full run).
+        threshold: match probability at which pairs link (default: the spec's).
+        progress: called with each stage's name as it starts.
+
+    Raises:
+        InputError: the store holds no applications, or the model file is missing or not a model.
+        ConfigError: the spec is invalid.
+        StoreError: the store is missing, locked or cannot be written.
+    """
+    spec = load_spec(spec_path)
+    artefact = model.read_artefact(model_path) if model_path is not None else None
+    with Store(db, memory_limit=config.store.memory_limit) as store:
+        inputs = [str(model_path)] if model_path else []
+        found = run_link(
+            store, spec, config_hash=config.fingerprint(), inputs=inputs, full=full, retrain=retrain,
+            artefact=artefact, threshold=threshold, progress=progress,
+        )  # fmt: skip
+        return found.summary
+
+
+def run_link(
+    store: Store,
+    spec: ModelSpec,
+    *,
+    config_hash: str,
+    inputs: list[str] | None = None,
+    full: bool = False,
+    retrain: bool = False,
+    artefact: dict[str, Any] | None = None,
+    threshold: float | None = None,
+    max_guard_size: int = DEFAULT_MAX_GUARD_SIZE,
+    progress: Progress | None = None,
+    keep_scratch: bool = False,
+) -> LinkRun:
+    """Run the link stages on an open store as one run (see the module docstring); the store is left as published.
+
+    ``keep_scratch`` leaves Splink's tables for the caller (dedupe draws waterfalls from them); the caller
+    drops them with :func:`drop_scratch`.
+    """
+    cut = spec.threshold if threshold is None else threshold
+    if not 0 < cut < 1:
+        raise InputError(f"the threshold must be a probability between 0 and 1, got {cut}")
+    # a run a crash left running cannot be running now: this process holds the store's write lock
+    store.sql("UPDATE runs SET status = 'abandoned' WHERE status = 'running'", table="runs")
+    drop_scratch(store)
+    run_id = store.begin_run("link", inputs or [], config_hash)
+    try:
+        return _Run(store, spec, run_id, cut, max_guard_size, progress, config_hash).go(full, retrain, artefact)
+    except BaseException as exc:
+        store.finish_run(run_id, "failed", {"error": type(exc).__name__})
+        raise
+    finally:
+        if not keep_scratch:
+            drop_scratch(store)
+
+
+def drop_scratch(store: Store) -> None:
+    """Drop the tables Splink left in the store's main schema (a run's own, or a killed run's)."""
+    for (name,) in store.rows(
+        "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '\\_\\_splink\\_\\_%' ESCAPE '\\'"
+        " AND table_schema = 'main'",
+        table="scratch",
+    ):
+        store.sql(f"DROP TABLE IF EXISTS {quote(name)}", table="scratch")
+
+
+class _Run:
+    """One link run: the stages in order, their state in TEMP tables until ``publish``."""
+
+    def __init__(
+        self,
+        store: Store,
+        spec: ModelSpec,
+        run_id: str,
+        cut: float,
+        max_guard_size: int,
+        progress: Progress | None,
+        config_hash: str,
+    ) -> None:
+        self.store, self.spec, self.cut, self.max_guard_size = store, spec, cut, max_guard_size
+        self.config_hash = config_hash
+        self.floor = min(spec.review_floor, cut)
+        self.clock = Clock(progress)
+        self.summary = LinkSummary(run_id=run_id, threshold=cut, review_floor=self.floor)
+
+    def go(self, full: bool, retrain: bool, artefact: dict[str, Any] | None) -> LinkRun:
+        s, store, spec, clock = self.summary, self.store, self.spec, self.clock
+        with clock.stage("prepare"):
+            s.records = int(store.scalar("SELECT count(*) FROM applications_normalised"))
+            if s.records == 0:
+                raise InputError("the store holds no applications: run `linkage ingest FILE --db PATH` first")
+            full = full or retrain or not store.scalar("SELECT count(*) FROM membership")
+            s.mode = "full" if full else "incremental"
+            store.sql(
+                """CREATE OR REPLACE TEMP TABLE pending AS
+                   SELECT record_id FROM applications_normalised a
+                   WHERE NOT EXISTS (SELECT 1 FROM membership m WHERE m.record_id = a.record_id)
+                   UNION SELECT record_id FROM relink""",
+                table="pending",
+            )
+            idle = not full and not store.scalar(
+                "SELECT (SELECT count(*) FROM pending) + (SELECT count(*) FROM decisions WHERE applied_run IS NULL)"
+            )
+            if idle:
+                return self._finish_idle()
+            stored = artefact if artefact is not None else model.stored_artefact(store)
+            if full:
+                s.linked = prepare.prepare_full(store, spec)
+            else:
+                s.linked, s.candidates = prepare.prepare_incremental(store, spec)
+        with clock.stage("model"):
+            if retrain or stored is None:
+                linker = train.train(store, spec)
+                stored = model.artefact(
+                    linker, spec=spec, data_fingerprint=prepare.data_fingerprint(store), config_hash=self.config_hash
+                )
+                s.model_trained = True
+            else:
+                linker = model.for_store(store, stored, spec, s.records, incremental=not full)
+            s.model_id = str(stored["model_id"])
+        with clock.stage("score"):
+            predictions = None
+            if full:
+                s.pairs_scored, predictions = score.predict(store, linker, spec, self.floor)
+            else:
+                s.pairs_scored = score.predict_new(store, linker, spec, self.floor)
+        with clock.stage("cluster"):
+            found = recluster(store, self.cut, full=full, run_id=s.run_id, max_guard_size=self.max_guard_size)
+            s.reclustered, s.links = len(found.assigned), len(found.links)
+            s.decision_conflicts = found.decision_conflicts
+            s.guard_clusters_split, s.guard_edges_cut = found.report.clusters_changed, found.report.edges_cut
+        with clock.stage("publish"):
+            s.seconds = clock.summary()
+            s.peak_rss_mb = peak_rss_mb()
+            done = publish(
+                store, spec, found, run_id=s.run_id, full=full, threshold=self.cut, model_id=s.model_id,
+                artefact=stored, records=s.records, finish=s.to_dict(),
+            )  # fmt: skip
+        s.created, s.merged, s.split = done.events["created"], done.events["merged"], done.events["split"]
+        s.records_added, s.records_moved = done.events["record_added"], done.events["record_moved"]
+        s.decisions_applied, s.identities = done.decisions_applied, done.identities
+        s.seconds, s.peak_rss_mb = clock.summary(), peak_rss_mb()
+        store.finish_run(s.run_id, "succeeded", s.to_dict())  # the manifest with publish's own time
+        return LinkRun(s, linker, predictions, stored)
+
+    def _finish_idle(self) -> LinkRun:
+        """Nothing pending and no open decision: the run changes nothing but its own status."""
+        s, store = self.summary, self.store
+        s.identities = int(store.scalar("SELECT count(DISTINCT identity_id) FROM membership"))
+        s.model_id = str((model.stored_artefact(store) or {}).get("model_id", ""))
+        s.seconds, s.peak_rss_mb = self.clock.summary(), peak_rss_mb()
+        store.finish_run(s.run_id, "succeeded", s.to_dict())
+        return LinkRun(s)
+
+
+def lookup(store: Store, record_id: str, spec: ModelSpec | None = None) -> tuple[Any, dict[str, float]]:
+    """Score one stored application against the store as if it were new, writing nothing (TEMP tables only).
+
+    Its candidates come from the block index, and it is scored with the store's model; the officer's query
+    will score an application that is not stored yet along the same path (``benchmarks/link_bench.py``
+    measures it). Returns the scored pairs (at or above the review floor, veto applied) and the seconds of
+    each step (``prepare``, ``model``, ``score``).
+
+    Raises:
+        InputError: the store has no model yet.
+    """
+    spec = spec or load_spec(None)
+    clock = Clock()
+    with clock.stage("prepare"):
+        store.sql("CREATE OR REPLACE TEMP TABLE pending AS SELECT ?::VARCHAR AS record_id", [record_id])
+        prepare.prepare_incremental(store, spec)
+    with clock.stage("model"):
+        artefact = model.stored_artefact(store)
+        if artefact is None:
+            raise InputError("the store has no model yet: run `linkage link` first")
+        records = int(store.scalar("SELECT count(*) FROM membership"))
+        linker = model.for_store(store, artefact, spec, records, incremental=True)
+    with clock.stage("score"):
+        score.predict_new(store, linker, spec, min(spec.review_floor, spec.threshold))
+        pairs = store.df("SELECT * FROM scored_pairs")
+    drop_scratch(store)
+    seconds = clock.summary()
+    seconds.pop("total")
+    return pairs, seconds

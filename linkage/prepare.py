@@ -1,0 +1,330 @@
+"""The ``prepare`` stage: the model input, one row per record, from the normalised records.
+
+Writes the TEMP table ``model_input`` (:data:`MODEL_INPUT`: the columns that comparisons and blocking rules
+read, with each record's blocking keys). A full run prepares every record; an incremental run prepares the
+*pending* records (never linked, or changed since: ``relink``) and the stored records a blocking rule pairs
+them with, found through ``block_index`` (:func:`prepare_incremental`), so its cost grows with the batch.
+
+Correlated evidence: the NIK encodes a birth date and sex, so comparing the NIK-encoded date as well
+as the stated one would count the same fact twice. The model input has one birth date (the stated
+one, else the NIK's) and one sex (likewise), and the NIK comparison stands for the number itself.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from linkage import block
+from linkage.spec import ModelSpec
+from linkage.store import Store
+
+__all__ = [
+    "MACROS",
+    "MODEL_INPUT",
+    "data_fingerprint",
+    "model_input_columns",
+    "model_input_sql",
+    "prepare_full",
+    "prepare_incremental",
+    "value_counts_sql",
+]
+
+
+def _token_counts(source: str, records: str, counts: str | None = None) -> str:
+    """A CTE ``{source}_counts``: per record, how often each of its written name tokens occurs in all records.
+
+    A typo makes a spelling that is rare, or far rarer than the name it garbles (SITU beside SITI),
+    while twins and siblings carry two common names (WAHYUDI/WAHYUNI): the name levels read these counts.
+    Counted on the canonical tokens, as written: the keys merge spellings (SAPYTRI and SAPUTRI share one).
+    """
+    tokens = f"{source}_tokens"
+    counted = (
+        f"SELECT k, count(*)::INTEGER AS n FROM (SELECT unnest({tokens}) AS k FROM {records}) GROUP BY k"
+        if counts is None
+        else f"SELECT value AS k, n::INTEGER AS n FROM {counts} WHERE kind = 'full_name_token'"
+    )
+    return f"""
+{source}_counts AS (
+    SELECT t.record_id, list(coalesce(c.n, 1) ORDER BY t.pos) AS counts
+    FROM (SELECT record_id, unnest({tokens}) AS k, generate_subscripts({tokens}, 1) AS pos
+          FROM {records}) AS t
+    LEFT JOIN ({counted}) AS c USING (k)
+    GROUP BY t.record_id
+)"""
+
+
+def _name_columns(source: str, name: str, *, counts: bool = False) -> str:
+    """The model-input columns of one normalised name (``full_name`` or ``mother_name``).
+
+    With ``counts``, also the tokens' counts in the data (from the CTE of :func:`_token_counts`).
+    """
+    keys = f"{source}_keys"
+    counted = f"\n    {source}_counts.counts AS {name}_counts," if counts else ""
+    return f"""
+    {source}_canonical AS {name}_canonical,
+    {source}_key AS {name}_key,
+    array_to_string(list_sort({keys}), ' ') AS {name}_set,
+    {keys} AS {name}_keys,
+    {source}_tokens AS {name}_tokens,
+    list_filter({keys}, lambda k: length(k) > 1) AS {name}_full_keys,
+    list_filter({keys}, lambda k: length(k) = 1) AS {name}_initials,
+    list_transform({keys}, lambda k: k[1]) AS {name}_first_letters,
+    list_transform({keys}[2:], lambda k, i: {keys}[i] || k) AS {name}_joined,{counted}"""
+
+
+# SQL macros the comparison levels of a spec may call (created with the model input). Token lists with
+# their counts in the data (see _token_counts): a typo is one edit that makes a rare spelling.
+MACROS: Final = """
+-- (one edit keeps the first or the last letter: a cheap test first, the edit distance only then)
+CREATE OR REPLACE MACRO name_typo(x, y, nx, ny) AS
+    CASE WHEN length(x) >= 3 AND abs(length(x) - length(y)) <= 1 AND (x[1] = y[1] OR x[-1] = y[-1])
+              AND (least(nx, ny) <= 3 OR greatest(nx, ny) >= 20 * least(nx, ny))
+         THEN damerau_levenshtein(x, y) = 1 ELSE false END;
+-- name lists as (keys, canonical tokens, counts of the tokens), aligned: token i of a matches b when its
+-- key is one of b's keys or it is a typo of one of b's tokens, as written or as keys (UHAMAD/MUHAMMAD
+-- are two edits apart but their keys one)
+CREATE OR REPLACE MACRO token_in(ak, aw, an, i, bk, bw, bn) AS
+    list_contains(bk, ak[i]) OR list_bool_or(list_transform(bw, lambda y, j:
+        name_typo(aw[i], y, an[i], bn[j]) OR name_typo(ak[i], bk[j], an[i], bn[j])));
+-- every token of a matches b
+CREATE OR REPLACE MACRO names_typo_within(ak, aw, an, bk, bw, bn) AS
+    list_bool_and(list_transform(ak, lambda x, i: token_in(ak, aw, an, i, bk, bw, bn)));
+-- every token of a matches b, is an initial of one of b's (bf: b's first letters), is two adjacent
+-- tokens of b written together (bj: b's adjacent keys joined), or is written together with its neighbour
+-- in b (SITI EFFENDI / SITIEFFENDI LESTARI)
+CREATE OR REPLACE MACRO names_explained_by(ak, aw, an, bk, bw, bn, bf, bj) AS
+    list_bool_and(list_transform(ak, lambda x, i: list_contains(bj, x)
+        OR (length(x) = 1 AND list_contains(bf, x)) OR token_in(ak, aw, an, i, bk, bw, bn)
+        OR (i < len(ak) AND list_contains(bk, x || ak[i + 1])) OR (i > 1 AND list_contains(bk, ak[i - 1] || x))));
+"""
+
+def model_input_sql(records: str = "applications_normalised", counts: str | None = None) -> str:
+    """The model input of the normalised rows in ``records``, one row per record.
+
+    Name-token counts are counted over ``records``, or read from the table ``counts`` (``kind, value, n``,
+    kind ``full_name_token``): a batch linked into a store counts its tokens among all linked records.
+    """
+    return _MODEL_INPUT.replace("{token_counts}", _token_counts("full_name", records, counts)).replace(
+        "{records}", records
+    )
+
+
+# The model input, one row per record: the columns that the comparisons and blocking rules read
+# (:func:`prepare` adds the blocking keys of the spec and makes it the TEMP table ``model_input``).
+_MODEL_INPUT: Final = f"""
+WITH{{token_counts}},
+-- Splink's id: a number in record-id order (pairs keep the record-id orientation), because joining and
+-- de-duplicating pairs of numbers is twice as fast as of text ids (at 1M: 10.0 s -> 4.2 s). Numbered
+-- apart from the wide rows: a window over them sorts every column (at 1M: 8 s instead of none).
+ids AS (
+    SELECT record_id, row_number() OVER (ORDER BY record_id) AS unique_id FROM {{records}}
+),
+base AS (
+    -- one birth date (stated, else the NIK's), and whether the record is bare (no birth date, no NIK)
+    SELECT *, coalesce(birth_date, nik_birth_date) AS dob,
+           coalesce(birth_date, nik_birth_date) IS NULL AND nik_digits IS NULL AS bare
+    FROM {{records}}
+)
+SELECT
+    ids.unique_id,
+    record_id,{_name_columns("full_name", "name", counts=True)}
+    full_name_keys[1] AS first_key,
+    full_name_keys[-1] AS last_key,
+    full_name_keys[1][1] AS initial,
+    full_name_keys[2] AS second_key,
+    list_sort(full_name_keys)[1] AS set_first,
+    list_sort(full_name_keys)[-1] AS set_last,{_name_columns("mother_name", "mother")}
+    mother_name_keys[-1] AS mother_last,
+    nik,
+    nik_digits,
+    CASE WHEN length(nik_digits) = 16 THEN nik_digits[1:12] END AS nik_prefix,
+    dob,
+    strftime(dob, '%Y%m%d') AS dob_text,
+    year(dob) AS birth_year,
+    coalesce(sex, nik_sex) AS sex,
+    birth_place,
+    birth_place_regency,
+    phone,
+    address,
+    address_village,
+    address_rt,
+    address_rw,
+    prior_passport_no,
+    patronym,
+    office,
+    application_date,
+    decision,
+    -- a leading house number ('7 WALLABY PLACE'; null when there is none) and the address without it,
+    -- then the address parts that an input keeps apart (null when it writes the address as one text)
+    nullif(regexp_extract(address, '^([0-9]+[A-Z]?) ', 1), '') AS address_number,
+    regexp_replace(address, '^[0-9]+[A-Z]? ', '') AS address_street,
+    postcode,
+    locality,
+    region,
+    -- Blocking keys that tolerate one fault (benchmarks/blocking_bench.py measures them). A one-digit
+    -- NIK typo or a dropped digit leaves one half intact: the region and birth day, or month, year and serial.
+    left(nik_digits, 8) AS nik_head,
+    right(nik_digits, 8) AS nik_tail,
+    -- Birth month and day without the year (a year off by one), and the date with day and month in
+    -- either order (a swapped day and month).
+    strftime(dob, '%m%d') AS birth_month_day,
+    year(dob) * 10000 + least(month(dob), day(dob)) * 100 + greatest(month(dob), day(dob)) AS dob_unordered,
+    full_name_keys[1] || ' ' || full_name_keys[-1] AS first_last,
+    -- A bare record has a name but neither a birth date nor a NIK: only its name can block it. These
+    -- are its name keys (NULL on every other record), so a rule such as l.bare_name_key = r.name_key
+    -- pairs bare records with all records of that name and leaves the rest of the name block alone.
+    CASE WHEN bare THEN full_name_key END AS bare_name_key,
+    CASE WHEN bare THEN array_to_string(list_sort(full_name_keys), ' ') END AS bare_name_set,
+    CASE WHEN bare THEN full_name_keys[1] || ' ' || full_name_keys[-1] END AS bare_first_last,
+    -- The same keys as numbers, for the bare-record rules: Splink's join on the other rules' keys checks
+    -- each candidate pair against these rules, and numbers make that check cheap (strings took 35 s at 1M).
+    -- (hash(NULL) is a number: a record without a name key gets none here either)
+    CASE WHEN name_key IS NOT NULL THEN hash(name_key) END AS name_key_hash,
+    CASE WHEN name_set IS NOT NULL THEN hash(name_set) END AS name_set_hash,
+    CASE WHEN bare THEN name_key_hash END AS bare_name_key_hash,
+    CASE WHEN bare THEN name_set_hash END AS bare_name_set_hash
+FROM base
+JOIN ids USING (record_id)
+LEFT JOIN full_name_counts USING (record_id)
+"""
+MODEL_INPUT: Final = model_input_sql()
+
+
+def model_input_columns(store: Store) -> list[str]:
+    """The model input's column names (read from the query's shape; the store may hold no records)."""
+    return [c for (c, *_) in store.rows(f"DESCRIBE ({MODEL_INPUT})", table="model_input")]
+
+
+def data_fingerprint(store: Store) -> str:
+    """An order-independent fingerprint of the records in ``model_input``: their count, then a hash."""
+    count, digest = store.rows(
+        "SELECT count(*), sum(hash(record_id, name_canonical, dob)) FROM model_input", table="model_input"
+    )[0]
+    return f"{count}-{int(digest or 0) & 0xFFFFFFFFFFFF:012x}"
+
+
+def prepare_full(store: Store, spec: ModelSpec) -> int:
+    """Build ``model_input`` from every normalised record, with the blocking keys of ``spec``; return its rows.
+
+    Raises:
+        ConfigError: a blocking rule names a column the model input does not have.
+    """
+    block.check_blocking(model_input_columns(store), spec)
+    store.sql(MACROS, table="macros")  # the comparison levels call them
+    store.sql(
+        f"""CREATE OR REPLACE TEMP TABLE model_input AS
+        SELECT *, {block.block_keys(spec.blocking)} AS block_keys FROM ({MODEL_INPUT})""",
+        table="model_input",
+    )
+    return int(store.scalar("SELECT count(*) FROM model_input", table="model_input"))
+
+
+def value_counts_sql(rows: str, spec: ModelSpec, *, inputs: str | None = None) -> str:
+    """``kind, value, n`` of the normalised ``rows``: name tokens (``full_name_token``), and with ``inputs``
+    (the rows' model input) each term-frequency column (``tf:<column>``)."""
+    parts = [f"SELECT 'full_name_token' AS kind, unnest(full_name_tokens) AS value FROM {rows}"]
+    tf = spec.tf_columns() if inputs else []
+    parts += [f"SELECT 'tf:' || {_literal(c)}, {c}::VARCHAR FROM {inputs} WHERE {c} IS NOT NULL" for c in tf]
+    return f"SELECT kind, value, count(*)::BIGINT AS n FROM ({' UNION ALL '.join(parts)}) GROUP BY kind, value"
+
+
+def _literal(column: str) -> str:
+    """A model-input column name as a SQL string literal (names are checked identifiers: letters, digits, _)."""
+    if not column.replace("_", "").isalnum():
+        raise ValueError(f"not a column name: {column!r}")
+    return "'" + column + "'"
+
+
+def prepare_incremental(store: Store, spec: ModelSpec, pending: str = "pending") -> tuple[int, int]:
+    """The model input of the pending records and of their stored candidates; return (pending, candidates).
+
+    Reads the TEMP table ``pending`` (``record_id``) and writes the TEMP tables ``pending_rows`` (their
+    normalised rows), ``pending_counts`` (their own name-token and term-frequency counts), ``pending_input``
+    (their model input with probe and index keys), ``candidates`` (the linked records a probe key finds in
+    ``block_index``), ``link_counts`` and ``link_totals`` (the store's counts with the pending ones counted in,
+    for the values these records hold) and ``model_input`` (pending and candidates, ``is_new`` marking the
+    pending ones).
+    """
+    index_keys, probe_keys = block.lookup_keys(spec.blocking)
+    store.sql(
+        f"""CREATE OR REPLACE TEMP TABLE pending_rows AS
+           SELECT a.* FROM applications_normalised a JOIN {pending} USING (record_id)""",
+        table="pending_rows",
+    )
+    linked = int(store.scalar("SELECT count(*) FROM pending_rows", table="pending_rows"))
+    store.sql(MACROS, table="macros")
+    # the pending records' own counts: name tokens first (their model input needs them), then with the
+    # term-frequency values of that model input
+    store.sql(f"CREATE OR REPLACE TEMP TABLE pending_counts AS {value_counts_sql('pending_rows', spec)}")
+    _counts(store, spec, "pending_rows", None)
+    store.sql(
+        f"""CREATE OR REPLACE TEMP TABLE pending_input AS
+            SELECT *, {probe_keys} AS probe_keys, {index_keys} AS index_keys
+            FROM (SELECT *, {block.block_keys(spec.blocking)} AS block_keys
+                  FROM ({model_input_sql("pending_rows", "link_counts")}))""",
+        table="pending_input",
+    )
+    store.sql(
+        "CREATE OR REPLACE TEMP TABLE pending_counts AS "
+        + value_counts_sql("pending_rows", spec, inputs="pending_input"),
+        table="pending_counts",
+    )
+    store.sql(
+        f"""CREATE OR REPLACE TEMP TABLE candidates AS
+           SELECT DISTINCT m.record_id
+           FROM block_index b
+           JOIN (SELECT DISTINCT unnest(probe_keys) AS block_key FROM pending_input) USING (block_key)
+           JOIN membership m USING (record_no)
+           WHERE m.record_id NOT IN (SELECT record_id FROM {pending})""",
+        table="candidates",
+    )
+    candidates = int(store.scalar("SELECT count(*) FROM candidates", table="candidates"))
+    store.sql(
+        f"""CREATE OR REPLACE TEMP TABLE subset_rows AS
+           SELECT a.* FROM applications_normalised a
+           WHERE a.record_id IN (SELECT record_id FROM {pending} UNION ALL SELECT record_id FROM candidates)""",
+        table="subset_rows",
+    )
+    _counts(store, spec, "subset_rows", None)
+    store.sql(
+        f"""CREATE OR REPLACE TEMP TABLE model_input AS
+            SELECT *, {block.block_keys(spec.blocking)} AS block_keys,
+                   record_id IN (SELECT record_id FROM {pending}) AS is_new
+            FROM ({model_input_sql("subset_rows", "link_counts")})""",
+        table="model_input",
+    )
+    _counts(store, spec, "subset_rows", "model_input")
+    return linked, candidates
+
+
+def _counts(store: Store, spec: ModelSpec, rows: str, inputs: str | None) -> None:
+    """``link_counts``: the store's counts of the values in ``rows`` (name tokens) and in ``inputs`` (term
+    frequency columns), with the pending records (``pending_counts``) counted in; ``link_totals``: each
+    kind's total.
+
+    Only the values these records hold are read from ``value_counts``: a join on a small table, where
+    summing all of it took seconds at a million records.
+    """
+    tf = spec.tf_columns() if inputs else []
+    needed = " UNION ".join(
+        [f"SELECT DISTINCT 'full_name_token' AS kind, unnest(full_name_tokens) AS value FROM {rows}"]
+        + [f"SELECT DISTINCT 'tf:' || {_literal(c)}, {c}::VARCHAR FROM {inputs} WHERE {c} IS NOT NULL" for c in tf]
+    )
+    store.sql(
+        f"""CREATE OR REPLACE TEMP TABLE link_counts AS
+            WITH needed AS ({needed})
+            SELECT kind, value, sum(n)::BIGINT AS n FROM (
+                SELECT v.kind, v.value, v.n FROM value_counts v JOIN needed USING (kind, value)
+                UNION ALL SELECT a.kind, a.value, a.n FROM pending_counts a JOIN needed USING (kind, value)
+            ) GROUP BY kind, value""",
+        table="link_counts",
+    )
+    if inputs:
+        store.sql(
+            """CREATE OR REPLACE TEMP TABLE link_totals AS
+               SELECT kind, sum(n)::DOUBLE AS n FROM (
+                   SELECT kind, n FROM value_counts WHERE kind LIKE 'tf:%'
+                   UNION ALL SELECT kind, n FROM pending_counts WHERE kind LIKE 'tf:%'
+               ) GROUP BY kind""",
+            table="link_totals",
+        )

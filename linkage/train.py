@@ -1,0 +1,135 @@
+"""The ``model`` stage's training: λ, u and m estimated without labels, with Splink.
+
+λ (the probability that two random records match) from the spec's deterministic rules and their assumed
+recall; u of each comparison's first level, when it is an equality, counted over all pairs of records
+(:func:`exact_u`), the other levels' u from random pairs; m by EM, once per training rule, fixed seed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from linkage.block import key_columns
+from linkage.errors import ConfigError
+from linkage.model import linker_for, settings_for
+from linkage.spec import ModelSpec
+from linkage.store import Store
+
+__all__ = ["exact_levels", "exact_u", "null_columns", "train"]
+
+log = logging.getLogger(__name__)
+
+
+def train(store: Store, spec: ModelSpec) -> Any:
+    """Estimate λ, u (random sampling) and m (EM per training rule) without labels; return the linker."""
+    linker = linker_for(store, settings_for(spec))
+    training = linker.training
+    training.estimate_probability_two_random_records_match(
+        list(spec.deterministic), recall=spec.deterministic_recall
+    )
+    training.estimate_u_using_random_sampling(max_pairs=spec.max_pairs_u, seed=spec.seed)
+    if spec.exact_u:
+        _set_exact_u(linker, exact_u(store, spec))
+    from splink.internals.exceptions import EMTrainingException
+
+    trained = 0
+    for rule in spec.training:
+        try:
+            training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=spec.max_pairs_em)
+            trained += 1
+        except EMTrainingException:
+            # A dataset without that column (FEBRL has no mother's name) gives the rule no pairs:
+            # the other rules still estimate every comparison they can.
+            log.warning("EM training rule found no pairs, skipped: %s", rule)
+    if trained == 0:
+        raise ConfigError("no EM training rule found any pairs: check the [training] rules against the data")
+    return linker
+
+
+
+
+def null_columns(sql: str) -> list[str] | None:
+    """The columns of a null level that is only ``l.x IS NULL OR r.x IS NULL`` terms, both sides each, else None.
+
+    >>> null_columns("l.nik_digits IS NULL OR r.nik_digits IS NULL")
+    ['nik_digits']
+    >>> null_columns("l.dob IS NULL") is None
+    True
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    sides: dict[str, set[str]] = {}
+    for term in tree.flatten() if isinstance(tree, exp.Or) else [tree]:
+        column = term.this if isinstance(term, exp.Is) and isinstance(term.expression, exp.Null) else None
+        if not isinstance(column, exp.Column) or column.table not in ("l", "r"):
+            return None
+        sides.setdefault(column.name, set()).add(column.table)
+    if any(found != {"l", "r"} for found in sides.values()):
+        return None
+    return list(sides)
+
+
+def exact_levels(spec: ModelSpec) -> dict[str, tuple[list[str], list[str]]]:
+    """The comparisons whose first level's u :func:`exact_u` counts: name → (null columns, key columns).
+
+    A comparison qualifies when its null level is ``l.x IS NULL OR r.x IS NULL`` terms and its first
+    level after it is equalities of columns (:func:`key_columns`) whose u the spec does not fix.
+    """
+    found = {}
+    for comp in spec.comparison:
+        levels = comp.levels
+        if len(levels) < 2 or not levels[0].null or levels[1].null or levels[1].else_ or levels[1].u is not None:
+            continue
+        nulls = null_columns(levels[0].sql or "")
+        keys = key_columns(levels[1].sql or "")
+        if nulls and keys:
+            found[comp.name] = (nulls, keys)
+    return found
+
+
+def exact_u(store: Store, spec: ModelSpec) -> dict[str, float]:
+    """u of each comparison's first level, where it is an equality, counted over all pairs of records.
+
+    A random sample of two million pairs sees a level such as "NIK exact" a handful of times or never
+    (then Splink assumes 10^-6), so its weight moved by 4 bits from one sample to the next. Equal values
+    are counted exactly instead, from value frequencies: u = Σ c(c-1) / (K(K-1)), with c the records per
+    value and K the records not at the null level. Like Splink's sample, this counts all pairs,
+    duplicates of one person among them (the estimate Fellegi-Sunter's u takes when matches are rare).
+    """
+    out = {}
+    for name, (nulls, keys) in exact_levels(spec).items():
+        present = " AND ".join(f"{c} IS NOT NULL" for c in nulls)
+        equal = " AND ".join(f"{c} IS NOT NULL" for c in keys)
+        total, same = store.rows(
+            f"""SELECT (SELECT count(*) FROM model_input WHERE {present}),
+                       (SELECT sum(c * (c - 1)) FROM (SELECT count(*)::DOUBLE AS c FROM model_input
+                        WHERE {present} AND {equal} GROUP BY {", ".join(keys)}))""",
+            table="exact_u",
+        )[0]
+        if total and total > 1 and same:
+            out[name] = float(same) / (float(total) * (total - 1))
+    return out
+
+
+def _set_exact_u(linker: Any, counted: dict[str, float]) -> None:
+    """Replace the sampled u of the counted levels, scaling the comparison's other levels to sum to 1."""
+    for comparison in linker._settings_obj.comparisons:
+        u = counted.get(comparison.output_column_name)
+        if u is None:
+            continue
+        levels = [cl for cl in comparison._comparison_levels_excluding_null if not cl._fix_u_probability]
+        first, rest = levels[0], levels[1:]
+        sampled = first._trained_u_probabilities[-1]["probability"]
+        sampled = sampled if isinstance(sampled, float | int) else 0.0
+        counted_u = {"probability": u, "description": "exact count over all pairs", "m_or_u": "u"}
+        first._trained_u_probabilities[-1] = counted_u
+        for cl in rest:
+            record = cl._trained_u_probabilities[-1]
+            if isinstance(record["probability"], float | int):
+                record["probability"] = record["probability"] * (1 - u) / (1 - sampled)
+    linker._populate_m_u_from_trained_values()
+
+
