@@ -671,7 +671,11 @@ def main() -> None:
     try:
         app()
     except LinkageError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        from rich.markup import escape
+
+        # The message as written, unwrapped: it may hold what a user typed ('[/x]' is not markup), and a
+        # long path must not break it over lines where stderr is a pipe or a log.
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from math import comb
 from pathlib import Path
 
@@ -170,6 +171,18 @@ def test_a_blocking_rule_on_an_unknown_column_fails_before_the_ingest(tmp_path: 
     assert not (out / "store.duckdb").exists()  # nothing was ingested
 
 
+def expected_u(frame: pd.DataFrame, null_sql: str, equal_sql: str) -> float:
+    """u of an equality level counted by hand: Σ c(c-1) / K(K-1) over the values of the key columns, with c the
+    records holding a value and K the records not at the null level (both sides' columns non-null)."""
+    nulls = re.findall(r"\bl\.(\w+) IS NULL", null_sql)
+    keys = re.findall(r"\bl\.(\w+) = r\.\1\b", equal_sql)
+    assert nulls and keys and " AND ".join(f"l.{k} = r.{k}" for k in keys) == equal_sql.strip()
+    present = frame[nulls].notna().all(axis=1)
+    k = int(present.sum())
+    c = frame[present & frame[keys].notna().all(axis=1)].groupby(keys).size().astype(float)
+    return float((c * (c - 1)).sum()) / (k * (k - 1))
+
+
 def test_trained_u_of_each_first_level_is_the_exact_count(run: Path) -> None:
     import duckdb
 
@@ -183,8 +196,17 @@ def test_trained_u_of_each_first_level_is_the_exact_count(run: Path) -> None:
         con.execute("CREATE VIEW applications_normalised AS SELECT * FROM store.applications_normalised")
         prepare.prepare_full(Store.on(con), spec)
         counted = train.exact_u(Store.on(con), spec)
+        frame = con.execute("SELECT * FROM model_input").df()
+    # every comparison's first level is an equality the spec leaves to be counted (tests/test_model.py)
+    assert set(counted) == {c.name for c in spec.comparison}
+    for comparison in spec.comparison:
+        null, first = comparison.levels[0].sql or "", comparison.levels[1].sql or ""
+        expected = expected_u(frame, null, first)
+        assert 0 < expected < 1, comparison.name
+        assert counted[comparison.name] == pytest.approx(expected, rel=1e-9), comparison.name
+    # and the trained model carries the counted u, not the sampled one
     trained = json.loads((run / "model.json").read_text())["splink"]["comparisons"]
-    first = {c["output_column_name"]: c["comparison_levels"][1] for c in trained}
-    assert set(counted) == set(first)
+    first_levels = {c["output_column_name"]: c["comparison_levels"][1] for c in trained}
+    assert set(first_levels) == set(counted)
     for name, u in counted.items():
-        assert first[name]["u_probability"] == pytest.approx(u, rel=1e-9), name
+        assert first_levels[name]["u_probability"] == pytest.approx(u, rel=1e-9), name

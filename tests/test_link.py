@@ -333,6 +333,7 @@ def _consistent(db: Path) -> None:
             )
 
 
+@pytest.mark.slow  # about 40 s: 20 killed runs and a timed whole one
 def test_sigkill_at_random_points_leaves_the_store_consistent(sample_batches: list[Path], tmp_path: Path) -> None:
     """Kill `linkage link` 20 times at random points of its run (incremental and full runs alternating)."""
     db = tmp_path / "store.duckdb"

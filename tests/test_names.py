@@ -45,6 +45,22 @@ def test_golden_files_are_large_and_titled() -> None:
 def test_variants_share_a_key(case: Case) -> None:
     a, b = normalise_name(case.left), normalise_name(case.right)
     assert same_key(a, b), f"[{case.title}] {show(a)} vs {show(b)}"
+    # equal keys alone would pass a wrong display form: the canonical form of each side is stated too
+    assert (a.canonical, b.canonical) == case.expected, f"[{case.title}] {show(a)} vs {show(b)}"
+
+
+def test_every_variant_states_its_canonical_forms() -> None:
+    assert [c.id for c in VARIANTS if c.expected is None] == []
+
+
+def test_golden_expected_forms_parse() -> None:
+    from tests.golden import _forms
+
+    assert _forms("SUKARNO", "x") == ("SUKARNO", "SUKARNO")
+    assert _forms("NURHAYATI | NUR HAYATI", "x") == ("NURHAYATI", "NUR HAYATI")
+    for bad in ("", "A | A", "A | ", "A | B | C"):
+        with pytest.raises(ValueError, match="expected 'FORM'"):
+            _forms(bad, "x")
 
 
 @pytest.mark.parametrize("case", DISTINCT, ids=lambda c: c.id)

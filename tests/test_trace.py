@@ -19,6 +19,7 @@ import datetime as dt
 import itertools
 import json
 import random
+import re
 from pathlib import Path
 
 import networkx as nx
@@ -28,10 +29,12 @@ import pytest
 from typer.testing import CliRunner
 
 from linkage import cli
+from linkage import spec as model
 from linkage.cli import app
 from linkage.config import Config
 from linkage.errors import InputError, NotFoundError
 from linkage.pipeline import ingest
+from linkage.spec import load_spec
 from linkage.store import Store
 from linkage.trace import _maximin, _spanning_tree, alerts, export, history, office_shopping, write_report
 
@@ -41,6 +44,9 @@ A, B, C, D, E, F = (f"ID-{c * 16}" for c in "abcdef")
 OLD, MIDDLE = "ID-0000000000000001", "ID-0000000000000002"  # retired: OLD -> MIDDLE -> A
 SPLIT = "ID-5555555555555555"  # split off A
 RUN1, RUN2, RUN3 = "20240101T000000-00000001", "20240301T000000-00000002", "20240401T000000-00000003"
+# The threshold the cases below are drawn for (B's links at 0.91 and 0.93 are links at it), passed to
+# alerts() explicitly: these tests do not depend on the model spec's threshold.
+AT = 0.9
 
 ROWS = [
     # record_id, full_name, office, application_date, decision, decision_reason, identity
@@ -155,7 +161,7 @@ def store(db: Path):
 
 
 def test_alerts_are_refusals_on_an_earlier_day_at_another_office(store: Store) -> None:
-    found = alerts(store, threshold=0.9)
+    found = alerts(store, threshold=AT)
     assert [(a["record_id"], a["refused_record_id"]) for a in found] == [
         ("D2", "D1"),
         ("E2", "E1"),
@@ -182,7 +188,7 @@ def test_alerts_are_refusals_on_an_earlier_day_at_another_office(store: Store) -
 
 
 def test_an_indirect_alert_takes_the_bottleneck_of_the_strongest_path(store: Store) -> None:
-    by_pair = {(a["record_id"], a["refused_record_id"]): a for a in alerts(store, threshold=0.9)}
+    by_pair = {(a["record_id"], a["refused_record_id"]): a for a in alerts(store, threshold=AT)}
     b2 = by_pair["B2", "B1"]
     # B1-B3-B2 (0.97, 0.93) beats B1-B4-B2 (0.995, 0.91): the weakest link decides
     assert (b2["match_probability"], b2["direct"], b2["via"]) == (0.93, False, ["B3"])
@@ -202,20 +208,34 @@ def test_the_threshold_decides_which_pairs_are_links(store: Store) -> None:
 
 
 def test_alerts_since_filters_on_the_application_date(store: Store) -> None:
-    assert [a["record_id"] for a in alerts(store, since=dt.date(2024, 3, 1), threshold=0.9)] == ["A2", "D3", "B2"]
-    assert [a["record_id"] for a in alerts(store, since=dt.date(2024, 3, 2), threshold=0.9)] == ["B2"]
-    assert alerts(store, since=dt.date(2025, 1, 1), threshold=0.9) == []
+    assert [a["record_id"] for a in alerts(store, since=dt.date(2024, 3, 1), threshold=AT)] == ["A2", "D3", "B2"]
+    assert [a["record_id"] for a in alerts(store, since=dt.date(2024, 3, 2), threshold=AT)] == ["B2"]
+    assert alerts(store, since=dt.date(2025, 1, 1), threshold=AT) == []
 
 
 def test_postponements_count_as_refusals_only_when_asked(store: Store) -> None:
-    found = alerts(store, refusals=("rejected", "cancelled"), threshold=0.9)
+    found = alerts(store, refusals=("rejected", "cancelled"), threshold=AT)
     assert len(found) == 5
     with pytest.raises(InputError, match="did you mean 'rejected'"):
-        alerts(store, refusals=("rejectd",), threshold=0.9)
+        alerts(store, refusals=("rejectd",), threshold=AT)
 
 
 def test_the_default_threshold_is_the_model_specs(store: Store) -> None:
-    assert alerts(store) == alerts(store, threshold=0.9)
+    assert alerts(store) == alerts(store, threshold=load_spec(None).threshold)
+
+
+def test_the_default_threshold_follows_a_spec_with_another_one(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # at 0.94 B2 is tied to B1 by no path of links (0.93 and 0.91 fall below it); at 0.9 it is, via B3
+    text = model.DEFAULT_SPEC.read_text(encoding="utf-8")
+    spec = tmp_path / "model.toml"
+    spec.write_text(re.sub(r"(?m)^threshold = [0-9.]+", "threshold = 0.94", text, count=1), encoding="utf-8")
+    monkeypatch.setattr(model, "DEFAULT_SPEC", spec)
+    assert load_spec(None).threshold == 0.94
+    found = alerts(store)
+    assert found == alerts(store, threshold=0.94) and found != alerts(store, threshold=AT)
+    assert {(a["record_id"], a["refused_record_id"]): a for a in found}["B2", "B1"]["match_probability"] is None
 
 
 def test_maximin_matches_the_widest_path_by_brute_force() -> None:
@@ -475,6 +495,9 @@ def test_alerts_after_a_real_link_run_match_a_pandas_reckoning(tmp_path: Path) -
             for a, b, p in store.rows("SELECT record_id_l, record_id_r, match_probability FROM pairs")
         )
         assert export(store, tmp_path / "ids.parquet") == 3000
+        (manifest,) = store.rows("SELECT counts FROM runs WHERE kind = 'link' AND status = 'succeeded'")
+    threshold = json.loads(manifest[0])["threshold"]  # the run's, as alerts() took it: the spec's
+    assert threshold == load_spec(None).threshold
     joined = apps.merge(apps[apps.decision == "rejected"], on="identity_id", suffixes=("", "_r"))
     joined = joined[
         joined.office.notna()
@@ -490,6 +513,6 @@ def test_alerts_after_a_real_link_run_match_a_pandas_reckoning(tmp_path: Path) -
         if a["direct"]:
             assert a["match_probability"] == pairs[pair]
         else:
-            assert pair not in pairs and (a["match_probability"] is None or a["match_probability"] >= 0.9)
+            assert pair not in pairs and (a["match_probability"] is None or a["match_probability"] >= threshold)
     exported = pq.read_table(tmp_path / "ids.parquet").to_pandas()
     assert exported.identity_id.notna().all() and exported.record_id.is_monotonic_increasing
