@@ -75,6 +75,10 @@ def ingest_command(
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Processes that normalise [default: ingest.workers].")
     ] = None,
+    sheet: Annotated[
+        str | None,
+        typer.Option("--sheet", help="The one sheet of .xlsx workbooks to read [default: ingest.sheet, every sheet]."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Read, validate and normalise application files into the store.
@@ -87,6 +91,8 @@ def ingest_command(
     queued for relinking). rows_read = accepted + quarantined and accepted = new + updated + unchanged.
     """
     cfg = _config(config, workers)
+    if sheet is not None:
+        cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update={"sheet": sheet})})
     if as_json:
         report = ingest(files, cfg, db=db)
         console.print_json(json.dumps(_ingest_json(report)))

@@ -26,9 +26,11 @@ linkage.errors.ConfigError: invalid config
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import tomllib
+import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +38,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from linkage.dates import EARLIEST
 from linkage.errors import ConfigError, Problem, did_you_mean
 from linkage.schema import ROLES
 
@@ -70,6 +73,19 @@ class DatasetSettings(_Section):
         "'latin': plain upper-case tokens, for other countries' data such as FEBRL",
     )
     phone_region: str = Field("ID", description="Region assumed for phone numbers written without a country code")
+    earliest_date: dt.date = Field(
+        EARLIEST,
+        description="Earliest birth or application date accepted (an ISO date); an earlier one is the field issue "
+        "date_out_of_range",
+    )
+
+    @field_validator("earliest_date")
+    @classmethod
+    def _not_in_the_future(cls, value: dt.date) -> dt.date:
+        # A lower bound after today would make every date out of range: surely a typo.
+        if value > dt.date.today():
+            raise ValueError(f"dataset.earliest_date: {value.isoformat()} is in the future")
+        return value
 
 
 DEFAULT_MEMORY_LIMIT: Final = "2GB"
@@ -98,6 +114,21 @@ class IngestSettings(_Section):
         ge=0.0,
         le=1.0,
         description="Fail the ingest when more than this share of rows is quarantined (1.0: never fail)",
+    )
+    max_field_chars: int = Field(
+        131_072,
+        ge=1,
+        description="Longest value a cell may hold, in characters (CSV, Parquet, .xlsx); a row with a longer one "
+        "is quarantined as field_too_long",
+    )
+    max_record_id_chars: int = Field(
+        256, ge=1, description="Longest record_id, in characters; a row with a longer one is quarantined"
+    )
+    sheet: str | None = Field(
+        None,
+        min_length=1,
+        description="The one sheet of each .xlsx workbook to read, as `ingest --sheet` (left out: every sheet that "
+        "holds anything, all with one header)",
     )
 
 
@@ -220,11 +251,25 @@ def settings_table() -> Iterator[tuple[str, str, str, str]]:
     ]
     for section, model in sections:
         for name, field in model.model_fields.items():
-            annotation = field.annotation
-            choices = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else ()
-            type_name = " or ".join(map(repr, choices)) if choices else getattr(annotation, "__name__", str(annotation))
-            default = field.default
-            shown = repr(str(default)) if isinstance(default, Path) else repr(default)
-            yield f"{section}.{name}", type_name, shown, field.description or ""
+            yield f"{section}.{name}", _type_name(field.annotation), _shown(field.default), field.description or ""
     yield "columns.<role>", "str or list[str]", "the role's own name", Config.model_fields["columns"].description or ""
+
+
+def _type_name(annotation: Any) -> str:
+    """A setting's type as the docs show it: choices quoted, unions with "or" (a "|" would split a table cell)."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return " or ".join(map(repr, typing.get_args(annotation)))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _shown(default: Any) -> str:
+    """A default as the docs show it: paths and dates as the strings a TOML file would hold."""
+    if isinstance(default, Path | dt.date):
+        return repr(str(default))
+    return repr(default)
 

@@ -9,10 +9,17 @@ Issue codes (``ISSUES``):
 
 * ``date_unparseable``: no recognised shape (``"kemarin"``, ``"5/8"``);
 * ``date_impossible``: a recognised shape, but no such date (``31-02-1990``, month 13);
-* ``date_out_of_range``: a real date before 1900 or after ``today``: neither is a birth or application date;
+* ``date_out_of_range``: a real date before ``earliest`` or after ``today``: neither is a birth or application
+  date;
 * ``sex_unknown``: a sex value that is none of the recognised spellings.
 
 Missing input (``None``, empty, whitespace) is not an issue: the value and the issue are both ``None``.
+
+The range of accepted dates is ``earliest`` to ``today``. ``earliest`` defaults to :data:`EARLIEST`
+(1900-01-01), and ingest passes the setting ``dataset.earliest_date``: lower it for archives that hold
+people born before 1900. It bounds only what is accepted; a two-digit year is still put in the century
+that keeps the date not after ``today`` (never before 1900), and the NIK's six-digit birth date keeps
+its own century rule (:mod:`linkage.nik`).
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ import unicodedata
 from datetime import date
 from typing import Final, Literal, NamedTuple
 
-__all__ = ["ISSUES", "DateResult", "SexResult", "parse_date", "parse_sex"]
+__all__ = ["EARLIEST", "ISSUES", "DateResult", "SexResult", "parse_date", "parse_sex"]
 
 ISSUES: Final[tuple[str, ...]] = ("date_impossible", "date_out_of_range", "date_unparseable", "sex_unknown")
 
-_MIN_YEAR: Final = 1900
+EARLIEST: Final = date(1900, 1, 1)
+"""The default earliest accepted date (the default of the setting ``dataset.earliest_date``)."""
 
 
 class DateResult(NamedTuple):
@@ -100,35 +108,36 @@ def _year(text: str, month: int, day: int, today: date) -> int:
     return year
 
 
-def _checked(year: int, month: int, day: int, today: date) -> DateResult:
-    """The date if it exists and lies in 1900..today, else the issue that says why not."""
+def _checked(year: int, month: int, day: int, today: date, earliest: date) -> DateResult:
+    """The date if it exists and lies in earliest..today, else the issue that says why not."""
     try:
         value = date(year, month, day)
     except ValueError:
         return _IMPOSSIBLE
-    if year < _MIN_YEAR or value > today:
+    if value < earliest or value > today:
         return _OUT_OF_RANGE
     return DateResult(value, None)
 
 
-def _compact(text: str, today: date) -> DateResult:
+def _compact(text: str, today: date, earliest: date) -> DateResult:
     """Eight digits: YYYYMMDD when that is a real date in range, else DDMMYYYY (Indonesian order)."""
-    as_ymd = _checked(int(text[:4]), int(text[4:6]), int(text[6:]), today)
+    as_ymd = _checked(int(text[:4]), int(text[4:6]), int(text[6:]), today, earliest)
     if as_ymd.value is not None:
         return as_ymd
-    as_dmy = _checked(int(text[4:]), int(text[2:4]), int(text[:2]), today)
+    as_dmy = _checked(int(text[4:]), int(text[2:4]), int(text[:2]), today, earliest)
     if as_dmy.issue == "date_impossible" and as_ymd.issue == "date_out_of_range":
         # "18500101" is a real date, just too early: say that rather than "impossible".
         return as_ymd
     return as_dmy
 
 
-def parse_date(raw: str | None, *, today: date | None = None) -> DateResult:
+def parse_date(raw: str | None, *, today: date | None = None, earliest: date = EARLIEST) -> DateResult:
     """Parse a date written in any common Indonesian or ISO form, day before month.
 
     Args:
         raw: the date as written, e.g. ``"05-08-1990"``, ``"5 Agustus 1990"``, ``"1990-08-05T00:00:00"``.
         today: the reference date for two-digit years and the upper bound; defaults to ``date.today()``.
+        earliest: the lower bound (setting ``dataset.earliest_date``); an earlier date is ``date_out_of_range``.
 
     Returns:
         ``DateResult(value, issue)``: the date, or ``None`` with ``date_unparseable``, ``date_impossible`` or
@@ -140,6 +149,8 @@ def parse_date(raw: str | None, *, today: date | None = None) -> DateResult:
     (datetime.date(1990, 8, 5), datetime.date(1990, 8, 5), datetime.date(1985, 11, 3))
     >>> parse_date("31-02-1990").issue, parse_date("1 Jan 1850").issue, parse_date("kemarin").issue
     ('date_impossible', 'date_out_of_range', 'date_unparseable')
+    >>> parse_date("1 Jan 1850", earliest=date(1800, 1, 1)).value
+    datetime.date(1850, 1, 1)
     >>> parse_date("05-08-25", today=date(2024, 1, 1)).value
     datetime.date(1925, 8, 5)
     >>> parse_date("  ")
@@ -157,23 +168,23 @@ def parse_date(raw: str | None, *, today: date | None = None) -> DateResult:
     ref = today if today is not None else date.today()
 
     if m := _ISO.fullmatch(text):
-        return _checked(int(m[1]), int(m[2]), int(m[3]), ref)
+        return _checked(int(m[1]), int(m[2]), int(m[3]), ref, earliest)
     if m := _DMY.fullmatch(text):
         month, day = int(m[2]), int(m[1])
-        return _checked(_year(m[3], month, day, ref), month, day, ref)
+        return _checked(_year(m[3], month, day, ref), month, day, ref, earliest)
     if _COMPACT.fullmatch(text):
-        return _compact(text, ref)
+        return _compact(text, ref, earliest)
     if m := _DAY_MONTH_YEAR.fullmatch(text):
         named = _MONTHS.get(m[2].upper())
         if named is None:
             return _UNPARSEABLE
         day = int(m[1])
-        return _checked(_year(m[3], named, day, ref), named, day, ref)
+        return _checked(_year(m[3], named, day, ref), named, day, ref, earliest)
     if m := _MONTH_DAY_YEAR.fullmatch(text):
         named = _MONTHS.get(m[1].upper())
         if named is None:
             return _UNPARSEABLE
-        return _checked(int(m[3]), named, int(m[2]), ref)
+        return _checked(int(m[3]), named, int(m[2]), ref, earliest)
     return _UNPARSEABLE
 
 

@@ -2,9 +2,12 @@
 
 Two kinds of problem are kept apart here:
 
-* a **row** that cannot be used (no ``record_id``, no ``full_name``, a ragged line, undecodable
-  bytes, a ``record_id`` already read in this run) is *quarantined* with its file, row, field, value
-  and reason;
+* a **row** that cannot be used is *quarantined* with its file, row, field, value and reason:
+  no ``record_id`` (``missing_record_id``), a ``record_id`` holding control or format characters
+  such as NUL or a zero-width space (``record_id_invisible_characters``) or longer than
+  ``ingest.max_record_id_chars`` (``record_id_too_long``), no ``full_name``, a ragged line,
+  undecodable bytes, a cell longer than ``ingest.max_field_chars`` (``field_too_long``, its value
+  truncated in the quarantine), a ``record_id`` already read in this run;
 * a bad **field** (an impossible date, a malformed NIK) never costs the row: that is for
   :mod:`linkage.normalise` to record as a field issue.
 
@@ -13,9 +16,16 @@ A ``record_id`` the store already holds is not a row problem: :mod:`linkage.pipe
 compare the row with the stored one (new, updated or unchanged).
 Files are streamed in chunks, so memory stays bounded whatever their size.
 
-CSV: the delimiter is sniffed; UTF-8 with or without BOM, UTF-16 with BOM, and latin-1 when the
+CSV: the delimiter is sniffed among ``, ; tab |``; UTF-8 with or without BOM, UTF-16 with BOM or
+without (told by the NUL bytes of mostly-ASCII text, reported), UTF-32 with BOM, and latin-1 when the
 file has no valid UTF-8 multi-byte sequence at all (reported). In a UTF-8 file a line with
-undecodable bytes is quarantined, the rest of the file is read.
+undecodable bytes is quarantined, the rest of the file is read. A file whose first bytes are not
+text (a binary or zip file renamed ``.csv``) or whose header holds none of the delimiters is an
+:class:`~linkage.errors.InputError` saying so.
+
+Excel: every sheet of a workbook is read when all sheets that hold anything share one header (rows
+numbered per sheet, and a row's source named ``file#sheet`` when the workbook has several sheets);
+sheets with different headers are refused unless ``ingest.sheet`` picks one.
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ import csv
 import datetime as dt
 import json
 import re
+import sys
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +55,18 @@ _SCAN_BYTES: Final = 1 << 24
 _UTF8_MULTIBYTE: Final = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 _SURROGATE: Final = re.compile("[\udc80-\udcff]")
 _EXCEL_DIGITS: Final = 10**15
+_HEAD_BYTES: Final = 4096
+_SHOWN_CHARS: Final = 200
+"""characters of an over-long value kept in the quarantine table"""
+# Bytes that never occur in CSV text (tab, LF and CR do): deleted with bytes.translate to count them.
+_CONTROL_BYTES: Final = bytes([*range(9), 11, 12, *range(14, 32), 127])
+_MAGIC: Final = {
+    b"PK\x03\x04": "a ZIP archive (an .xlsx workbook?)",
+    b"PAR1": "a Parquet file",
+    b"%PDF": "a PDF document",
+    b"\xd0\xcf\x11\xe0": "an old Excel .xls file",
+    b"\x1f\x8b": "a gzip archive",
+}
 
 @dataclass
 class _Chunk:
@@ -58,6 +82,8 @@ class _Chunk:
     """(row, reason, column index, value, cells) of rows that cannot be read as rows"""
     trimmed: bool = False
     """cells are already stripped, with blanks as None"""
+    source: str | None = None
+    """where the rows come from when that is more than the file (``file#sheet``)"""
 
     def __len__(self) -> int:
         return len(self.rows) + len(self.rejected)
@@ -130,10 +156,13 @@ def read_files(
         chunk_rows: rows per batch (default: ``config.ingest.chunk_rows``).
 
     Raises:
-        InputError: a file is missing, of an unknown format, or lacks a column the mapping needs.
+        InputError: a file is missing, of an unknown format, not text (CSV), without a detectable
+            delimiter, with sheets of different headers or without the sheet ``ingest.sheet`` names
+            (.xlsx), or lacks a column the mapping needs.
     """
     seen = set() if seen is None else seen
     size = chunk_rows or config.ingest.chunk_rows
+    limits = _Limits(config.ingest.max_field_chars, config.ingest.max_record_id_chars)
     paths = list(paths)
     for path in paths:  # fail before reading anything when a file cannot be read at all
         _check_path(path)
@@ -141,11 +170,11 @@ def read_files(
         report = FileReport(file=str(path), format=FORMATS[path.suffix.lower()])
         if reports is not None:
             reports.append(report)
-        header, chunks = _open(path, report, size)
+        header, chunks = _open(path, report, size, config.ingest.sheet)
         mapping = _map_columns(header, config, path)
         extra_idx = [i for i, name in enumerate(header) if name not in mapping.used]
         for chunk in chunks:
-            yield _batch(chunk, header, mapping, extra_idx, report, seen)
+            yield _batch(chunk, header, mapping, extra_idx, report, seen, limits)
 
 
 def _check_path(path: Path) -> None:
@@ -156,6 +185,12 @@ def _check_path(path: Path) -> None:
             f"{path}: unknown format {path.suffix!r}{did_you_mean(path.suffix.lower(), FORMATS)}; "
             f"use one of {', '.join(sorted(FORMATS))}"
         )
+
+
+@dataclass(frozen=True)
+class _Limits:
+    field_chars: int
+    record_id_chars: int
 
 
 @dataclass(frozen=True)
@@ -192,34 +227,44 @@ def _batch(
     extra_idx: list[int],
     report: FileReport,
     seen: set[str],
+    limits: _Limits,
 ) -> Batch:
     """Quarantine the unusable rows of a chunk and turn the rest into columns by role.
 
     Works column by column: a million rows cost seconds, not a minute.
     """
-    file = report.file
+    file = chunk.source or report.file
     batch = Batch(file, {}, [], [], [])
     quarantined = batch.quarantined
-    for row, reason, column, value, as_read in chunk.rejected:
-        where = header[column] if column is not None else None
-        quarantined.append(Quarantined(file, row, reason, where, value, _raw(header, as_read)))
+    most = limits.field_chars
+    for row, why, column, shown, as_read in chunk.rejected:
+        at = header[column] if column is not None else None
+        quarantined.append(Quarantined(file, row, why, at, _clip(shown, most), _raw(header, as_read, most)))
     cells = chunk.cells
+    too_long = _too_long(cells, most)
     mapped = {role: _role_column(cells, idx, chunk.trimmed) for role, idx in mapping.roles.items()}
     ids, names = mapped["record_id"], mapped["full_name"]
     keep: list[int] = []
     for n, record_id in enumerate(ids):
-        if not record_id:
-            reason, where = "missing_record_id", "record_id"
+        if n in too_long:
+            reason, where, value = "field_too_long", header[too_long[n]], _clip(cells[too_long[n]][n], 0)
+        elif not record_id:
+            reason, where, value = "missing_record_id", "record_id", record_id
+        elif not record_id.isprintable() and _invisible(record_id):
+            shown = _clip(_escaped(record_id), limits.record_id_chars)
+            reason, where, value = "record_id_invisible_characters", "record_id", shown
+        elif len(record_id) > limits.record_id_chars:
+            reason, where, value = "record_id_too_long", "record_id", _clip(record_id, 0)
         elif not names[n]:
-            reason, where = "missing_full_name", "full_name"
+            reason, where, value = "missing_full_name", "full_name", names[n]
         elif record_id in seen:
-            reason, where = "duplicate_record_id", "record_id"
+            reason, where, value = "duplicate_record_id", "record_id", record_id
         else:
             seen.add(record_id)
             keep.append(n)
             continue
         values = [column[n] for column in cells]
-        quarantined.append(Quarantined(file, chunk.rows[n], reason, where, mapped[where][n], _raw(header, values)))
+        quarantined.append(Quarantined(file, chunk.rows[n], reason, where, value, _raw(header, values, most)))
     quarantined.sort(key=lambda q: q.row)
     none: list[str | None] = [None] * len(keep)
     everything = len(keep) == len(ids)
@@ -253,31 +298,79 @@ def _role_column(columns: list[list[str | None]], idx: list[int], trimmed: bool 
     return [" ".join(p.strip() for p in values if p and p.strip()) or None for values in parts]
 
 
-def _raw(header: list[str], values: list[str | None]) -> str:
-    """The row as read, for the quarantine table (undecodable bytes shown as U+FFFD)."""
-    named = {header[i] if i < len(header) else f"_extra_{i}": v for i, v in enumerate(values)}
+def _raw(header: list[str], values: list[str | None], most: int) -> str:
+    """The row as read, for the quarantine table (undecodable bytes shown as U+FFFD, cells over ``most`` clipped)."""
+    named = {header[i] if i < len(header) else f"_extra_{i}": _clip(v, most) for i, v in enumerate(values)}
     text = json.dumps(named, ensure_ascii=False)
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _too_long(cells: list[list[str | None]], most: int) -> dict[int, int]:
+    """Position → index of the first column whose value there is longer than ``most`` characters.
+
+    One ``max`` per column at C speed finds the (rare) columns worth a look row by row.
+    """
+    found: dict[int, int] = {}
+    for i, column in enumerate(cells):
+        if max(map(len, filter(None, column)), default=0) > most:
+            for n, value in enumerate(column):
+                if value and len(value) > most:
+                    found.setdefault(n, i)
+    return found
+
+
+def _clip(value: str | None, most: int) -> str | None:
+    """``value`` if it has at most ``most`` characters, else its start and its length (for the quarantine)."""
+    if value is None or len(value) <= most:
+        return value
+    return f"{value[:_SHOWN_CHARS]}… ({len(value):,} characters)"
+
+
+def _invisible(value: str) -> bool:
+    """A control (Cc: NUL, ESC, …) or format (Cf: zero-width space, BOM, …) character is in ``value``.
+
+    Such an id looks like another one, or like nothing, on every screen an officer uses.
+    """
+    return any(unicodedata.category(c) in ("Cc", "Cf") for c in value)
+
+
+def _escaped(value: str) -> str:
+    """``value`` with unprintable characters as Python escapes (``A1\\x00``), so the quarantine shows them."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
 
 
 # --- readers -------------------------------------------------------------------------------------
 
 
-def _open(path: Path, report: FileReport, size: int) -> tuple[list[str], Iterator[_Chunk]]:
+def _open(path: Path, report: FileReport, size: int, sheet: str | None) -> tuple[list[str], Iterator[_Chunk]]:
     """The header and the chunks of one file (always at least one chunk, perhaps empty)."""
+    if report.format == "xlsx":
+        return _open_xlsx(path, report, size, sheet)
+    if sheet is not None:
+        report.notes.append("ingest.sheet ignored: not a workbook")
     if report.format == "csv":
         return _open_csv(path, report, size)
-    if report.format == "parquet":
-        return _open_parquet(path, size)
-    return _open_xlsx(path, size)
+    return _open_parquet(path, size)
 
 
 def _detect_encoding(path: Path, report: FileReport) -> str:
-    """UTF-8 (with or without BOM), UTF-16 with BOM, or latin-1 when nothing in the file is UTF-8."""
+    """UTF-8 (with or without BOM), UTF-16 (with BOM or without), UTF-32 with BOM, or latin-1 when nothing is UTF-8.
+
+    Raises:
+        InputError: the first bytes are not text (a binary file, or text in an encoding that cannot be told).
+    """
     with path.open("rb") as fh:
-        head = fh.read(4)
+        head = fh.read(_HEAD_BYTES)
+        # UTF-32's BOM begins with UTF-16's: test it first.
+        if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+            return "utf-32"
         if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             return "utf-16"
+        if (utf16 := _utf16_without_bom(head)) is not None:
+            report.notes.append(f"UTF-16 {utf16[-2:].upper()} without a byte-order mark: decoded as {utf16}")
+            return utf16
+        if (why := _not_text(head)) is not None:
+            raise InputError(f"{path}: not a text CSV file: {why}")
         fh.seek(0)
         decoder = codecs.getincrementaldecoder("utf-8")()
         invalid = multibyte = False
@@ -302,14 +395,94 @@ def _detect_encoding(path: Path, report: FileReport) -> str:
     return "utf-8-sig"
 
 
+def _utf16_without_bom(head: bytes) -> str | None:
+    """``"utf-16-le"`` or ``"utf-16-be"`` when the file starts like UTF-16 text without a byte-order mark.
+
+    Text that is mostly ASCII, as CSV headers and Indonesian data are, has a NUL as the high byte of
+    nearly every character in UTF-16 (Excel's "Unicode text" and SQL Server exports write it so): NULs
+    in every other position, the odd ones (little-endian) or the even ones (big-endian).
+
+    >>> _utf16_without_bom("record_id,full_name".encode("utf-16-le")), _utf16_without_bom(b"record_id")
+    ('utf-16-le', None)
+    """
+    sample = head[: len(head) // 2 * 2]
+    if len(sample) < 4:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    for high, low, encoding in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if high.count(0) >= 0.75 * len(high) and low.count(0) <= 0.05 * len(low):
+            # Binary data (16-bit numbers) can have that pattern too, but not a header line free of
+            # control characters. A bad pair further on costs its row, not the file: "replace" here.
+            first = sample.decode(encoding, "replace").split("\n", 1)[0]
+            return encoding if first.rstrip("\r").replace("\t", " ").isprintable() else None
+    return None
+
+
+def _not_text(head: bytes) -> str | None:
+    """Why the first bytes of a file are not CSV text, or ``None`` when they may be.
+
+    A header line never holds control characters, and CSV text has next to none: a renamed binary
+    file has them everywhere.
+
+    >>> _not_text(b"record_id,full_name\\nA1,Budi\\n") is None
+    True
+    >>> _not_text(b"PK\\x03\\x04\\x14\\x00")
+    'it looks like a ZIP archive (an .xlsx workbook?); give it its own extension'
+    """
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            return f"it looks like {what}; give it its own extension"
+    first = head.split(b"\n", 1)[0]
+    if b"\x00" in first:
+        return (
+            "its first line holds NUL bytes: binary data, or text in UTF-16 or UTF-32 without a byte-order mark "
+            "that could not be told apart; save it as UTF-8 CSV"
+        )
+    control = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    if len(first) != len(first.translate(None, _CONTROL_BYTES)) or control > len(head) / 20:
+        return f"it looks binary ({control} control bytes in its first {len(head):,}); save it as UTF-8 CSV"
+    return None
+
+
+def _escape_undecodable(exc: UnicodeError) -> tuple[str, int]:
+    """Decode each undecodable byte as a lone surrogate in U+DC80..U+DCFF, as ``surrogateescape`` does.
+
+    ``surrogateescape`` refuses bytes under 0x80, which UTF-16 and UTF-32 give (a character cut at the
+    end of the file, a lone surrogate), and would abort the whole file; this marks them so that
+    :func:`_undecodable` quarantines their row instead.
+    """
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return "".join(chr(0xDC80 | b) for b in exc.object[exc.start : exc.end]), exc.end
+
+
+codecs.register_error("linkage-undecodable", _escape_undecodable)
+
+
+def _lift_csv_field_limit() -> None:
+    """Let the csv module read a field of any length: it raises mid-file past its limit (131,072 by
+    default), which would abort the whole file; :func:`_too_long` checks lengths row by row instead."""
+    try:
+        csv.field_size_limit(sys.maxsize)
+    except OverflowError:  # the limit is a C long, 32 bits on Windows
+        csv.field_size_limit(2**31 - 1)
+
+
 def _open_csv(path: Path, report: FileReport, size: int) -> tuple[list[str], Iterator[_Chunk]]:
     encoding = _detect_encoding(path, report)
     report.encoding = encoding
-    check_bytes = any("undecodable" in note for note in report.notes)
-    fh = path.open(encoding=encoding, errors="surrogateescape", newline="")
+    # A UTF-16 or UTF-32 file is not scanned ahead: any of its rows may hold undecodable bytes.
+    check_bytes = encoding.startswith("utf-16") or encoding.startswith("utf-32")
+    check_bytes = check_bytes or any("undecodable" in note for note in report.notes)
+    _lift_csv_field_limit()
+    fh = path.open(encoding=encoding, errors="linkage-undecodable", newline="")
     sample = fh.read(1 << 16)
     fh.seek(0)
-    delimiter = _sniff(sample)
+    try:
+        delimiter = _sniff(sample, path)
+    except InputError:
+        fh.close()
+        raise
     report.delimiter = delimiter
     reader = csv.reader(fh, delimiter=delimiter, strict=False)
     try:
@@ -326,23 +499,26 @@ def _open_csv(path: Path, report: FileReport, size: int) -> tuple[list[str], Ite
         rejected: list[tuple[int, str, int | None, str | None, list[str | None]]] = []
         with fh:
             start = reader.line_num + 1
-            for values in reader:
-                if len(values) != width:
-                    if not any(v.strip() for v in values):
-                        report.blank_lines += 1
+            try:
+                for values in reader:
+                    if len(values) != width:
+                        if not any(v.strip() for v in values):
+                            report.blank_lines += 1
+                        else:
+                            detail = f"{len(values)} fields, header has {width}"
+                            rejected.append((start, "ragged_row", None, detail, list(values)))
+                    elif check_bytes and (bad := _undecodable(values)) is not None:
+                        shown = values[bad].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                        rejected.append((start, "undecodable_bytes", bad, shown, list(values)))
                     else:
-                        detail = f"{len(values)} fields, header has {width}"
-                        rejected.append((start, "ragged_row", None, detail, list(values)))
-                elif check_bytes and (bad := _undecodable(values)) is not None:
-                    shown = values[bad].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                    rejected.append((start, "undecodable_bytes", bad, shown, list(values)))
-                else:
-                    rows.append(start)
-                    good.append(values)  # type: ignore[arg-type]
-                start = reader.line_num + 1
-                if len(rows) + len(rejected) >= size:
-                    yield _Chunk(rows, _by_column(good, width), [], rejected)
-                    rows, good, rejected = [], [], []
+                        rows.append(start)
+                        good.append(values)  # type: ignore[arg-type]
+                    start = reader.line_num + 1
+                    if len(rows) + len(rejected) >= size:
+                        yield _Chunk(rows, _by_column(good, width), [], rejected)
+                        rows, good, rejected = [], [], []
+            except csv.Error as exc:  # not expected with strict=False and no field limit: still a message
+                raise InputError(f"{path}: line {reader.line_num}: not readable as CSV: {exc}") from None
         yield _Chunk(rows, _by_column(good, width), [], rejected)
 
     return header, chunks()
@@ -352,7 +528,12 @@ def _undecodable(values: list[str]) -> int | None:
     return next((i for i, v in enumerate(values) if v and _SURROGATE.search(v)), None)
 
 
-def _sniff(sample: str) -> str:
+def _sniff(sample: str, path: Path) -> str:
+    """The delimiter of a CSV sample: one of ``, ; tab |``, the one its header line holds.
+
+    Raises:
+        InputError: the header line holds none of them (one column name would be the whole line).
+    """
     first = sample.split("\n", 1)[0]
     try:
         delimiter = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
@@ -360,15 +541,23 @@ def _sniff(sample: str) -> str:
             return delimiter
     except csv.Error:
         pass
-    return max(_DELIMITERS, key=first.count)
+    best = max(_DELIMITERS, key=first.count)
+    if first.count(best):
+        return best
+    tried = " ".join(repr(d) for d in _DELIMITERS)
+    shown = first.rstrip("\r")[:80]
+    raise InputError(
+        f"{path}: could not detect the delimiter: the header line {shown!r} holds none of {tried}; "
+        "save the file with one of them"
+    )
 
 
-def _check_header(header: list[str], path: Path) -> None:
+def _check_header(header: list[str], where: object) -> None:
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
-        raise InputError(f"{path}: the header repeats column(s) {', '.join(map(repr, dupes))}")
+        raise InputError(f"{where}: the header repeats column(s) {', '.join(map(repr, dupes))}")
     if any(not h for h in header):
-        raise InputError(f"{path}: the header has an empty column name at position {header.index('') + 1}")
+        raise InputError(f"{where}: the header has an empty column name at position {header.index('') + 1}")
 
 
 def _cell(value: object) -> str | None:
@@ -422,52 +611,107 @@ def _open_parquet(path: Path, size: int) -> tuple[list[str], Iterator[_Chunk]]:
     return header, chunks()
 
 
-def _open_xlsx(path: Path, size: int) -> tuple[list[str], Iterator[_Chunk]]:
+def _open_xlsx(path: Path, report: FileReport, size: int, wanted: str | None) -> tuple[list[str], Iterator[_Chunk]]:
     import openpyxl
 
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises zipfile, KeyError and others for a bad file
         raise InputError(f"{path}: not a readable .xlsx workbook: {exc}") from None
-    sheet = book.worksheets[0]
-    it = sheet.iter_rows(values_only=True)
     try:
-        header = [str(h).strip() if h is not None else "" for h in next(it)]
-    except StopIteration:
+        sheets = _sheets(book, path, wanted, report)
+    except BaseException:
         book.close()
-        raise InputError(f"{path}: empty sheet, no header row") from None
-    while header and not header[-1]:
-        header.pop()
-    _check_header(header, path)
-    width = len(header)
+        raise
+    header = sheets[0].header
+    # With several sheets a row number alone is ambiguous: name the sheet in each row's source.
+    several = len(book.worksheets) > 1
 
     def chunks() -> Iterator[_Chunk]:
-        chunk = _Chunk([], [])
-        good: list[list[str | None]] = []
-        for number, values in enumerate(it, start=2):
-            cells = list(values)
-            while len(cells) > width and cells[-1] is None:
-                cells.pop()  # openpyxl pads rows to the sheet's widest row
-            if all(c is None for c in cells):
-                continue
-            text = [_cell(c) for c in cells]
-            if len(cells) != width:
-                chunk.rejected.append((number, "ragged_row", None, f"{len(cells)} cells, header has {width}", text))
-            else:
-                # Excel keeps 15 significant digits: a NIK typed as a number has lost its last digit.
-                position = len(good)
-                chunk.notes += [(position, i, "excel_number_rounded") for i, c in enumerate(cells) if _excel_rounded(c)]
-                chunk.rows.append(number)
-                good.append(text)
-            if len(chunk) >= size:
-                chunk.cells = _by_column(good, width)
-                yield chunk
-                chunk, good = _Chunk([], []), []
-        book.close()
-        chunk.cells = _by_column(good, width)
-        yield chunk
+        try:
+            for sheet in sheets:
+                source = f"{path}#{sheet.title}" if several else None
+                yield from _sheet_chunks(sheet.rows, len(header), size, source)
+        finally:
+            book.close()
 
     return header, chunks()
+
+
+@dataclass
+class _Sheet:
+    title: str
+    header: list[str]
+    rows: Iterator[tuple[Any, ...]]
+    """the rows after the header"""
+
+
+def _sheets(book: Any, path: Path, wanted: str | None, report: FileReport) -> list[_Sheet]:
+    """The sheets to read: ``wanted``, or every sheet that holds anything, all with the same header.
+
+    Raises:
+        InputError: no sheet ``wanted`` (with "did you mean"), no header row, or sheets whose headers differ.
+    """
+    titles = [ws.title for ws in book.worksheets]
+    if wanted is not None and wanted not in titles:
+        raise InputError(
+            f"{path}: no sheet {wanted!r}{did_you_mean(wanted, titles)}; its sheets are {', '.join(map(repr, titles))}"
+        )
+    found: list[_Sheet] = []
+    for ws in book.worksheets:
+        if wanted is not None and ws.title != wanted:
+            continue
+        rows = ws.iter_rows(values_only=True)
+        first = next(rows, None)
+        header = [str(h).strip() if h is not None else "" for h in first or ()]
+        while header and not header[-1]:
+            header.pop()
+        where = f"{path}#{ws.title}" if len(titles) > 1 else str(path)
+        if not header:
+            if wanted is None and len(titles) > 1:
+                report.notes.append(f"sheet {ws.title!r} is empty: skipped")
+                continue
+            raise InputError(f"{where}: empty sheet, no header row")
+        _check_header(header, where)
+        found.append(_Sheet(ws.title, header, rows))
+    if not found:
+        raise InputError(f"{path}: every sheet is empty, no header row")
+    if any(sheet.header != found[0].header for sheet in found):
+        raise InputError(
+            f"{path}: its sheets have different headers; read one with `linkage ingest --sheet NAME` "
+            "(setting ingest.sheet), or give them the same header",
+            [Problem(f"sheet {s.title!r}: {', '.join(s.header)}", file=str(path)) for s in found],
+        )
+    if len(found) > 1:
+        report.notes.append(f"{len(found)} sheets read: {', '.join(repr(s.title) for s in found)}")
+    return found
+
+
+def _sheet_chunks(rows: Iterator[tuple[Any, ...]], width: int, size: int, source: str | None) -> Iterator[_Chunk]:
+    """One sheet's rows after its header, numbered as Excel shows them, in chunks of ``size``."""
+    chunk = _Chunk([], [], source=source)
+    good: list[list[str | None]] = []
+    for number, values in enumerate(rows, start=2):
+        cells = list(values)
+        while len(cells) > width and cells[-1] is None:
+            cells.pop()  # openpyxl pads rows to the sheet's widest row
+        if all(c is None for c in cells):
+            continue
+        text = [_cell(c) for c in cells]
+        if len(cells) != width:
+            chunk.rejected.append((number, "ragged_row", None, f"{len(cells)} cells, header has {width}", text))
+        else:
+            # Excel keeps 15 significant digits: a NIK typed as a number has lost its last digit.
+            position = len(good)
+            chunk.notes += [(position, i, "excel_number_rounded") for i, c in enumerate(cells) if _excel_rounded(c)]
+            chunk.rows.append(number)
+            good.append(text)
+        if len(chunk) >= size:
+            chunk.cells = _by_column(good, width)
+            yield chunk
+            chunk, good = _Chunk([], [], source=source), []
+    chunk.cells = _by_column(good, width)
+    yield chunk
 
 
 def _excel_rounded(value: object) -> bool:

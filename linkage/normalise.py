@@ -129,6 +129,7 @@ class _Context:
     name_rules: Literal["indonesian", "latin"]
     phone_region: str
     today: dt.date
+    earliest: dt.date
 
 
 Rule = Callable[[str | None], tuple[Any, ...]]
@@ -179,10 +180,10 @@ def _step_sex(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) ->
 
 
 @functools.cache
-def _date_rule(today: dt.date) -> Rule:
+def _date_rule(today: dt.date, earliest: dt.date) -> Rule:
     @functools.lru_cache(maxsize=1 << 17)  # birth dates repeat across batches
     def rule(value: str | None) -> tuple[Any, ...]:
-        r = dates.parse_date(value, today=today)
+        r = dates.parse_date(value, today=today, earliest=earliest)
         return r.value, (r.issue,) if r.issue else ()
 
     return rule
@@ -190,7 +191,7 @@ def _date_rule(today: dt.date) -> Rule:
 
 def _step_dates(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
     for role in ("application_date", "birth_date"):
-        _apply(raw, role, _date_rule(ctx.today), (role,), out, issues)
+        _apply(raw, role, _date_rule(ctx.today, ctx.earliest), (role,), out, issues)
 
 
 _NIK_OUTPUTS: Final = (
@@ -307,6 +308,7 @@ def normalise_batch(
     name_rules: Literal["indonesian", "latin"] = "indonesian",
     phone_region: str = "ID",
     today: dt.date | None = None,
+    earliest: dt.date = dates.EARLIEST,
 ) -> Normalised:
     """Normalise one batch of rows given as columns by role (each a list of raw strings or None).
 
@@ -316,11 +318,13 @@ def normalise_batch(
         name_rules: ``"indonesian"`` or ``"latin"`` (see :func:`linkage.names.normalise_name`).
         phone_region: region for phone numbers without a country code.
         today: reference date for two-digit years and future dates (default: today).
+        earliest: the earliest date accepted (setting ``dataset.earliest_date``); earlier ones are
+            ``date_out_of_range`` issues.
 
     Returns:
         The columns of :data:`COLUMNS`, in that order, and the field issues.
     """
-    ctx = _Context(id_scheme, name_rules, phone_region, today or dt.date.today())
+    ctx = _Context(id_scheme, name_rules, phone_region, today or dt.date.today(), earliest)
     out: Columns = {}
     issues: list[Issue] = []
     # The rules allocate millions of small objects and create no reference cycles; with the cyclic

@@ -128,6 +128,7 @@ def _ingest(
             name_rules=config.dataset.name_rules,
             phone_region=config.dataset.phone_region,
             today=today,
+            earliest=config.dataset.earliest_date,
         )
         try:
             with store.transaction():

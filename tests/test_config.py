@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from linkage.config import load_config, parse_config
+from linkage.config import load_config, parse_config, settings_table
 from linkage.errors import ConfigError
 from linkage.pipeline import ingest
 from linkage.store import Store
@@ -79,3 +79,31 @@ def test_memory_limit_is_validated_and_reaches_duckdb(tmp_path: Path) -> None:
     with Store(tmp_path / "s.duckdb", memory_limit=config.store.memory_limit) as store:
         (limit,) = store.con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
     assert limit in {"488.2 MiB", "512.0 MB"}  # DuckDB reports in binary units
+
+
+def test_earliest_date_is_a_validated_date(tmp_path: Path) -> None:
+    assert parse_config({}).dataset.earliest_date == dt.date(1900, 1, 1)
+    assert parse_config({"dataset": {"earliest_date": "1850-01-01"}}).dataset.earliest_date == dt.date(1850, 1, 1)
+    path = tmp_path / "old.toml"
+    path.write_text("[dataset]\nearliest_date = 1850-01-01\n")  # a TOML date, unquoted
+    assert load_config(path).dataset.earliest_date == dt.date(1850, 1, 1)
+    with pytest.raises(ConfigError, match=r"dataset\.earliest_date"):
+        parse_config({"dataset": {"earliest_date": "01/01/1850"}})
+    with pytest.raises(ConfigError, match=r"dataset\.earliest_date: .* is in the future"):
+        parse_config({"dataset": {"earliest_date": "2999-01-01"}})
+
+
+def test_ingest_limits_and_sheet_are_settings() -> None:
+    cfg = parse_config({"ingest": {"max_field_chars": 1000, "max_record_id_chars": 64, "sheet": "Jan"}})
+    assert (cfg.ingest.max_field_chars, cfg.ingest.max_record_id_chars, cfg.ingest.sheet) == (1000, 64, "Jan")
+    defaults = parse_config({}).ingest
+    assert (defaults.max_field_chars, defaults.max_record_id_chars, defaults.sheet) == (131_072, 256, None)
+    with pytest.raises(ConfigError) as info:
+        parse_config({"ingest": {"max_record_id_chars": 0, "sheet": ""}})
+    assert "ingest.max_record_id_chars" in str(info.value) and "ingest.sheet" in str(info.value)
+
+
+def test_settings_table_shows_dates_and_optional_values_as_a_toml_file_would() -> None:
+    rows = {key: (kind, default) for key, kind, default, _ in settings_table()}
+    assert rows["dataset.earliest_date"] == ("date", "'1900-01-01'")
+    assert rows["ingest.sheet"] == ("str or None", "None")  # no "|": it would split the README's table cell

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linkage.dates import ISSUES, DateResult, SexResult, parse_date, parse_sex
+from linkage.dates import EARLIEST, ISSUES, DateResult, SexResult, parse_date, parse_sex
 from tests.golden import load
 
 TODAY = date(2025, 1, 15)
@@ -40,6 +40,33 @@ def test_full_width_digits_are_read():
 
 def test_today_defaults_to_the_clock():
     assert parse_date(date.today().isoformat()).value == date.today()
+
+
+@pytest.mark.parametrize(
+    ("raw", "earliest", "expected"),
+    [
+        ("31-12-1899", None, "date_out_of_range"),  # the default bound, EARLIEST
+        ("01-01-1900", None, "1900-01-01"),
+        ("21 April 1885", date(1850, 1, 1), "1885-04-21"),
+        ("1885-04-21", date(1850, 1, 1), "1885-04-21"),
+        ("18850421", date(1850, 1, 1), "1885-04-21"),  # YYYYMMDD once 1885 is in range
+        ("31-12-1849", date(1850, 1, 1), "date_out_of_range"),
+        ("1950-01-01", date(1960, 1, 1), "date_out_of_range"),  # a bound may be raised as well
+        ("05-08-85", date(1850, 1, 1), "1985-08-05"),  # two-digit years keep their century rule
+    ],
+)
+def test_earliest_bounds_the_accepted_dates(raw, earliest, expected):
+    kwargs = {} if earliest is None else {"earliest": earliest}
+    assert render(parse_date(raw, today=TODAY, **kwargs)) == expected
+
+
+def test_the_default_earliest_date_is_1900():
+    assert date(1900, 1, 1) == EARLIEST
+
+
+@given(st.dates(min_value=date(1800, 1, 1), max_value=TODAY))
+def test_every_date_from_earliest_reads_back(value):
+    assert parse_date(value.isoformat(), today=TODAY, earliest=date(1800, 1, 1)).value == value
 
 
 @given(st.text())

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from linkage.cli import app
 from linkage.config import parse_config
-from linkage.errors import InputError
+from linkage.errors import ConfigError, InputError
 from linkage.pipeline import ingest
 from linkage.store import Store
 
@@ -402,3 +402,222 @@ def test_a_failed_update_changes_nothing(tmp_path: Path, messy: Path) -> None:
     with pytest.raises(InputError, match="max_quarantine_share"):
         run(tmp_path, changed, config={"ingest": {"max_quarantine_share": 0.1}})
     assert snapshot(tmp_path / "s.duckdb") == before
+
+
+# --- hostile and foreign files -------------------------------------------------------------------
+
+
+def quarantine(db: Path) -> list[tuple]:
+    with Store(db) as store:
+        return store.rows("SELECT source_file, source_row, reason, field, value, raw FROM quarantine ORDER BY ALL")
+
+
+def test_a_field_over_the_limit_quarantines_only_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    huge = "x" * 200_000  # over csv's own field_size_limit (131,072), which used to abort the whole file
+    path.write_bytes(
+        HEADER
+        + GOOD
+        + f"A2,Budi Santoso,1990-01-02,,,L,{huge}\n".encode()
+        + f"A3,Dewi Lestari,1990-01-02,,,P,{'y' * 5_000}\n".encode()  # long, but under the limit
+    )
+    report = run(tmp_path, path)
+    assert (report.rows_read, report.accepted, report.quarantined) == (3, 2, 1)
+    assert report.quarantined_by_reason == {"field_too_long": 1}
+    ((_, row, reason, column, value, raw),) = quarantine(tmp_path / "s.duckdb")
+    assert (row, reason, column) == (3, "field_too_long", "office")
+    assert value.startswith("xxx") and "200,000 characters" in value and len(value) < 1_000
+    assert len(raw) < 2_000 and json.loads(raw)["record_id"] == "A2"  # the rest of the row, whole
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.rows("SELECT record_id, length(office) FROM applications ORDER BY 1") == [
+            ("A1", 8),
+            ("A3", 5_000),
+        ]
+
+
+def test_the_field_limit_is_a_setting_for_parquet_and_xlsx_too(tmp_path: Path) -> None:
+    pq.write_table(
+        pa.table({"record_id": ["P1", "P2"], "full_name": ["Djoko Susilo", "Budi " + "b" * 150]}),
+        tmp_path / "a.parquet",
+    )
+    book = openpyxl.Workbook()
+    book.active.append(["record_id", "full_name", "address"])
+    book.active.append(["X1", "Tjahjo Kumolo", "Jl. Merdeka " * 20])
+    book.active.append(["X2", "Siti Aminah", "Jl. Merdeka"])
+    book.save(tmp_path / "b.xlsx")
+    path = tmp_path / "c.csv"
+    path.write_bytes(HEADER + GOOD + b"C2,Budi,1990-01-02,,,L," + b"k" * 101 + b"\n")
+    files = (tmp_path / "a.parquet", tmp_path / "b.xlsx", path)
+    report = run(tmp_path, *files, config={"ingest": {"max_field_chars": 100}})
+    assert (report.accepted, report.quarantined_by_reason) == (3, {"field_too_long": 3})
+    got = {(Path(q[0]).name, q[1], q[3]) for q in quarantine(tmp_path / "s.duckdb") if q[2] == "field_too_long"}
+    assert got == {("a.parquet", 2, "full_name"), ("b.xlsx", 2, "address"), ("c.csv", 3, "office")}
+    with pytest.raises(ConfigError, match="max_field_chars"):
+        parse_config({"ingest": {"max_field_chars": 0}})
+
+
+@pytest.mark.parametrize(("encoding", "delimiter"), [("utf-16-le", ","), ("utf-16-be", "\t")])
+def test_utf16_without_a_bom_is_detected_and_reported(tmp_path: Path, encoding: str, delimiter: str) -> None:
+    path = tmp_path / "unicode.csv"
+    text = (HEADER + GOOD).decode() + "A2,Andr\u00e9 Sinaga,1990-01-02,,,L,Kotabumi\r\n"
+    path.write_bytes(text.replace(",", delimiter).encode(encoding))
+    report = run(tmp_path, path)
+    assert (report.accepted, report.quarantined) == (2, 0)
+    assert report.files[0].encoding == encoding
+    assert any("UTF-16" in note and "byte-order mark" in note for note in report.files[0].notes)
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.rows("SELECT full_name FROM applications ORDER BY 1") == [("Andr\u00e9 Sinaga",), ("Siti Aminah",)]
+
+
+def test_undecodable_utf16_quarantines_its_row_not_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.csv"
+    lone_surrogate = b"\x00\xd8"  # half of a surrogate pair, in UTF-16 LE
+    path.write_bytes(
+        (HEADER + GOOD).decode().encode("utf-16-le")
+        + "A2,Budi".encode("utf-16-le") + lone_surrogate + ",1990-01-02,,,L,Kotabumi\n".encode("utf-16-le")
+        + "A3,Dewi,1990-01-02,,,P,Kotabumi\n".encode("utf-16-le")
+        + b"x"  # a character cut off at the end of the file
+    )  # fmt: skip
+    report = run(tmp_path, path)
+    assert (report.rows_read, report.accepted) == (4, 2)
+    assert report.quarantined_by_reason == {"ragged_row": 1, "undecodable_bytes": 1}
+    rows = [(q[1], q[2], q[3]) for q in quarantine(tmp_path / "s.duckdb")]
+    assert rows == [(3, "undecodable_bytes", "full_name"), (5, "ragged_row", None)]
+
+
+def test_text_in_an_encoding_that_cannot_be_told_is_named_in_the_error(tmp_path: Path) -> None:
+    path = tmp_path / "u32.csv"
+    path.write_bytes(HEADER.decode().encode("utf-32-le"))  # no BOM: NULs, but not every other byte
+    with pytest.raises(InputError) as info:
+        run(tmp_path, path)
+    text = str(info.value)
+    assert "u32.csv" in text and "UTF-16" in text and "UTF-8" in text and "did you mean" not in text
+
+
+def test_an_unknown_delimiter_is_an_error_naming_the_ones_tried(tmp_path: Path) -> None:
+    path = tmp_path / "colons.csv"
+    path.write_bytes(HEADER.replace(b",", b":") + GOOD.replace(b",", b":"))
+    with pytest.raises(InputError) as info:
+        run(tmp_path, path)
+    text = str(info.value)
+    assert "colons.csv" in text and "could not detect the delimiter" in text
+    assert all(repr(d) in text for d in (",", ";", "\t", "|")) and "did you mean" not in text
+
+
+def test_random_bytes_are_not_a_text_csv_file(tmp_path: Path) -> None:
+    import random
+
+    path = tmp_path / "noise.csv"
+    path.write_bytes(random.Random(7).randbytes(5_000))
+    with pytest.raises(InputError) as info:
+        run(tmp_path, path)
+    text = str(info.value)
+    assert "noise.csv" in text and "not a text CSV file" in text and "binary" in text
+    assert "did you mean" not in text and "column" not in text
+    zipped = tmp_path / "book.csv"  # a workbook saved under a .csv name
+    openpyxl.Workbook().save(zipped)
+    with pytest.raises(InputError, match=r"book\.csv: not a text CSV file: it looks like a ZIP archive"):
+        run(tmp_path, zipped)
+
+
+def workbook(path: Path, sheets: dict[str, list[list]]) -> Path:
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for title, rows in sheets.items():
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    book.save(path)
+    return path
+
+
+MONTHS = {
+    "Jan": [["record_id", "full_name"], ["J1", "Siti Aminah"], ["J2", "Budi Santoso"]],
+    "Feb": [["record_id", "full_name"], ["F1", "Dewi Lestari"], ["F2", None], ["F3", "Agus Salim"]],
+    "Sheet3": [],  # Excel's empty default sheet
+}
+
+
+def test_every_sheet_with_the_same_header_is_read(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "book.xlsx", MONTHS)
+    report = run(tmp_path, path)
+    assert (report.rows_read, report.accepted, report.quarantined) == (5, 4, 1)
+    assert any("2 sheets read" in note for note in report.files[0].notes)
+    assert any("'Sheet3' is empty" in note for note in report.files[0].notes)
+    with Store(tmp_path / "s.duckdb") as store:
+        rows = store.rows("SELECT record_id, source_file, source_row FROM applications ORDER BY 1")
+    assert rows == [  # numbered per sheet, as Excel shows them, each named by its sheet
+        ("F1", f"{path}#Feb", 2),
+        ("F3", f"{path}#Feb", 4),
+        ("J1", f"{path}#Jan", 2),
+        ("J2", f"{path}#Jan", 3),
+    ]
+    assert [q[:4] for q in quarantine(tmp_path / "s.duckdb")] == [(f"{path}#Feb", 3, "missing_full_name", "full_name")]
+
+
+def test_sheets_with_different_headers_are_refused_unless_one_is_chosen(tmp_path: Path) -> None:
+    sheets = {**MONTHS, "Notes": [["remark"], ["checked by Budi"]]}
+    path = workbook(tmp_path / "book.xlsx", sheets)
+    with pytest.raises(InputError) as info:
+        run(tmp_path, path)
+    text = str(info.value)
+    assert "different headers" in text and "--sheet" in text and "ingest.sheet" in text
+    assert "'Jan'" in text and "'Feb'" in text and "'Notes'" in text
+    report = run(tmp_path, path, config={"ingest": {"sheet": "Feb"}})
+    assert (report.rows_read, report.accepted) == (3, 2)
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.rows("SELECT record_id FROM applications ORDER BY 1") == [("F1",), ("F3",)]
+    with pytest.raises(InputError, match=r"no sheet 'Fbe' \(did you mean 'Feb'\?\)"):
+        run(tmp_path, path, config={"ingest": {"sheet": "Fbe"}})
+
+
+def test_cli_ingest_reads_the_sheet_given(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "book.xlsx", {**MONTHS, "Notes": [["remark"], ["x"]]})
+    db = str(tmp_path / "c.duckdb")
+    result = CliRunner().invoke(app, ["ingest", str(path), "--db", db, "--json", "--sheet", "Jan"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["accepted"] == 2
+    result = CliRunner().invoke(app, ["ingest", str(path), "--db", db, "--json", "--sheet", "Noets"])
+    assert isinstance(result.exception, InputError) and "did you mean 'Notes'" in str(result.exception)
+
+
+def test_record_ids_with_invisible_characters_are_quarantined(tmp_path: Path) -> None:
+    path = tmp_path / "ids.csv"
+    path.write_bytes(
+        HEADER
+        + GOOD
+        + "\u200b,Siti Aminah,05-08-1990,,,P,Kalianda\n".encode()  # 3: only a zero-width space
+        + b"A1\x00,Siti Aminah,05-08-1990,,,P,Kalianda\n"  # 4: A1 and a NUL
+        + "\ufeffA1,Siti Aminah,05-08-1990,,,P,Kalianda\n".encode()  # 5: a BOM inside the file
+        + b"A\x1b[31m1,Siti Aminah,05-08-1990,,,P,Kalianda\n"  # 6: an ANSI escape
+        + b"B" * 257 + b",Budi Santoso,1990-01-02,,,L,Kotabumi\n"  # 7: too long
+        + b"C" * 256 + b",Budi Santoso,1990-01-02,,,L," + b"z" * 5_000 + b"\n"  # 8: at the limits, accepted
+    )  # fmt: skip
+    report = run(tmp_path, path)
+    assert (report.rows_read, report.accepted, report.quarantined) == (7, 2, 5)
+    got = [(q[1], q[2], q[3], q[4]) for q in quarantine(tmp_path / "s.duckdb")]
+    assert got == [
+        (3, "record_id_invisible_characters", "record_id", "\\u200b"),
+        (4, "record_id_invisible_characters", "record_id", "A1\\x00"),
+        (5, "record_id_invisible_characters", "record_id", "\\ufeffA1"),
+        (6, "record_id_invisible_characters", "record_id", "A\\x1b[31m1"),
+        (7, "record_id_too_long", "record_id", "B" * 200 + "… (257 characters)"),
+    ]
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.rows("SELECT record_id, length(office) FROM applications ORDER BY 1") == [
+            ("A1", 8),
+            ("C" * 256, 5_000),
+        ]
+    short = run(tmp_path, path, config={"ingest": {"max_record_id_chars": 100}}, db="short.duckdb")
+    assert short.quarantined_by_reason == {"record_id_invisible_characters": 4, "record_id_too_long": 2}
+
+
+def test_the_earliest_date_is_a_setting(tmp_path: Path) -> None:
+    path = tmp_path / "old.csv"
+    path.write_bytes(HEADER + b"O1,Raden Ajeng Kartini,21-04-1885,,,P,Jepara\n")
+    default = run(tmp_path, path, db="default.duckdb")
+    assert default.accepted == 1 and default.field_issues_by_reason == {"date_out_of_range": 1}
+    report = run(tmp_path, path, config={"dataset": {"earliest_date": "1850-01-01"}}, db="early.duckdb")
+    assert report.accepted == 1 and report.field_issues == 0
+    with Store(tmp_path / "early.duckdb") as store:
+        assert store.rows("SELECT birth_date FROM applications_normalised") == [(dt.date(1885, 4, 21),)]
