@@ -22,7 +22,8 @@ records is applied to ``N`` with λ·(n−1)/(N−1), the same expected number o
 
 **Atomic.** Everything is computed in TEMP tables (and Splink's scratch tables, dropped at the end); the
 store's tables change in one transaction at the end, with the run's status. A run killed at any point
-leaves the store as it was; its ``runs`` row stays ``running`` and the next link marks it ``abandoned``.
+leaves the store as it was; its ``runs`` row stays ``running`` and the next ingest, link or decide marks it
+``interrupted`` and reports it.
 Every change of an identity is an event: created, merged, split, record_added, record_moved.
 """
 
@@ -76,6 +77,7 @@ class LinkSummary:
     records_moved: int = 0
     decisions_applied: int = 0
     decision_conflicts: list[str] = field(default_factory=list)
+    interrupted_runs: list[dict[str, str]] = field(default_factory=list)  # runs a kill left running, now marked
     model_id: str = ""
     model_trained: bool = False
     threshold: float = 0.0
@@ -118,12 +120,14 @@ def link(
     if model_path is not None and not model_path.exists():
         raise InputError(f"model file not found: {model_path} (make one with `linkage train`)")
     with Store(db, memory_limit=config.store.memory_limit) as store:
-        _clean(store)
+        interrupted = _clean(store)
         inputs = [str(model_path)] if model_path else []
         config_hash = config.fingerprint()
         run_id = store.begin_run("link", inputs, config_hash)
         try:
-            return _Run(store, spec, run_id, progress, config_hash).go(full or retrain, model_path, retrain)
+            run = _Run(store, spec, run_id, progress, config_hash)
+            run.summary.interrupted_runs = interrupted
+            return run.go(full or retrain, model_path, retrain)
         except BaseException as exc:
             store.finish_run(run_id, "failed", {"error": type(exc).__name__})
             raise
@@ -161,10 +165,11 @@ def lookup(store: Store, record_id: str, spec: model.ModelSpec | None = None) ->
     return pairs, seconds
 
 
-def _clean(store: Store) -> None:
-    """Mark the runs a crash left ``running`` as abandoned, and drop Splink's scratch tables they left."""
-    store.sql("UPDATE runs SET status = 'abandoned' WHERE status = 'running'", table="runs")
+def _clean(store: Store) -> list[dict[str, str]]:
+    """Mark the runs a kill left ``running`` as interrupted, and drop Splink's scratch tables they left."""
+    interrupted = store.mark_interrupted()
     _drop_scratch(store)
+    return interrupted
 
 
 def _drop_scratch(store: Store) -> None:
