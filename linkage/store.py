@@ -36,16 +36,14 @@ lock error. Because that lock is held by every read-write open, a run still ``ru
 opens the store read-write was killed: ingest, link and decide mark such runs ``interrupted``
 (:meth:`Store.mark_interrupted`) and report them.
 
-**Serving officers during a link (design note, not built yet).** The single-writer rule means the coming
-officer service cannot read the store file while a link or an ingest writes it, and a link can take
-minutes. The service should therefore never open the working store: at the end of each successful run
-(after its checks pass, the "publish" step) the writer copies the store, or exports the tables officers
-read (``membership``, ``identities``, ``pairs``, ``block_index``, ``models``, ``decisions``, ``events``,
-``applications_normalised``), to a new file ``<db>.serve-<run_id>`` and atomically repoints a
-``<db>.serve`` link at it. The service opens that snapshot read-only and reopens when the link changes, so
-it answers throughout a run, always from one whole published run. Officers' decisions, which do write, go
-to a small decisions queue of the service's own that the next ``linkage decide``/``link`` takes in, so the
-service never needs the writer's lock.
+**Serving officers during a link (a design note, not built).** DuckDB's single-writer rule means the
+coming officer service cannot read the store while a link writes it, for minutes. So it should never open
+the working store: at the end of each successful run (the publish step, after its checks) the writer copies
+the tables officers read (membership, identities, pairs, block_index, models, decisions, events,
+applications_normalised) into a new file ``<db>.serve-<run_id>`` and atomically repoints ``<db>.serve``
+at it. The service reads that snapshot read-only, reopening when the pointer moves: it answers throughout
+a run, always from one whole run. Officers' decisions, its only writes, go to a file of its own that the
+next ``link`` takes in, so the service never waits for the writer's lock.
 """
 
 from __future__ import annotations
@@ -222,7 +220,7 @@ class Store:
                 process, or it cannot be opened or migrated.
         """
         self.path = str(path)
-        self._writer: Path | None = None
+        self._writer: tuple[Path, dict[str, Any]] | None = None  # the sidecar and what it says
         on_disk = self.path != ":memory:"
         if on_disk and (read_only or not create) and not Path(self.path).exists():
             raise StoreError(f"no store at {self.path}: run `linkage ingest FILE --db {self.path}` first")
@@ -454,23 +452,28 @@ def _sidecar(path: str) -> Path:
     return Path(path + ".writer")
 
 
-def _announce(path: str) -> Path:
-    """Write the sidecar ``<db>.writer`` that says who writes the store; return it."""
+def _announce(path: str) -> tuple[Path, dict[str, Any]]:
+    """Write the sidecar ``<db>.writer`` that says who writes the store; return it and what it says."""
     sidecar = _sidecar(path)
-    claim = {"pid": os.getpid(), "command": _process["command"], "started_at": _now().isoformat(timespec="seconds")}
+    claim = {
+        "pid": os.getpid(),
+        "command": _process["command"],
+        "started_at": _now().isoformat(timespec="seconds"),
+        "claim": uuid.uuid4().hex,  # tells two writers of one process apart
+    }
     try:
         temporary = sidecar.with_name(f"{sidecar.name}.{os.getpid()}")
         temporary.write_text(json.dumps(claim), encoding="utf-8")
         temporary.replace(sidecar)  # whole or absent for a reader, never half-written
     except OSError as exc:  # a read-only folder: the store still works, readers get DuckDB's PID only
         log.warning("cannot write the writer sidecar %s: %s", sidecar, exc.strerror)
-    return sidecar
+    return sidecar, claim
 
 
-def _withdraw(sidecar: Path) -> None:
-    """Remove the sidecar if this process wrote it (another one of this process's stores may have since)."""
-    claim = _claim(sidecar)
-    if claim is not None and claim.get("pid") == os.getpid():
+def _withdraw(writer: tuple[Path, dict[str, Any]]) -> None:
+    """Remove the sidecar if it still says what this store wrote (another writer may have replaced it)."""
+    sidecar, claim = writer
+    if _claim(sidecar) == claim:
         sidecar.unlink(missing_ok=True)
 
 
