@@ -2,6 +2,11 @@
 
 A :class:`~linkage.errors.LinkageError` becomes a message on stderr and exit code 1 (2 for usage
 errors, from click). Personal data never goes to logs; tables show aggregates only.
+
+Every value put into terminal output (a stored office, reason or officer's name, a file name, an error
+message) passes through :func:`_shown`: a value can hold anything, and a terminal runs escape codes
+(clearing the screen, retitling the window, writing the clipboard) while rich reads ``[...]`` as markup.
+JSON output is escaped by its encoder instead (``ensure_ascii``) and keeps every value exactly.
 """
 
 from __future__ import annotations
@@ -9,22 +14,25 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from linkage import __version__
 from linkage.config import Config, load_config, settings_table
+from linkage.decide import MAX_OFFICER_CHARS, MAX_REASON_CHARS
 from linkage.errors import LinkageError
 from linkage.pipeline import IngestReport, ingest
 from linkage.profile import Profile, profile
-from linkage.store import Store
+from linkage.store import Store, name_process
 
 __all__ = ["app", "main"]
 
@@ -35,8 +43,36 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-console = Console()
-err = Console(stderr=True)
+# no emoji codes: a stored ":warning:" is text, not a picture
+console = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
+
+_ESCAPE_SEQUENCE: Final = re.compile(
+    r"\x1b(?:"
+    r"\[[0-?]*[ -/]*[@-~]?"  # CSI: colours, cursor moves, clearing the screen
+    r"|[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC (title, hyperlink, clipboard), DCS, SOS, PM, APC: to BEL or ST
+    r"|[ -/]*[0-~]?"  # the two-character escapes (ESC c resets the terminal), or a lone ESC
+    r")"
+)
+# C0, DEL and C1 controls and the bidirectional overrides (which reorder what is shown, CVE-2021-42574):
+# the ones that move to a new line or column become a space, so that words stay apart; the rest go.
+_CONTROLS: Final = {
+    **dict.fromkeys((*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))),
+    **dict.fromkeys(map(ord, "\t\n\v\f\r\x1c\x1d\x1e\x85\u2028\u2029"), " "),
+}
+
+
+def _shown(value: object) -> str:
+    """``value`` as rich markup that prints it as text: escape sequences and control characters taken out,
+    markup escaped. Every value and message put into terminal output goes through here.
+
+    >>> _shown("check the [training] rules")
+    'check the \\\\[training] rules'
+    >>> _shown("\x1b]0;owned\x07Metro\x1b[2J\x9b\tLampung\x1b[31m")
+    'Metro Lampung'
+    """
+    return escape(_ESCAPE_SEQUENCE.sub("", str(value)).translate(_CONTROLS))
+
 
 ConfigOption = Annotated[
     Path | None,
@@ -51,12 +87,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"linkage {__version__}")
+        console.print(f"linkage {_shown(__version__)}")
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v: info, -vv: debug with SQL.")] = 0,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
@@ -65,6 +102,7 @@ def _root(
     """Identity deduplication and record linkage for passport applications across immigration offices."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    name_process(f"linkage {ctx.invoked_subcommand}")  # what a reader is told is writing the store
 
 
 @app.command("ingest")
@@ -95,7 +133,7 @@ def ingest_command(
         cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update={"sheet": sheet})})
     if as_json:
         report = ingest(files, cfg, db=db)
-        console.print_json(json.dumps(_ingest_json(report)))
+        _print_json(_ingest_json(report))
         return
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -110,10 +148,11 @@ def ingest_command(
 
         def advance(file: str, rows: int) -> None:
             if file not in tasks:
-                tasks[file] = bar.add_task(Path(file).name, total=_rows_estimate(Path(file)))
+                tasks[file] = bar.add_task(_shown(Path(file).name), total=_rows_estimate(Path(file)))
             bar.advance(tasks[file], rows)
 
         report = ingest(files, cfg, db=db, progress=advance)
+    _print_interrupted(report.interrupted_runs)
     _print_ingest(report)
     with Store(report.db, read_only=True) as store:
         # this run's quarantine and field issues were just shown; `linkage profile` has the store's
@@ -137,7 +176,7 @@ def train_command(
 
     with _spinner("training"):
         model_id, charts = train_files(files, _config(config), out, spec_path=spec)
-    console.print(f"model {model_id} written to {out}; charts in {charts}")
+    console.print(f"model {_shown(model_id)} written to {_shown(out)}; charts in {_shown(charts)}")
 
 
 @app.command("dedupe")
@@ -162,7 +201,7 @@ def dedupe_command(
     with _spinner("deduplicating"):
         summary = dedupe(files, _config(config), out, model_path=model, spec_path=spec, threshold=threshold)
     if as_json:
-        console.print_json(json.dumps(summary.to_dict()))
+        _print_json(summary.to_dict())
         return
     shown = ("rows_read", "accepted", "quarantined", "pairs_scored", "identities", "multi_record_identities",
              "largest_identity", "clusters_cut_by_guard", "edges_cut_by_guard", "threshold", "model_id")  # fmt: skip
@@ -198,13 +237,14 @@ def link_command(
         summary = link(db or settings.store.path, settings, full=full, spec_path=spec, model_path=model,
                        retrain=retrain, progress=lambda stage: status.update(f"linking: {stage} …"))  # fmt: skip
     if as_json:
-        console.print_json(json.dumps(summary.to_dict()))
+        _print_json(summary.to_dict())
         return
+    _print_interrupted(summary.interrupted_runs)
     shown = ("records", "linked", "candidates", "pairs_scored", "reclustered", "identities", "created", "merged",
              "split", "records_added", "records_moved", "decisions_applied", "model_id", "model_trained")  # fmt: skip
     _print_summary(f"Link ({summary.mode}), run {summary.run_id}", summary, shown)
     for conflict in summary.decision_conflicts:
-        err.print(f"[yellow]decision conflict:[/] {conflict}", highlight=False)
+        err.print(f"[yellow]decision conflict:[/] {_shown(conflict)}", highlight=False)
 
 
 @app.command("decide")
@@ -212,8 +252,16 @@ def decide_command(
     kind: Annotated[str, typer.Argument(help="must-link (one person) or cannot-link (two people).")],
     record_a: Annotated[str, typer.Argument(help="record_id of one application.")],
     record_b: Annotated[str, typer.Argument(help="record_id of the other application.")],
-    by: Annotated[str, typer.Option("--by", help="The officer deciding.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why: shown in the history and the event log.")],
+    by: Annotated[
+        str, typer.Option("--by", help=f"The officer deciding: at most {MAX_OFFICER_CHARS} characters, on one line.")
+    ],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help=f"Why: shown in the history and the event log; at most {MAX_REASON_CHARS:,} characters, on one line.",
+        ),
+    ],
     db: DbOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -221,7 +269,8 @@ def decide_command(
     """Record an officer's decision that two applications are (must-link) or are not (cannot-link) one person.
 
     The next `linkage link` honours it: a cannot-link is never merged through, not even along a chain; a
-    must-link holds unless a cannot-link contradicts it (reported).
+    must-link holds unless a cannot-link contradicts it (reported). The officer (--by) and the reason
+    (--reason) are limited in length and may not hold control characters (line breaks, tabs, escape codes).
     """
     from linkage.decide import decide
 
@@ -229,23 +278,41 @@ def decide_command(
     made = decide(db or settings.store.path, kind.replace("-", "_"), record_a, record_b, by=by, reason=reason,
                   memory_limit=settings.store.memory_limit)  # fmt: skip
     if as_json:
-        console.print_json(json.dumps(made.to_dict()))
+        _print_json(made.to_dict())
         return
+    _print_interrupted(made.interrupted_runs)
     console.print(
-        f"{made.decision_id}: {kind} {record_a} {record_b} stored; the next `linkage link` applies it", highlight=False
+        f"{_shown(made.decision_id)}: {_shown(kind)} {_shown(record_a)} {_shown(record_b)} stored; "
+        "the next `linkage link` applies it",
+        highlight=False,
     )
+
+
+def _print_json(data: Any) -> None:
+    """One JSON object on stdout; control characters and non-ASCII escaped (``\\u001b``), values kept exactly."""
+    console.print_json(json.dumps(data, default=str), ensure_ascii=True)
+
+
+def _print_interrupted(runs: list[dict[str, str]]) -> None:
+    """A line for each run a kill left ``running``, which this command has marked ``interrupted``."""
+    for run in runs:
+        err.print(
+            f"[yellow]interrupted run:[/] {_shown(run['kind'])} run {_shown(run['run_id'])} started "
+            f"{_shown(run['started_at'])} never finished (the process was killed); marked interrupted",
+            highlight=False,
+        )
 
 
 def _print_summary(title: str, summary: Any, shown: tuple[str, ...]) -> None:
     """A run summary's figures as a table, then its stage times."""
-    table = Table(title=title)
+    table = Table(title=_shown(title))
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key in shown:
         value = getattr(summary, key)
-        table.add_row(key.replace("_", " "), f"{value:,}" if type(value) is int else str(value))
+        table.add_row(key.replace("_", " "), f"{value:,}" if type(value) is int else _shown(value))
     console.print(table)
-    console.print("[dim]" + ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items()))
+    console.print("[dim]" + ", ".join(f"{_shown(k)} {v:.1f} s" for k, v in summary.seconds.items()))
 
 
 @contextlib.contextmanager
@@ -261,7 +328,7 @@ def profile_command(config: ConfigOption = None, db: DbOption = None, as_json: J
     with Store(db or cfg.store.path, read_only=True) as store:
         result = profile(store)
     if as_json:
-        console.print_json(json.dumps(result.to_dict(), default=str))
+        _print_json(result.to_dict())
     else:
         _print_profile(result)
 
@@ -271,13 +338,13 @@ def settings_command(as_json: JsonOption = False) -> None:
     """List every setting with its type, default and meaning (the keys of configs/default.toml)."""
     rows = list(settings_table())
     if as_json:
-        console.print_json(json.dumps([dict(zip(("key", "type", "default", "help"), r, strict=True)) for r in rows]))
+        _print_json([dict(zip(("key", "type", "default", "help"), r, strict=True)) for r in rows])
         return
     table = Table(title="Settings", show_lines=False)
     for name in ("key", "type", "default", "help"):
         table.add_column(name, overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(_shown, row))
     console.print(table)
 
 
@@ -334,13 +401,13 @@ def evaluate_command(
         write_report(swept, out)
     if as_json:
         rows = None if swept is None else swept.astype(object).where(swept.notna(), None).to_dict(orient="records")
-        console.print_json(json.dumps({"metrics": metrics.to_dict(), "sweep": rows}))
+        _print_json({"metrics": metrics.to_dict(), "sweep": rows})
         return
-    table = Table(title=f"Evaluation of {clusters.name} against {truth.name}")
+    table = Table(title=f"Evaluation of {_shown(clusters.name)} against {_shown(truth.name)}")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name, value in metrics.summary():
-        table.add_row(name, value)
+        table.add_row(_shown(name), _shown(value))
     console.print(table)
     if swept is None:
         return
@@ -366,7 +433,7 @@ def evaluate_command(
         sweep_table.add_row(*cells)
     console.print(sweep_table)
     if out is not None:
-        console.print(f"[dim]wrote {out / 'pr_curve.html'} and {out / 'sweep.csv'}")
+        console.print(f"[dim]wrote {_shown(out / 'pr_curve.html')} and {_shown(out / 'sweep.csv')}")
 
 
 def _sweep_cell(key: str, value: Any) -> str:
@@ -411,7 +478,7 @@ def _ingest_json(report: IngestReport) -> dict[str, Any]:
 
 
 def _print_ingest(report: IngestReport) -> None:
-    table = Table(title=f"Ingest run {report.run_id}", show_header=True)
+    table = Table(title=f"Ingest run {_shown(report.run_id)}", show_header=True)
     table.add_column("file")
     table.add_column("format")
     for name in ("read", "accepted", "quarantined"):
@@ -420,8 +487,9 @@ def _print_ingest(report: IngestReport) -> None:
     for f in report.files:
         fmt = f.format + (f" {f.encoding}" if f.encoding else "") + (f" {f.delimiter!r}" if f.delimiter else "")
         table.add_row(
-            Path(f.file).name, fmt, f"{f.rows_read:,}", f"{f.accepted:,}", f"{f.quarantined:,}", "; ".join(f.notes)
-        )
+            _shown(Path(f.file).name), _shown(fmt), f"{f.rows_read:,}", f"{f.accepted:,}", f"{f.quarantined:,}",
+            _shown("; ".join(f.notes)),
+        )  # fmt: skip
     ok = "[green]reconciles[/]" if report.reconciles else "[red]DOES NOT RECONCILE[/]"
     table.add_row("[bold]total", "", f"{report.rows_read:,}", f"{report.accepted:,}", f"{report.quarantined:,}", ok)
     console.print(table)
@@ -433,7 +501,9 @@ def _print_ingest(report: IngestReport) -> None:
     _print_counts("Field issues by reason (rows kept)", report.field_issues_by_reason)
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
     rate = report.rows_read / report.seconds["total"] if report.seconds.get("total") else 0
-    console.print(f"[dim]{secs}; {rate:,.0f} rows/s; peak memory {report.peak_rss_mb:,.0f} MB; store {report.db}")
+    console.print(
+        f"[dim]{_shown(secs)}; {rate:,.0f} rows/s; peak memory {report.peak_rss_mb:,.0f} MB; store {_shown(report.db)}"
+    )
 
 
 def _print_counts(title: str, counts: dict[str, int], label: str = "reason") -> None:
@@ -443,7 +513,7 @@ def _print_counts(title: str, counts: dict[str, int], label: str = "reason") -> 
     table.add_column(label)
     table.add_column("rows", justify="right")
     for key, value in counts.items():
-        table.add_row(key, f"{value:,}")
+        table.add_row(_shown(key), f"{value:,}")
     console.print(table)
 
 
@@ -452,16 +522,25 @@ def _pct(x: float | None) -> str:
 
 
 def _print_profile(p: Profile, *, issues: bool = True) -> None:
+    runs = sum(n for statuses in p.runs.values() for n in statuses.values())
     console.print(
-        f"[bold]Store profile[/]: {p.applications:,} applications, {p.quarantined:,} quarantined rows, "
-        f"{p.runs} ingest runs"
+        f"[bold]Store profile[/]: {p.applications:,} applications, {p.quarantined:,} quarantined rows, {runs:,} runs"
     )
+    if p.runs:
+        table = Table(title="Runs by kind and status")  # interrupted: killed before they finished
+        table.add_column("kind")
+        statuses = sorted({status for counts in p.runs.values() for status in counts})
+        for status in statuses:
+            table.add_column(_shown(status), justify="right")
+        for kind, counts in p.runs.items():
+            table.add_row(_shown(kind), *(f"{counts.get(status, 0):,}" for status in statuses))
+        console.print(table)
     fill = Table(title="Fields: share written, share usable after normalisation")
     fill.add_column("field")
     fill.add_column("written", justify="right")
     fill.add_column("usable", justify="right")
     for role, (raw, norm) in p.fill.items():
-        fill.add_row(role, _pct(raw), _pct(norm))
+        fill.add_row(_shown(role), _pct(raw), _pct(norm))
     console.print(fill)
     _print_counts("Applications by office", p.by_office, "office")
     _print_counts("Applications by decision", p.by_decision, "decision")
@@ -475,7 +554,7 @@ def _print_profile(p: Profile, *, issues: bool = True) -> None:
         f"{p.with_degrees:,} with degrees, {p.with_patronym:,} with a bin/binti patronym"
     )
     if p.top_name_tokens:
-        console.print("Most common name tokens: " + ", ".join(f"{t} ({n:,})" for t, n in p.top_name_tokens))
+        console.print("Most common name tokens: " + ", ".join(f"{_shown(t)} ({n:,})" for t, n in p.top_name_tokens))
     _print_counts("Quarantine by reason", p.quarantine_by_reason)
     _print_counts(
         "Field issues by field and reason", {f"{f}: {r}": n for (f, r), n in p.field_issues_by_reason.items()}
@@ -520,29 +599,27 @@ def history_command(
     strongest pair within the identity (probability and the comparisons that weighed most for it) and
     officers' decisions on it; then the identity's events (created, merged, split, records added or moved).
     """
-    from rich.markup import escape
-
     from linkage.trace import history
 
     with _read_store(config, db) as store:
         found = history(store, key)
     if as_json:
-        console.print_json(json.dumps(found, default=str))
+        _print_json(found)
         return
     for step in found["followed"]:
         console.print(
-            f"{escape(step['identity_id'])} was retired by run {escape(str(step['retired_run']))} "
-            f"and merged into {escape(step['merged_into'])}"
+            f"{_shown(step['identity_id'])} was retired by run {_shown(str(step['retired_run']))} "
+            f"and merged into {_shown(step['merged_into'])}"
         )
     apps = found["applications"]
     if found["identity_id"] is None:
-        console.print(f"[bold]Record {escape(key)}[/] is stored but not linked into an identity yet")
+        console.print(f"[bold]Record {_shown(key)}[/] is stored but not linked into an identity yet")
     else:
         offices = len({a["office"] for a in apps if a["office"]})
         retired = f", retired by run {found['retired_run']}" if found["retired_run"] else ""
         console.print(
-            f"[bold]Identity {escape(found['identity_id'])}[/]: {len(apps)} applications at {offices} offices"
-            f"{escape(retired)}"
+            f"[bold]Identity {_shown(found['identity_id'])}[/]: {len(apps)} applications at {offices} offices"
+            f"{_shown(retired)}"
         )
     table = Table(title="Applications in time order")
     for name in ("date", "office", "record", "decision", "reason", "since run", "linked by"):
@@ -556,7 +633,7 @@ def history_command(
             linked = f"p {evidence['match_probability']:.4f}{vetoed} with {evidence['other_record_id']}: {fields}"
         cells = (a["application_date"], a["office"], a["record_id"], a["decision"], a["decision_reason"],
                  a["since_run"], linked)  # fmt: skip
-        table.add_row(*(escape("–" if c is None else str(c)) for c in cells))
+        table.add_row(*(_shown("–" if c is None else str(c)) for c in cells))
     console.print(table)
     decided = {d["decision_id"]: (a["record_id"], d) for a in apps for d in a["decisions"]}  # once, not per side
     if decided:
@@ -565,7 +642,7 @@ def history_command(
             table.add_column(name, overflow="fold")
         for record, d in sorted(decided.values(), key=lambda x: (str(x[1]["decided_at"]), x[1]["decision_id"])):
             row = (d["decided_at"], d["kind"], f"{record} {d['other_record_id']}", d["decided_by"], d["reason"])
-            table.add_row(*(escape("–" if c is None else str(c)) for c in row))
+            table.add_row(*(_shown("–" if c is None else str(c)) for c in row))
         console.print(table)
     if found["events"]:
         table = Table(title="Events")
@@ -576,7 +653,7 @@ def history_command(
             p = "" if e["probability"] is None else f"{e['probability']:.4f}"
             event = (e["event_no"], e["run_id"], e["kind"], e["identity_id"], e["other_identity_id"], records, p,
                      e["reason"])  # fmt: skip
-            table.add_row(*(escape("" if c is None else str(c)) for c in event))
+            table.add_row(*(_shown("" if c is None else str(c)) for c in event))
         console.print(table)
 
 
@@ -598,15 +675,13 @@ def alerts_command(
     strongest path between them through the identity's links (the records on it are listed).
     Definitions: linkage/trace.py.
     """
-    from rich.markup import escape
-
     from linkage.evaluate import REFUSALS
     from linkage.trace import alerts
 
     with _read_store(config, db) as store:
         found = alerts(store, _since(since), tuple(refusal) if refusal else REFUSALS)
     if as_json:
-        console.print_json(json.dumps(found, default=str))
+        _print_json(found)
         return
     table = Table(title=f"Office shopping: {len(found):,} applications after a refusal elsewhere")
     for name in ("date", "office", "record", "decision", "refused", "at office", "refused record", "reason", "p",
@@ -622,7 +697,7 @@ def alerts_command(
             tied = "via " + ", ".join(a["via"]) if a["via"] else "must-link decision"
         cells = (a["application_date"], a["office"], a["record_id"], a["decision"], a["refused_date"],
                  a["refused_office"], a["refused_record_id"], a["refusal_reason"], p, tied)  # fmt: skip
-        table.add_row(*(escape("–" if c is None else str(c)) for c in cells))
+        table.add_row(*(_shown("–" if c is None else str(c)) for c in cells))
     console.print(table)
 
 
@@ -651,7 +726,8 @@ def report_command(
     with _read_store(config, db) as store:
         table = office_shopping(store, _since(since))
     write_report(table, out)
-    console.print(f"{report}: {len(table):,} office-months, {int(table['alerts'].sum()):,} alerts written to {out}")
+    alerts = int(table["alerts"].sum())
+    console.print(f"{_shown(report)}: {len(table):,} office-months, {alerts:,} alerts written to {_shown(out)}")
 
 
 @app.command("export")
@@ -665,7 +741,7 @@ def export_command(
 
     with _read_store(config, db) as store:
         rows = export(store, out)
-    console.print(f"{rows:,} records written to {out}")
+    console.print(f"{rows:,} records written to {_shown(out)}")
 
 
 def main() -> None:
@@ -677,11 +753,8 @@ def main() -> None:
     try:
         app()
     except LinkageError as exc:
-        from rich.markup import escape
-
-        # The message as written, unwrapped: it may hold what a user typed ('[/x]' is not markup), and a
-        # long path must not break it over lines where stderr is a pipe or a log.
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        message = "\n".join(_shown(line) for line in str(exc).split("\n"))  # the problems' lines kept apart
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # unwrapped: pipes and logs
         sys.exit(exc.exit_code)
 
 

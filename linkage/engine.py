@@ -15,7 +15,8 @@ Two modes of link run:
 
 **Atomic.** Everything is computed in TEMP tables (and Splink's scratch tables, dropped at the end); the store's
 tables change in one transaction in ``publish``, with the run's status. A run killed at any point leaves the
-store as it was; its ``runs`` row stays ``running`` until the next command that writes marks it interrupted.
+store as it was; its ``runs`` row stays ``running`` until the next ingest, link or decide marks it
+``interrupted`` and reports it.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class LinkSummary:
     records_moved: int = 0
     decisions_applied: int = 0
     decision_conflicts: list[str] = field(default_factory=list)
+    interrupted_runs: list[dict[str, str]] = field(default_factory=list)  # runs a kill left running, now marked
     model_id: str = ""
     model_trained: bool = False
     threshold: float = 0.0
@@ -181,12 +183,13 @@ def run_link(
     cut = spec.threshold if threshold is None else threshold
     if not 0 < cut < 1:
         raise InputError(f"the threshold must be a probability between 0 and 1, got {cut}")
-    # a run a crash left running cannot be running now: this process holds the store's write lock
-    store.sql("UPDATE runs SET status = 'abandoned' WHERE status = 'running'", table="runs")
+    interrupted = store.mark_interrupted()  # runs a kill left running: this process holds the write lock
     drop_scratch(store)
     run_id = store.begin_run("link", inputs or [], config_hash)
     try:
-        return _Run(store, spec, run_id, cut, max_guard_size, progress, config_hash).go(full, retrain, artefact)
+        run = _Run(store, spec, run_id, cut, max_guard_size, progress, config_hash)
+        run.summary.interrupted_runs = interrupted
+        return run.go(full, retrain, artefact)
     except BaseException as exc:
         store.finish_run(run_id, "failed", {"error": type(exc).__name__})
         raise

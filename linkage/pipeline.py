@@ -60,6 +60,8 @@ class IngestReport:
     files: list[FileReport] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    interrupted_runs: list[dict[str, str]] = field(default_factory=list)
+    """runs a kill left ``running``, marked ``interrupted`` by this one (run_id, kind, started_at)"""
 
     @property
     def reconciles(self) -> bool:
@@ -116,9 +118,10 @@ def _ingest(
     db_path = db or config.store.path
     started = time.perf_counter()
     seconds = dict.fromkeys(STAGES, 0.0)
-    with Store(db_path, memory_limit=config.store.memory_limit) as store:
+    with Store(db_path, create=True, memory_limit=config.store.memory_limit) as store:
+        interrupted = store.mark_interrupted()
         run_id = store.begin_run("ingest", [str(p) for p in paths], config.fingerprint())
-        report = IngestReport(run_id=run_id, db=str(db_path))
+        report = IngestReport(run_id=run_id, db=str(db_path), interrupted_runs=interrupted)
         quarantined: Counter[str] = Counter()
         issues: Counter[str] = Counter()
         work = functools.partial(

@@ -11,7 +11,7 @@ from typing import Any
 from linkage.schema import ROLES
 from linkage.store import Store
 
-__all__ = ["Profile", "profile"]
+__all__ = ["Profile", "profile", "runs"]
 
 # normalised column that holds each role's usable value
 _NORMALISED = {
@@ -41,7 +41,8 @@ class Profile:
 
     applications: int = 0
     quarantined: int = 0
-    runs: int = 0
+    runs: dict[str, dict[str, int]] = field(default_factory=dict)
+    """kind (ingest, link) -> status (succeeded, failed, interrupted) -> runs"""
     by_office: dict[str, int] = field(default_factory=dict)
     by_decision: dict[str, int] = field(default_factory=dict)
     fill: dict[str, tuple[float, float | None]] = field(default_factory=dict)
@@ -69,7 +70,7 @@ def profile(store: Store, *, top: int = 10) -> Profile:
     p = Profile()
     p.applications = store.count("applications")
     p.quarantined = store.count("quarantine")
-    p.runs = store.count("runs", "WHERE status = 'succeeded'")
+    p.runs = runs(store)
     if p.applications:
         p.by_office = _counts(
             store, "SELECT coalesce(office, '(none)'), count(*) FROM applications_normalised GROUP BY 1"
@@ -112,6 +113,28 @@ def profile(store: Store, *, top: int = 10) -> Profile:
         )
     }
     return p
+
+
+def runs(store: Store) -> dict[str, dict[str, int]]:
+    """The store's runs by kind and status, kinds and statuses in name order.
+
+    A run still ``running`` is counted as ``interrupted``: a profile reads the store, which DuckDB does not
+    allow while another process writes it, so no run can be going on (the next ingest, link or decide
+    marks it so).
+
+    >>> with Store(":memory:") as store:
+    ...     for kind, status in [("ingest", "succeeded"), ("link", "running"), ("link", "interrupted")]:
+    ...         _ = store.sql("INSERT INTO runs (run_id, kind, status) VALUES (uuid()::VARCHAR, ?, ?)", [kind, status])
+    ...     runs(store)
+    {'ingest': {'succeeded': 1}, 'link': {'interrupted': 2}}
+    """
+    found: dict[str, dict[str, int]] = {}
+    for kind, status, n in store.rows(
+        """SELECT kind, CASE status WHEN 'running' THEN 'interrupted' ELSE status END AS shown, count(*)
+           FROM runs GROUP BY ALL ORDER BY kind, shown"""
+    ):
+        found.setdefault(str(kind), {})[str(status)] = int(n)
+    return found
 
 
 def _counts(store: Store, sql: str) -> dict[str, int]:

@@ -26,12 +26,34 @@ first (``STAGED``), then :meth:`Store.merge_staged` compares them with the store
 new ones are added, changed ones replace the stored rows (the previous row kept in ``record_updates``),
 identical ones are dropped, so ingesting a file again adds nothing.
 SQL is logged at DEBUG level (text only, never values: those are personal data).
+
+**Opening.** Only ``linkage ingest`` makes a store (``create=True``; dedupe and train make their working
+store inside their output folder through it): every other command refuses a missing file and says how to
+make one, so a mistyped ``--db`` creates nothing. DuckDB lets one process at a time open a file read-write
+(and none read-only while it does). A writer announces itself in a sidecar file ``<db>.writer``
+(``pid``, ``command``, ``started_at``), removed when it closes; a reader that finds the file locked says
+which command, process and since when (a sidecar whose process is gone is ignored), instead of DuckDB's
+lock error. Because that lock is held by every read-write open, a run still ``running`` when a command
+opens the store read-write was killed: ingest, link and decide mark such runs ``interrupted``
+(:meth:`Store.mark_interrupted`) and report them.
+
+**Serving officers during a link (a design note, not built).** DuckDB's single-writer rule means the
+coming officer service cannot read the store while a link writes it, for minutes. So it should never open
+the working store: at the end of each successful run (the publish step, after its checks) the writer copies
+the tables officers read (membership, identities, pairs, block_index, models, decisions, events,
+applications_normalised) into a new file ``<db>.serve-<run_id>`` and atomically repoints ``<db>.serve``
+at it. The service reads that snapshot read-only, reopening when the pointer moves: it answers throughout
+a run, always from one whole run. Officers' decisions, its only writes, go to a file of its own that the
+next ``link`` takes in, so the service never waits for the writer's lock.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -51,7 +73,7 @@ from linkage.errors import StoreError
 from linkage.normalise import COLUMNS as NORMALISED_COLUMNS
 from linkage.schema import ROLES
 
-__all__ = ["SCHEMA_VERSION", "STAGED", "Merged", "Store", "quote"]
+__all__ = ["SCHEMA_VERSION", "STAGED", "Merged", "Store", "name_process", "quote"]
 
 log = logging.getLogger(__name__)
 
@@ -225,17 +247,44 @@ class Store:
     0
     """
 
-    def __init__(self, path: Path | str, *, read_only: bool = False, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        read_only: bool = False,
+        create: bool = False,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    ) -> None:
+        """Open the store at ``path`` (``":memory:"`` for a scratch one).
+
+        Args:
+            path: the DuckDB file.
+            read_only: open for reading only (any number of readers, but none while a writer has it).
+            create: make the file when it does not exist (``linkage ingest`` only).
+            memory_limit: DuckDB's memory limit.
+
+        Raises:
+            StoreError: no file at ``path`` (and not ``create``), the file is being written by another
+                process, or it cannot be opened or migrated.
+        """
         self.path = str(path)
-        if read_only and self.path != ":memory:" and not Path(self.path).exists():
+        self._writer: tuple[Path, dict[str, Any]] | None = None  # the sidecar and what it says
+        on_disk = self.path != ":memory:"
+        if on_disk and (read_only or not create) and not Path(self.path).exists():
             raise StoreError(f"no store at {self.path}: run `linkage ingest FILE --db {self.path}` first")
-        if not read_only and self.path != ":memory:":
+        if on_disk and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(self.path, read_only=read_only, config={"memory_limit": memory_limit})
         except duckdb.Error as exc:
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
-        self._migrate(read_only)
+            raise StoreError(_open_failure(self.path, exc)) from None
+        if on_disk and not read_only:
+            self._writer = _announce(self.path)
+        try:
+            self._migrate(read_only)
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def on(cls, con: duckdb.DuckDBPyConnection) -> Store:
@@ -246,6 +295,7 @@ class Store:
         store = cls.__new__(cls)
         store.path = ":memory:"
         store.con = con
+        store._writer = None
         return store
 
     def __enter__(self) -> Store:
@@ -256,6 +306,9 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
+        if self._writer is not None:
+            _withdraw(self._writer)
+            self._writer = None
 
     def sql(self, sql: str, params: Params = None, *, table: str = "") -> duckdb.DuckDBPyConnection:
         """Run one statement; logged at DEBUG without its values; errors name the table being built."""
@@ -352,6 +405,27 @@ class Store:
             table="runs",
         )
 
+    def mark_interrupted(self) -> list[dict[str, str]]:
+        """Mark the runs left ``running`` as ``interrupted`` and return them (``run_id, kind, started_at``).
+
+        Call it with the store open read-write by a command, before its own run begins: DuckDB lets one
+        process write a file at a time, so no other process can be running them; they were killed.
+        """
+        rows = self.rows(
+            "SELECT run_id, kind, started_at FROM runs WHERE status = 'running' ORDER BY started_at, run_id"
+        )
+        if rows:
+            self.sql(
+                "UPDATE runs SET status = 'interrupted' WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+                [[run_id for run_id, _, _ in rows]],
+                table="runs",
+            )
+            log.warning("%d runs left running were interrupted; marked interrupted", len(rows))
+        return [
+            {"run_id": run_id, "kind": kind, "started_at": started.astimezone(UTC).isoformat(timespec="seconds")}
+            for run_id, kind, started in rows
+        ]
+
     # --- writes ----------------------------------------------------------------------------------
 
     def insert(self, table: str, data: pa.Table) -> None:
@@ -444,3 +518,86 @@ class Store:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+# --- the writer's sidecar ------------------------------------------------------------------------
+
+_process: dict[str, str] = {"command": Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"}
+_LOCK_HOLDER: Final = re.compile(r"\(PID (\d+)\)")
+
+
+def name_process(command: str) -> None:
+    """Name what this process is (e.g. ``linkage link``), for the sidecar of the stores it writes."""
+    _process["command"] = command
+
+
+def _sidecar(path: str) -> Path:
+    return Path(path + ".writer")
+
+
+def _announce(path: str) -> tuple[Path, dict[str, Any]]:
+    """Write the sidecar ``<db>.writer`` that says who writes the store; return it and what it says."""
+    sidecar = _sidecar(path)
+    claim = {
+        "pid": os.getpid(),
+        "command": _process["command"],
+        "started_at": _now().isoformat(timespec="seconds"),
+        "claim": uuid.uuid4().hex,  # tells two writers of one process apart
+    }
+    try:
+        temporary = sidecar.with_name(f"{sidecar.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(claim), encoding="utf-8")
+        temporary.replace(sidecar)  # whole or absent for a reader, never half-written
+    except OSError as exc:  # a read-only folder: the store still works, readers get DuckDB's PID only
+        log.warning("cannot write the writer sidecar %s: %s", sidecar, exc.strerror)
+    return sidecar, claim
+
+
+def _withdraw(writer: tuple[Path, dict[str, Any]]) -> None:
+    """Remove the sidecar if it still says what this store wrote (another writer may have replaced it)."""
+    sidecar, claim = writer
+    if _claim(sidecar) == claim:
+        sidecar.unlink(missing_ok=True)
+
+
+def _claim(sidecar: Path) -> dict[str, Any] | None:
+    try:
+        found = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and isinstance(found.get("pid"), int) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _open_failure(path: str, exc: duckdb.Error) -> str:
+    """Why the store could not be opened; for DuckDB's lock error, who is writing it and since when."""
+    text = str(exc)
+    if "Could not set lock" not in text:
+        return f"cannot open the store {path}: {text}"
+    holder = _LOCK_HOLDER.search(text)
+    pid = int(holder.group(1)) if holder else None
+    claim = _claim(_sidecar(path))
+    # trusted only while its process lives and, when DuckDB names the lock's holder, is that process
+    if claim is not None and _alive(claim["pid"]) and pid in (None, claim["pid"]):
+        since = _since(claim.get("started_at"))
+        who = f"`{claim.get('command') or 'another command'}` (process {claim['pid']}){since}"
+    else:
+        who = "another process" + (f" (process {pid})" if pid is not None else "")
+    return f"the store {path} is being written by {who}; try again when it finishes"
+
+
+def _since(started_at: Any) -> str:
+    try:
+        started = datetime.fromisoformat(str(started_at)).astimezone(UTC)
+    except ValueError:
+        return ""
+    return f" since {started:%Y-%m-%d %H:%M} UTC"

@@ -26,6 +26,11 @@ Definitions:
   start time (:meth:`~linkage.store.Store.begin_run`), so they sort in time.
 
 Record ids and identity ids are not logged; counts are.
+
+The CSV files written here are opened in spreadsheets, which run a cell that starts with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return as a formula (CSV injection). Such a text cell is written with a
+leading apostrophe, the OWASP rule, which spreadsheets show as text; numbers are written as they are.
+Parquet keeps every value exactly.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
+import pyarrow as pa
 
 from linkage.errors import InputError, NotFoundError, did_you_mean
 from linkage.evaluate import REFUSALS
@@ -559,7 +565,7 @@ def write_report(table: pd.DataFrame, out: Path) -> Path:
     suffix = _suffix(out, REPORT_FORMATS, "report")
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
-        table.to_csv(out, index=False)
+        _write_csv(pa.Table.from_pandas(table, preserve_index=False), out)
     else:
         out.write_text(_page(table), encoding="utf-8")
     return out
@@ -621,18 +627,47 @@ def export(store: Store, out: Path) -> int:
     0
     """
     suffix = _suffix(out, EXPORT_FORMATS, "export")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    options = "FORMAT parquet" if suffix == ".parquet" else "FORMAT csv, HEADER"
-    target = str(out).replace("'", "''")  # COPY takes no parameter for its file
-    written = store.sql(
-        f"""COPY (SELECT n.record_id, m.identity_id
-                  FROM applications_normalised n LEFT JOIN membership m ON m.record_id = n.record_id
-                  ORDER BY n.record_id) TO '{target}' ({options})""",
+    rows = store.arrow(
+        """SELECT n.record_id, m.identity_id
+           FROM applications_normalised n LEFT JOIN membership m ON m.record_id = n.record_id
+           ORDER BY n.record_id""",
         table="export",
-    ).fetchall()
-    count = int(written[0][0])
-    log.info("export: %d records", count)
-    return count
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(rows, out)
+    else:
+        _write_csv(rows, out)
+    log.info("export: %d records", rows.num_rows)
+    return int(rows.num_rows)
+
+
+_FORMULA: Final = r"^[=+\-@\t\r]"
+"""What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection")."""
+
+
+def _write_csv(table: pa.Table, out: Path) -> None:
+    r"""Write ``table`` as CSV, each text cell a spreadsheet would run as a formula behind an apostrophe.
+
+    >>> import tempfile
+    >>> rows = pa.table({"id": ["=1+1", "+cmd|' /C calc'!A0", "-2", "@SUM(A1)", "\tx", "Metro", None], "n": range(7)})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _write_csv(rows, Path(tmp) / "x.csv")
+    ...     (Path(tmp) / "x.csv").read_text().splitlines()
+    ['id,n', "'=1+1,0", "'+cmd|' /C calc'!A0,1", "'-2,2", "'@SUM(A1),3", "'\tx,4", 'Metro,5', ',6']
+    """
+    import pyarrow.compute as pc
+
+    columns = []
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            formula = pc.match_substring_regex(column, _FORMULA)
+            column = pc.if_else(formula, pc.binary_join_element_wise("'", column, ""), column)
+        columns.append(column)
+    # pandas writes text unquoted unless it must (Arrow's writer quotes every text cell), nulls as empty
+    pa.table(columns, names=table.column_names).to_pandas().to_csv(out, index=False)
 
 
 def _suffix(out: Path, allowed: Sequence[str], what: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from linkage.cli import app
+from linkage.store import Store
 
 runner = CliRunner()
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "applications.parquet"
@@ -80,3 +81,146 @@ def test_profile_of_a_missing_store_says_how_to_make_one(tmp_path: Path) -> None
     result = runner.invoke(app, ["profile", "--db", str(tmp_path / "none.duckdb")])
     assert result.exit_code != 0
     assert "linkage ingest" in str(result.exception)
+
+
+# --- a store is made by ingest only ----------------------------------------------------------------------------------
+
+
+def _files(tmp_path: Path) -> dict[str, Path]:
+    """An applications file, and the truth and clusters that evaluate reads before it opens --db."""
+    apps = tmp_path / "a.csv"
+    apps.write_text("record_id,full_name,office\nA1,Siti Aminah,Metro\nA2,Budi Santoso,Liwa\n")
+    truth = tmp_path / "truth.csv"
+    truth.write_text("record_id,person_id\nA1,p1\nA2,p2\n")
+    clusters = tmp_path / "clusters.csv"
+    clusters.write_text("record_id,identity_id\nA1,i1\nA2,i2\n")
+    return {"applications": apps, "truth": truth, "clusters": clusters}
+
+
+def test_every_command_but_ingest_refuses_a_missing_store_and_makes_none(tmp_path: Path) -> None:
+    f = _files(tmp_path)
+    db = tmp_path / "typo" / "stroe.duckdb"
+    commands = {
+        "link": ["link"],
+        "decide": ["decide", "must-link", "A1", "A2", "--by", "officer.rina", "--reason", "same photo"],
+        "history": ["history", "A1"],
+        "alerts": ["alerts"],
+        "profile": ["profile"],
+        "report": ["report", "office-shopping", "--out", str(tmp_path / "r.csv")],
+        "export": ["export", "--out", str(tmp_path / "ids.csv")],
+        "evaluate": ["evaluate", "--truth", str(f["truth"]), "--clusters", str(f["clusters"])],
+    }
+    for name, args in commands.items():
+        result = runner.invoke(app, [*args, "--db", str(db)])
+        assert result.exit_code == 1, (name, result.output)
+        assert f"no store at {db}: run `linkage ingest FILE --db {db}` first" in str(result.exception), name
+        assert not db.parent.exists(), f"`linkage {name}` made {db.parent}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "clusters.csv", "truth.csv"]
+    made = runner.invoke(app, ["ingest", str(f["applications"]), "--db", str(db)])
+    assert made.exit_code == 0 and db.exists()
+
+
+# --- interrupted runs ------------------------------------------------------------------------------------------------
+
+
+def _store_with_runs(tmp_path: Path, *runs: tuple[str, str]) -> tuple[Path, list[str]]:
+    """A store holding two applications, linked into one identity each, and runs of (kind, status)."""
+    db = tmp_path / "s.duckdb"
+    assert runner.invoke(app, ["ingest", str(_files(tmp_path)["applications"]), "--db", str(db)]).exit_code == 0
+    ids = []
+    with Store(db) as store:
+        store.sql("DELETE FROM runs")
+        for record in ("A1", "A2"):
+            store.sql("INSERT INTO membership VALUES (?, NULL, ?, 'r0')", [record, f"ID-{record}"])
+        for kind, status in runs:
+            run_id = store.begin_run(kind, [], "h")
+            if status != "running":  # a process killed mid-run leaves it running
+                store.finish_run(run_id, status, {})
+            ids.append(run_id)
+    return db, ids
+
+
+def _statuses(db: Path) -> dict[str, str]:
+    with Store(db, read_only=True) as store:
+        return dict(store.rows("SELECT run_id, status FROM runs"))
+
+
+def test_ingest_marks_and_reports_runs_a_kill_left_running(tmp_path: Path) -> None:
+    db, (killed,) = _store_with_runs(tmp_path, ("ingest", "running"))
+    result = runner.invoke(app, ["ingest", str(tmp_path / "a.csv"), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert f"interrupted run: ingest run {killed} started" in " ".join(result.output.split())
+    assert _statuses(db)[killed] == "interrupted"
+    again = json.loads(runner.invoke(app, ["ingest", str(tmp_path / "a.csv"), "--db", str(db), "--json"]).output)
+    assert again["interrupted_runs"] == []
+
+
+def test_ingest_json_lists_the_interrupted_runs(tmp_path: Path) -> None:
+    db, (killed,) = _store_with_runs(tmp_path, ("link", "running"))
+    result = runner.invoke(app, ["ingest", str(tmp_path / "a.csv"), "--db", str(db), "--json"])
+    (run,) = json.loads(result.output)["interrupted_runs"]
+    assert (run["run_id"], run["kind"]) == (killed, "link") and run["started_at"][:4] == killed[:4]
+
+
+def test_link_marks_and_reports_runs_a_kill_left_running(tmp_path: Path) -> None:
+    db, (ingest_killed, link_killed, done) = _store_with_runs(
+        tmp_path, ("ingest", "running"), ("link", "running"), ("link", "succeeded")
+    )
+    result = runner.invoke(app, ["link", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert [(r["run_id"], r["kind"]) for r in summary["interrupted_runs"]] == [
+        (ingest_killed, "ingest"),
+        (link_killed, "link"),
+    ]
+    statuses = _statuses(db)
+    assert [statuses[r] for r in (ingest_killed, link_killed, done)] == ["interrupted", "interrupted", "succeeded"]
+    assert statuses[summary["run_id"]] == "succeeded" and "abandoned" not in statuses.values()
+
+
+def test_decide_marks_and_reports_runs_a_kill_left_running(tmp_path: Path) -> None:
+    db, (killed,) = _store_with_runs(tmp_path, ("link", "running"))
+    args = ["decide", "cannot-link", "A1", "A2", "--by", "officer.rina", "--reason", "different mothers"]
+    result = runner.invoke(app, [*args, "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert f"interrupted run: link run {killed}" in " ".join(result.output.split())
+    assert _statuses(db)[killed] == "interrupted"
+
+
+def test_profile_shows_runs_by_kind_and_status(tmp_path: Path) -> None:
+    db, _ = _store_with_runs(
+        tmp_path, ("ingest", "succeeded"), ("ingest", "running"), ("link", "succeeded"), ("link", "failed")
+    )
+    data = json.loads(runner.invoke(app, ["profile", "--db", str(db), "--json"]).output)
+    assert data["runs"] == {"ingest": {"interrupted": 1, "succeeded": 1}, "link": {"failed": 1, "succeeded": 1}}
+    result = runner.invoke(app, ["profile", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "4 runs" in result.output and "ingest runs" not in result.output
+    lines = [line.replace("┃", "│").split("│") for line in result.output.splitlines()]
+    rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in lines if len(cells) == 6}
+    assert rows["kind"] == ["failed", "interrupted", "succeeded"]
+    assert rows["ingest"] == ["0", "1", "1"] and rows["link"] == ["1", "0", "1"]
+
+
+# --- a store being written ---------------------------------------------------------------------------------------
+
+
+def test_readers_say_plainly_that_a_link_is_writing_the_store(tmp_path: Path) -> None:
+    from tests.test_store import HOLD
+
+    db = tmp_path / "s.duckdb"
+    Store(db, create=True).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(db), "linkage link"], stdout=subprocess.PIPE, text=True, cwd=SAMPLE.parents[2]
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        for args in (["alerts"], ["history", "A1"], ["profile"]):
+            result = runner.invoke(app, [*args, "--db", str(db)])
+            assert result.exit_code == 1, result.output
+            message = str(result.exception)
+            assert f"is being written by `linkage link` (process {holder.pid}) since " in message, args
+            assert "try again when it finishes" in message and "Conflicting lock" not in message
+    finally:
+        holder.kill()
+        holder.wait()

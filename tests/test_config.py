@@ -76,7 +76,7 @@ def test_memory_limit_is_validated_and_reaches_duckdb(tmp_path: Path) -> None:
         parse_config({"store": {"memory_limit": "lots"}})
     assert "store.memory_limit" in str(info.value)
     config = parse_config({"store": {"memory_limit": "512MB"}})
-    with Store(tmp_path / "s.duckdb", memory_limit=config.store.memory_limit) as store:
+    with Store(tmp_path / "s.duckdb", create=True, memory_limit=config.store.memory_limit) as store:
         (limit,) = store.con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
     assert limit in {"488.2 MiB", "512.0 MB"}  # DuckDB reports in binary units
 

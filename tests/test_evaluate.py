@@ -573,7 +573,7 @@ def test_cli_evaluate_reads_applications_from_the_store(tmp_path: Path) -> None:
     columns["decision"] = apps["decision"].tolist()
     columns["application_date"] = [None if d is None else date.fromisoformat(d) for d in apps["application_date"]]
     db = tmp_path / "store.duckdb"
-    with Store(db) as store:
+    with Store(db, create=True) as store:
         store.insert("applications_normalised", arrow_table(columns, NORMALISED_COLUMNS))
     base = ["evaluate", "--truth", str(f["truth"]), "--clusters", str(f["clusters"])]
     result = runner.invoke(app, [*base, "--db", str(db), "--json"])

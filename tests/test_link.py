@@ -281,7 +281,7 @@ def test_bad_decisions_are_refused_with_a_reason(
 
 def test_link_on_an_empty_store_says_what_to_do(tmp_path: Path) -> None:
     db = tmp_path / "empty.duckdb"
-    Store(db).close()
+    Store(db, create=True).close()
     result = runner.invoke(app, ["link", "--db", str(db)])
     assert result.exit_code == 1
     assert "linkage ingest" in str(result.exception)
