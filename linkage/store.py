@@ -512,8 +512,9 @@ class Store:
 
     # --- reads -----------------------------------------------------------------------------------
 
-    def count(self, table: str, where: str = "") -> int:
-        return int(self.sql(f"SELECT count(*) FROM {table} {where}", table=table).fetchall()[0][0])
+    def count(self, table: str) -> int:
+        """The rows of a table (its name quoted: a name, never SQL)."""
+        return int(self.scalar(f"SELECT count(*) FROM {quote(table)}", table=table))
 
 
 def _now() -> datetime:

@@ -38,7 +38,7 @@ CLI = Path(linkage.__file__).with_name("cli.py")
 # Imported by the CLI yet not a library operation: each with the reason it stays out of __all__.
 NOT_PUBLIC = {
     ("linkage.errors", "did_you_mean"): "formats the hint of a usage error; no caller needs it on its own",
-    ("linkage.store", "name_process"): "labels the CLI's process in a store's writer sidecar; a library caller has none",
+    ("linkage.store", "name_process"): "labels the CLI's process in a writer sidecar; a library caller has none",
 }
 
 
