@@ -6,7 +6,7 @@ Two parts, each writing its own section of ``benchmarks/RESULTS.md``:
   cut into K batches; each is ingested and linked (``linkage.pipeline.ingest``, ``linkage.engine.link``) into
   one store. The final identities are set against a one-shot ``linkage.dedupe.dedupe`` of the same file
   (pairwise P/R/F1 between the two) and both against the truth. Identity ids are checked from batch to
-  batch: a record's id may change only with a ``record_moved`` event of that run. ``linkage.trace.alerts``
+  batch: a record's id may change only with a ``record_moved`` event of that run. ``linkage.alerts.alerts``
   on the final store is scored against the truth: the share of all re-applications after a refusal at
   another office that were alerted, and the share of alerts that point at another person's refusal.
 * ``--store N --new M``: a store of N applications (all but the last M·R, linked in one full run), then R
@@ -99,8 +99,8 @@ def _alert_figures(db: Path, data: Path) -> dict[str, Any]:
     """Alerts against the truth: re-applications after a refusal elsewhere that were alerted, wrong alerts."""
     import pandas as pd
 
+    from linkage.alerts import alerts
     from linkage.store import Store
-    from linkage.trace import alerts
 
     truth = pd.read_parquet(data / "truth.parquet")[["record_id", "person_id"]]
     with Store(db, read_only=True) as store:

@@ -561,7 +561,7 @@ def _print_profile(p: Profile, *, issues: bool = True) -> None:
     )
 
 
-# --- traces over the identity store (linkage/trace.py): history, alerts, report, export -------------
+# --- traces over the identity store (history.py, alerts.py, exports.py): history, alerts, report, export -------------
 
 SinceOption = Annotated[
     str | None, typer.Option("--since", metavar="YYYY-MM-DD", help="Only applications lodged on or after this day.")
@@ -599,7 +599,7 @@ def history_command(
     strongest pair within the identity (probability and the comparisons that weighed most for it) and
     officers' decisions on it; then the identity's events (created, merged, split, records added or moved).
     """
-    from linkage.trace import history
+    from linkage.history import history
 
     with _read_store(config, db) as store:
         found = history(store, key)
@@ -673,10 +673,10 @@ def alerts_command(
     One row per application and earlier refusal elsewhere, with the refusal's office, date and reason and
     the probability that ties the two: the pair's own when it was scored, else the weakest link of the
     strongest path between them through the identity's links (the records on it are listed).
-    Definitions: linkage/trace.py.
+    Definitions: linkage/alerts.py.
     """
+    from linkage.alerts import alerts
     from linkage.evaluate import REFUSALS
-    from linkage.trace import alerts
 
     with _read_store(config, db) as store:
         found = alerts(store, _since(since), tuple(refusal) if refusal else REFUSALS)
@@ -715,8 +715,9 @@ def report_command(
     `linkage alerts`). The .html page holds a stacked bar chart by month coloured by office, and the
     table; both carry counts only.
     """
+    from linkage.alerts import office_shopping
     from linkage.errors import did_you_mean
-    from linkage.trace import office_shopping, write_report
+    from linkage.exports import write_report
 
     if report not in _REPORTS:
         raise typer.BadParameter(
@@ -737,7 +738,7 @@ def export_command(
     db: DbOption = None,
 ) -> None:
     """Write every stored record's identity: record_id, identity_id (empty until linked), in record_id order."""
-    from linkage.trace import export
+    from linkage.exports import export
 
     with _read_store(config, db) as store:
         rows = export(store, out)

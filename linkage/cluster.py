@@ -305,23 +305,20 @@ def _kept(
 
     An edge the guard cut never ends inside one cluster (its ends' components contradict for good), so
     these are exactly the links that hold each identity together; ``kept`` says why (``scored`` at or above
-    the threshold, or an officer's ``must_link``). One row per record pair, its strongest reason first.
+    the threshold, or an officer's ``must_link``, which wins). One row per record pair, ordered by record ids.
     """
     at = pairs.loc[pairs["match_probability"] >= threshold, ["record_id_l", "record_id_r", "match_probability"]]
-    edges = pd.concat(
-        [
-            at.assign(kept="scored"),
-            pd.DataFrame(must, columns=["record_id_l", "record_id_r"]).assign(match_probability=1.0, kept="must_link"),
-        ],
-        ignore_index=True,
-    )
+    # a must-link's probability is its pair's score when it scored at the threshold, else 1
+    decided = pd.DataFrame(must, columns=["record_id_l", "record_id_r"]).assign(match_probability=-1.0, kept="must_link")
+    edges = pd.concat([at.assign(kept="scored"), decided], ignore_index=True)
     swap = edges["record_id_l"] > edges["record_id_r"]
     edges.loc[swap, ["record_id_l", "record_id_r"]] = edges.loc[swap, ["record_id_r", "record_id_l"]].to_numpy()
     identity = pd.Series(clusters["identity_id"].to_numpy(), index=clusters["record_id"].to_numpy())
     inside = edges["record_id_l"].map(identity).to_numpy() == edges["record_id_r"].map(identity).to_numpy()
     edges = edges.loc[inside & (edges["record_id_l"] != edges["record_id_r"])]
-    edges = edges.sort_values(["record_id_l", "record_id_r", "kept"])  # must_link before scored
-    kept: pd.DataFrame = edges.drop_duplicates(["record_id_l", "record_id_r"]).reset_index(drop=True)
+    grouped = edges.groupby(["record_id_l", "record_id_r"], sort=True)
+    kept: pd.DataFrame = grouped.agg(match_probability=("match_probability", "max"), kept=("kept", "min")).reset_index()
+    kept.loc[kept["match_probability"] < 0, "match_probability"] = 1.0  # must_link sorts before scored: min
     return kept
 
 

@@ -209,13 +209,14 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
                 FROM pairs p, run WHERE p.match_probability >= run.threshold AND NOT coalesce(p.vetoed, false)
                 GROUP BY 1, 2
                 UNION ALL
-                SELECT least(record_id_a, record_id_b), greatest(record_id_a, record_id_b), 1.0, 'must_link', NULL
+                SELECT least(record_id_a, record_id_b), greatest(record_id_a, record_id_b), NULL, 'must_link', NULL
                 FROM decisions d WHERE kind = 'must_link' AND NOT EXISTS (
                     SELECT 1 FROM decisions later WHERE least(later.record_id_a, later.record_id_b)
                         = least(d.record_id_a, d.record_id_b) AND greatest(later.record_id_a, later.record_id_b)
                         = greatest(d.record_id_a, d.record_id_b) AND later.decided_at > d.decided_at)
             )
-            SELECT a, b, max(p), min(kept), any_value(run.threshold), any_value(e.model_id), any_value(run.run_id)
+            SELECT a, b, coalesce(max(p), 1.0), min(kept), any_value(run.threshold), any_value(e.model_id),
+                   any_value(run.run_id)
             FROM edges e CROSS JOIN run
             JOIN membership ma ON ma.record_id = e.a JOIN membership mb ON mb.record_id = e.b
             WHERE ma.identity_id = mb.identity_id

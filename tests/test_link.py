@@ -188,6 +188,43 @@ def test_a_run_with_nothing_new_changes_nothing(
     assert _membership(copy) == states[-1]
 
 
+def test_the_link_graph_holds_each_identity_together(linked: tuple[Path, list[dict[str, str]], list[str]]) -> None:
+    """The links a run publishes lie inside one identity each, and connect all of its records."""
+    import networkx as nx
+
+    db, states, _ = linked
+    with Store(db, read_only=True) as store:
+        links = store.rows("SELECT record_id_l, record_id_r, match_probability, kept, threshold FROM links")
+        (manifest,) = store.rows("SELECT counts FROM runs WHERE kind = 'link' ORDER BY started_at DESC LIMIT 1")[0]
+    member = states[-1]
+    graph = nx.Graph()
+    graph.add_nodes_from(member)
+    for left, right, p, kept, threshold in links:
+        assert member[left] == member[right] and left < right
+        assert kept == "must_link" or p >= threshold == json.loads(manifest)["threshold"]
+        graph.add_edge(left, right)
+    by_identity: dict[str, set[str]] = {}
+    for record, identity in member.items():
+        by_identity.setdefault(identity, set()).add(record)
+    components = {frozenset(c) for c in nx.connected_components(graph)}
+    assert components == {frozenset(records) for records in by_identity.values()}
+
+
+def test_dedupe_and_a_full_link_give_the_same_identities(sample_batches: list[Path], tmp_path: Path) -> None:
+    """One orchestration: dedupe's clusters are those of `linkage link` (its first run is full) on the same data."""
+    from linkage.dedupe import dedupe
+
+    config = load_config(None)
+    dedupe([sample_batches[0]], config, tmp_path / "out")
+    deduped = pd.read_parquet(tmp_path / "out" / "clusters.parquet")
+    db = tmp_path / "store.duckdb"
+    ingest([sample_batches[0]], config, db=db)
+    assert link(db, config).mode == "full"
+    linked = _membership(db)
+    assert dict(zip(deduped.record_id, deduped.identity_id, strict=True)) == linked
+    assert deduped.identity_id.nunique() < len(deduped)  # it did link records
+
+
 # --- decisions through the CLI -------------------------------------------------------------------------------------
 
 

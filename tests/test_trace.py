@@ -30,13 +30,15 @@ from typer.testing import CliRunner
 
 from linkage import cli
 from linkage import spec as model
+from linkage.alerts import _maximin, _spanning_tree, alerts, office_shopping
 from linkage.cli import app
 from linkage.config import Config
 from linkage.errors import InputError, NotFoundError
+from linkage.exports import export, write_report
+from linkage.history import history
 from linkage.pipeline import ingest
 from linkage.spec import load_spec
 from linkage.store import Store
-from linkage.trace import _maximin, _spanning_tree, alerts, export, history, office_shopping, write_report
 
 runner = CliRunner()
 
@@ -44,8 +46,8 @@ A, B, C, D, E, F = (f"ID-{c * 16}" for c in "abcdef")
 OLD, MIDDLE = "ID-0000000000000001", "ID-0000000000000002"  # retired: OLD -> MIDDLE -> A
 SPLIT = "ID-5555555555555555"  # split off A
 RUN1, RUN2, RUN3 = "20240101T000000-00000001", "20240301T000000-00000002", "20240401T000000-00000003"
-# The threshold the cases below are drawn for (B's links at 0.91 and 0.93 are links at it), passed to
-# alerts() explicitly: these tests do not depend on the model spec's threshold.
+# The threshold of the link run the cases below are drawn for (B's pairs at 0.91 and 0.93 are links at it):
+# the links table holds the edges clustering kept at it, and alerts read those, whatever the spec says.
 AT = 0.9
 
 ROWS = [
@@ -112,8 +114,29 @@ def csv_text() -> str:
     return "\n".join(lines) + "\n"
 
 
-def describe_links(store: Store) -> None:
-    """Fill the tables a link run writes, for the identities of the module docstring."""
+def kept_links(at: float) -> list[tuple[str, str, float, str]]:
+    """The edges clustering keeps at threshold ``at``: the latest score of each pair at or above it, not
+    vetoed, inside one identity; the latest decision on a pair makes it a must-link or no link."""
+    identity = {record: ident for record, *_, ident in ROWS}
+    latest = {}
+    for left, right, p, _, vetoed, *_ in sorted(PAIRS, key=lambda r: r[-1]):
+        latest[tuple(sorted((left, right)))] = (p, vetoed)
+    edges = {pair: (p, "scored") for pair, (p, vetoed) in latest.items() if p >= at and not vetoed}
+    for _, kind, a, b, *_ in sorted(DECISIONS, key=lambda d: d[6]):
+        pair = tuple(sorted((a, b)))
+        if kind == "must_link":
+            edges[pair] = (edges.get(pair, (1.0, ""))[0], "must_link")
+        else:
+            edges.pop(pair, None)
+    return [
+        (a, b, p, kept)
+        for (a, b), (p, kept) in sorted(edges.items())
+        if identity[a] is not None and identity[a] == identity[b]
+    ]
+
+
+def describe_links(store: Store, at: float = AT) -> None:
+    """Fill the tables a link run writes, for the identities of the module docstring, linked at ``at``."""
     for record, *_, identity in ROWS:
         if identity is not None:
             store.sql("INSERT INTO membership VALUES (?, NULL, ?, ?)", [record, identity, RUN1])
@@ -129,6 +152,8 @@ def describe_links(store: Store) -> None:
         )
     for decision in DECISIONS:
         store.sql("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?::TIMESTAMPTZ, ?)", [*decision, RUN3])
+    for left, right, p, kept in kept_links(at):
+        store.sql("INSERT INTO links VALUES (?, ?, ?, ?, ?, 'm1', ?)", [left, right, p, kept, at, RUN3])
     for i, event in enumerate(EVENTS):
         store.sql(
             """INSERT INTO events (run_id, happened_at, kind, identity_id, other_identity_id, record_id,
@@ -138,17 +163,20 @@ def describe_links(store: Store) -> None:
         )
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("trace")
+def linked_store(folder: Path, at: float) -> Path:
     source = folder / "applications.csv"
     source.write_text(csv_text(), encoding="utf-8")
     path = folder / "s.duckdb"
     report = ingest([source], Config(), db=path, today=dt.date(2026, 11, 28))
     assert report.accepted == len(ROWS)
     with Store(path) as store:
-        describe_links(store)
+        describe_links(store, at)
     return path
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return linked_store(tmp_path_factory.mktemp("trace"), AT)
 
 
 @pytest.fixture
@@ -161,7 +189,7 @@ def store(db: Path):
 
 
 def test_alerts_are_refusals_on_an_earlier_day_at_another_office(store: Store) -> None:
-    found = alerts(store, threshold=AT)
+    found = alerts(store)
     assert [(a["record_id"], a["refused_record_id"]) for a in found] == [
         ("D2", "D1"),
         ("E2", "E1"),
@@ -188,7 +216,7 @@ def test_alerts_are_refusals_on_an_earlier_day_at_another_office(store: Store) -
 
 
 def test_an_indirect_alert_takes_the_bottleneck_of_the_strongest_path(store: Store) -> None:
-    by_pair = {(a["record_id"], a["refused_record_id"]): a for a in alerts(store, threshold=AT)}
+    by_pair = {(a["record_id"], a["refused_record_id"]): a for a in alerts(store)}
     b2 = by_pair["B2", "B1"]
     # B1-B3-B2 (0.97, 0.93) beats B1-B4-B2 (0.995, 0.91): the weakest link decides
     assert (b2["match_probability"], b2["direct"], b2["via"]) == (0.93, False, ["B3"])
@@ -199,43 +227,38 @@ def test_an_indirect_alert_takes_the_bottleneck_of_the_strongest_path(store: Sto
     assert (by_pair["E2", "E1"]["match_probability"], by_pair["E2", "E1"]["direct"]) == (None, False)
 
 
-def test_the_threshold_decides_which_pairs_are_links(store: Store) -> None:
-    by_pair = {(a["record_id"], a["refused_record_id"]): a for a in alerts(store, threshold=0.92)}
-    assert by_pair["B2", "B1"]["match_probability"] == 0.93
-    by_pair = {(a["record_id"], a["refused_record_id"]): a for a in alerts(store, threshold=0.94)}
+def test_the_runs_links_decide_which_pairs_tie_records(tmp_path: Path) -> None:
+    # linked at 0.94, B2 is tied to B1 by no path of links (0.93 and 0.91 fell below the run's threshold)
+    with Store(linked_store(tmp_path, 0.94), read_only=True) as store:
+        by_pair = {(a["record_id"], a["refused_record_id"]): a for a in alerts(store)}
     assert by_pair["B2", "B1"]["match_probability"] is None
     assert by_pair["A2", "A1"]["match_probability"] == 0.99  # direct: the pair's own, whatever the threshold
 
 
 def test_alerts_since_filters_on_the_application_date(store: Store) -> None:
-    assert [a["record_id"] for a in alerts(store, since=dt.date(2024, 3, 1), threshold=AT)] == ["A2", "D3", "B2"]
-    assert [a["record_id"] for a in alerts(store, since=dt.date(2024, 3, 2), threshold=AT)] == ["B2"]
-    assert alerts(store, since=dt.date(2025, 1, 1), threshold=AT) == []
+    assert [a["record_id"] for a in alerts(store, since=dt.date(2024, 3, 1))] == ["A2", "D3", "B2"]
+    assert [a["record_id"] for a in alerts(store, since=dt.date(2024, 3, 2))] == ["B2"]
+    assert alerts(store, since=dt.date(2025, 1, 1)) == []
 
 
 def test_postponements_count_as_refusals_only_when_asked(store: Store) -> None:
-    found = alerts(store, refusals=("rejected", "cancelled"), threshold=AT)
+    found = alerts(store, refusals=("rejected", "cancelled"))
     assert len(found) == 5
     with pytest.raises(InputError, match="did you mean 'rejected'"):
-        alerts(store, refusals=("rejectd",), threshold=AT)
+        alerts(store, refusals=("rejectd",))
 
 
-def test_the_default_threshold_is_the_model_specs(store: Store) -> None:
-    assert alerts(store) == alerts(store, threshold=load_spec(None).threshold)
-
-
-def test_the_default_threshold_follows_a_spec_with_another_one(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # at 0.94 B2 is tied to B1 by no path of links (0.93 and 0.91 fall below it); at 0.9 it is, via B3
+def test_alerts_follow_the_runs_links_not_the_spec_file(store: Store, tmp_path: Path, monkeypatch) -> None:
+    """A spec with another threshold, read after the run, changes nothing: the links are the run's."""
+    before = alerts(store)
     text = model.DEFAULT_SPEC.read_text(encoding="utf-8")
     spec = tmp_path / "model.toml"
     spec.write_text(re.sub(r"(?m)^threshold = [0-9.]+", "threshold = 0.94", text, count=1), encoding="utf-8")
     monkeypatch.setattr(model, "DEFAULT_SPEC", spec)
     assert load_spec(None).threshold == 0.94
-    found = alerts(store)
-    assert found == alerts(store, threshold=0.94) and found != alerts(store, threshold=AT)
-    assert {(a["record_id"], a["refused_record_id"]): a for a in found}["B2", "B1"]["match_probability"] is None
+    assert alerts(store) == before
+    by_pair = {(a["record_id"], a["refused_record_id"]): a for a in before}
+    assert by_pair["B2", "B1"]["match_probability"] == 0.93  # a link at the run's 0.9
 
 
 def test_maximin_matches_the_widest_path_by_brute_force() -> None:
@@ -280,6 +303,7 @@ def test_history_by_record_id(store: Store) -> None:
         "match_probability": 0.99,
         "match_weight": 24.5,
         "vetoed": False,
+        "kept": "must_link",  # scored 0.99 at the threshold, and an officer's must-link
         "agreeing": [
             {"comparison": "nik", "level": 2, "weight": 12.0},
             {"comparison": "dob", "level": 1, "weight": 8.0},
@@ -368,7 +392,7 @@ def test_report_as_csv_and_as_an_offline_page_without_personal_data(store: Store
     assert pd.read_csv(csv).to_dict(orient="list")["alerts"] == [1, 1, 1, 1, 1]
     page = write_report(table, tmp_path / "sub" / "shopping.html").read_text(encoding="utf-8")
     assert "vegaEmbed(" in page and '"mark": {"type": "bar"}' in page
-    spec = json.loads(page.split("vegaEmbed('#chart', ")[1].split(");</script>")[0])
+    spec = json.loads(page.split("vegaEmbed('#chart0', ")[1].split(");</script>")[0])
     assert spec["encoding"]["color"]["field"] == "office" and spec["encoding"]["x"]["field"] == "month"
     assert "<table" in page and "Kalianda" in page
     assert "cdn" not in page.lower().split("<script>")[0]  # the libraries are inlined, not fetched
@@ -496,7 +520,7 @@ def test_alerts_after_a_real_link_run_match_a_pandas_reckoning(tmp_path: Path) -
         )
         assert export(store, tmp_path / "ids.parquet") == 3000
         (manifest,) = store.rows("SELECT counts FROM runs WHERE kind = 'link' AND status = 'succeeded'")
-    threshold = json.loads(manifest[0])["threshold"]  # the run's, as alerts() took it: the spec's
+    threshold = json.loads(manifest[0])["threshold"]  # the run's, stored with its links
     assert threshold == load_spec(None).threshold
     joined = apps.merge(apps[apps.decision == "rejected"], on="identity_id", suffixes=("", "_r"))
     joined = joined[
