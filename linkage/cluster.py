@@ -309,7 +309,8 @@ def _kept(
     """
     at = pairs.loc[pairs["match_probability"] >= threshold, ["record_id_l", "record_id_r", "match_probability"]]
     # a must-link's probability is its pair's score when it scored at the threshold, else 1
-    decided = pd.DataFrame(must, columns=["record_id_l", "record_id_r"]).assign(match_probability=-1.0, kept="must_link")
+    decided = pd.DataFrame(must, columns=["record_id_l", "record_id_r"])
+    decided = decided.assign(match_probability=-1.0, kept="must_link")
     edges = pd.concat([at.assign(kept="scored"), decided], ignore_index=True)
     swap = edges["record_id_l"] > edges["record_id_r"]
     edges.loc[swap, ["record_id_l", "record_id_r"]] = edges.loc[swap, ["record_id_r", "record_id_l"]].to_numpy()
