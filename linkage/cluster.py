@@ -64,7 +64,10 @@ STEPS: Final = ("components", "guard", "identity_ids")
 # The record columns the guard reads; `cluster(..., guard=True)` requires all of them. `sex` and `birth_date`
 # must be the values the application states (normalised), never filled in from the NIK: the rules weigh the
 # NIK against them, and a value copied from a relative's NIK would make that NIK contradict on its own.
-EVIDENCE: Final = ("nik", "birth_date", "mother_name_canonical", "sex", "full_name_tokens")
+# `nik_sex` and `nik_birth_date` are what the NIK encodes, decoded once at ingest (linkage.nik.parse_nik).
+EVIDENCE: Final = (
+    "nik", "birth_date", "mother_name_canonical", "sex", "full_name_tokens", "nik_sex", "nik_birth_date"
+)  # fmt: skip
 _MUST_LINK_P: Final = 2.0  # a must-link decision's edge: above every scored pair, so the guard keeps it first
 
 
@@ -130,8 +133,9 @@ def cluster(
 
     Args:
         records: a DataFrame or Arrow table with ``record_id`` and, when ``guard`` is on, the :data:`EVIDENCE`
-            columns (``nik``, ``birth_date``, ``mother_name_canonical``, ``sex``, ``full_name_tokens``), as
-            normalised; ``sex`` and ``birth_date`` as stated, not filled in from the NIK.
+            columns (``nik``, ``birth_date``, ``mother_name_canonical``, ``sex``, ``full_name_tokens``,
+            ``nik_sex``, ``nik_birth_date``), as normalised; ``sex`` and ``birth_date`` as stated, not filled
+            in from the NIK.
         pairs: scored pairs with ``record_id_l``, ``record_id_r`` and ``match_probability``.
         threshold: the smallest ``match_probability`` that links two records.
         guard: cut clusters that join contradicting records (see :func:`contradicts`).
@@ -158,6 +162,8 @@ def cluster(
     ...     "mother_name_canonical": ["SITI AMINAH", None, "SITI AMINAH"],
     ...     "sex": ["F", "M", "M"],
     ...     "full_name_tokens": [["ANI"], ["BUDI"], ["BUDI"]],
+    ...     "nik_sex": ["F", "M", "M"],  # what each NIK encodes, as ingest decoded it
+    ...     "nik_birth_date": [date(1993, 8, 15), date(1990, 5, 12), date(1990, 5, 12)],
     ... })
     >>> pairs = pd.DataFrame({"record_id_l": ["a", "c"], "record_id_r": ["b", "b"], "match_probability": [0.99, 0.95]})
     >>> clusters, report = cluster(records, pairs, threshold=0.9)
@@ -221,7 +227,8 @@ def cluster(
 # The evidence the guard reads, from the normalised records: the stated birth date and sex (the model's
 # fall back to the NIK's, and a borrowed NIK must not contradict on its own).
 _EVIDENCE_SQL: Final = """
-    SELECT record_id, nik, birth_date, mother_name_canonical, sex, full_name_keys AS full_name_tokens
+    SELECT record_id, nik, birth_date, mother_name_canonical, sex, full_name_keys AS full_name_tokens, nik_sex,
+           nik_birth_date
     FROM applications_normalised WHERE record_id IN (SELECT record_id FROM members)"""
 
 

@@ -14,6 +14,8 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from linkage.nik import parse_nik
+
 __all__ = [
     "CANNOT_LINK",
     "NIK_BIRTH_DATE_BY_NIK",
@@ -96,10 +98,12 @@ def contradicts(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
     if sex_a and sex_b and sex_a != sex_b:
         if dates_differ:
             return SEX_AND_BIRTH_DATE
-        if nik_a and nik_b and _nik_sex(nik_a) == sex_a and _nik_sex(nik_b) == sex_b:
+        if nik_a and nik_b and _nik_parts(a, nik_a)[0] == sex_a and _nik_parts(b, nik_b)[0] == sex_b:
             return SEX_BY_NIK
     if nik_a and nik_b and dates_differ and _niks_differ(nik_a, nik_b):
-        if _nik_date(nik_a) == _short_date(dob_a) and _nik_date(nik_b) == _short_date(dob_b):
+        if _short_date(_nik_parts(a, nik_a)[1]) == _short_date(dob_a) and _short_date(
+            _nik_parts(b, nik_b)[1]
+        ) == _short_date(dob_b):
             return NIK_BIRTH_DATE_BY_NIK
         if names_differ(name_tokens(a.get("mother_name_canonical")), name_tokens(b.get("mother_name_canonical"))):
             return NIK_BIRTH_DATE_MOTHER
@@ -120,14 +124,13 @@ def _nik(value: Any) -> str | None:
     return value if isinstance(value, str) and _NIK.fullmatch(value) else None
 
 
-def _nik_sex(nik: str) -> str:
-    # NIK digits 7-8 are the day of birth, plus 40 for women (domain notes section 3.1).
-    return "F" if int(nik[6:8]) > 40 else "M"
-
-
-def _nik_date(nik: str) -> tuple[int, int, int]:
-    day = int(nik[6:8])
-    return (day - 40 if day > 40 else day), int(nik[8:10]), int(nik[10:12])
+def _nik_parts(record: Mapping[str, Any], nik: str) -> tuple[str | None, date | None]:
+    """The sex and birth date a record's NIK encodes: as stored at ingest (``nik_sex``, ``nik_birth_date``),
+    or decoded by :func:`linkage.nik.parse_nik`, the one NIK decoder, for a record given without them."""
+    if "nik_sex" in record or "nik_birth_date" in record:
+        return _sex(record.get("nik_sex")), _date(record.get("nik_birth_date"))
+    info = parse_nik(nik)
+    return info.sex, info.birth_date
 
 
 def _short_date(value: date | None) -> tuple[int, int, int] | None:

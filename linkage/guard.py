@@ -79,15 +79,15 @@ def _nik_numbers(data: Table, rows: IntArray | None) -> IntArray:
     return np.asarray(pc.fill_null(numbers, -1).to_numpy(), dtype=np.int64)
 
 
-def _sex_codes(data: Table, rows: IntArray | None) -> NDArray[np.int8]:
-    sex = column(data, "sex", rows).cast(pa.string())
+def _sex_codes(data: Table, rows: IntArray | None, name: str = "sex") -> NDArray[np.int8]:
+    sex = column(data, name, rows).cast(pa.string())
     male = pc.fill_null(pc.equal(sex, "M"), False).to_numpy(zero_copy_only=False)
     female = pc.fill_null(pc.equal(sex, "F"), False).to_numpy(zero_copy_only=False)
     return np.asarray(male, dtype=np.int8) + 2 * np.asarray(female, dtype=np.int8)
 
 
-def _days(data: Table, rows: IntArray) -> NDArray[np.int32]:
-    dates = column(data, "birth_date", rows)
+def _days(data: Table, rows: IntArray, name: str = "birth_date") -> NDArray[np.int32]:
+    dates = column(data, name, rows)
     if pa.types.is_string(dates.type) or pa.types.is_large_string(dates.type):
         dates = pc.strptime(dates, format="%Y-%m-%d", unit="s", error_is_null=True)
     elif pa.types.is_null(dates.type):
@@ -95,20 +95,23 @@ def _days(data: Table, rows: IntArray) -> NDArray[np.int32]:
     try:
         days = pc.cast(dates, pa.date32(), safe=False).cast(pa.int32())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        problem = Problem(str(exc), column="birth_date")
-        raise LinkageError(f"birth_date must hold dates, got {dates.type}", [problem]) from exc
+        problem = Problem(str(exc), column=name)
+        raise LinkageError(f"{name} must hold dates, got {dates.type}", [problem]) from exc
     return np.asarray(pc.fill_null(days, _NO_DATE).to_numpy(), dtype=np.int32)
 
 
 def _evidence(data: Table, rows: IntArray) -> _Evidence:
+    """The records' evidence as arrays; what the NIK encodes is read as ingest stored it (``nik_sex``,
+    ``nik_birth_date``, decoded by :func:`linkage.nik.parse_nik`), never decoded again here."""
     nik = _nik_numbers(data, rows)
-    day = (nik // 10**8) % 100  # NIK digits 7-8
-    nik_sex = np.where(nik < 0, 0, np.where(day > 40, 2, 1)).astype(np.int8)
+    nik_sex = np.where(nik < 0, 0, _sex_codes(data, rows, "nik_sex")).astype(np.int8)
     dob = _days(data, rows)
-    known = (nik >= 0) & (dob != _NO_DATE)
+    nik_days = _days(data, rows, "nik_birth_date")
+    known = (nik >= 0) & (dob != _NO_DATE) & (nik_days != _NO_DATE)
     year, month, dom = _ymd(np.where(known, dob, 0).astype(np.int32))
-    nik_date = (np.where(day > 40, day - 40, day), nik // 10**6 % 100, nik // 10**4 % 100)
-    nik_dob = known & (nik_date[0] == dom) & (nik_date[1] == month) & (nik_date[2] == year % 100)
+    nik_year, nik_month, nik_dom = _ymd(np.where(known, nik_days, 0).astype(np.int32))
+    # the NIK holds DDMMYY: its date agrees when day, month and year within the century do
+    nik_dob = known & (nik_dom == dom) & (nik_month == month) & (nik_year % 100 == year % 100)
     return _Evidence(nik, _sex_codes(data, rows), nik_sex, dob, nik_dob)
 
 

@@ -37,6 +37,7 @@ from linkage.errors import LinkageError
 from linkage.graph import connected_components
 from linkage.guard import Cut
 from linkage.identities import mint_identity_id
+from linkage.nik import parse_nik
 
 # ---------------------------------------------------------------------------------------------------------------------
 # A family in Bandar Lampung (NIK region 18.71.01). Women's NIKs carry day + 40.
@@ -172,9 +173,18 @@ def test_contradicts_reads_dates_and_tokens_in_other_forms() -> None:
 # Literal graphs
 
 
+STATED = ("nik", "birth_date", "mother_name_canonical", "sex", "full_name_tokens")  # as an application states them
+
+
+def decoded(person: dict[str, Any]) -> dict[str, Any]:
+    """A record as the store holds it: with what its NIK encodes, decoded once as ingest does."""
+    nik = person.get("nik")
+    info = parse_nik(nik if isinstance(nik, str) else None)
+    return {**{c: person.get(c) for c in STATED}, "nik_sex": info.sex, "nik_birth_date": info.birth_date}
+
+
 def records(**people: dict[str, Any]) -> pd.DataFrame:
-    columns = ("nik", "birth_date", "mother_name_canonical", "sex", "full_name_tokens")
-    return pd.DataFrame([{"record_id": rid, **{c: person.get(c) for c in columns}} for rid, person in people.items()])
+    return pd.DataFrame([{"record_id": rid, **decoded(person)} for rid, person in people.items()])
 
 
 def edges(*rows: tuple[str, str, float]) -> pd.DataFrame:
@@ -351,7 +361,7 @@ def test_bad_inputs_fail_with_a_message(
 
 
 def test_the_guard_needs_the_evidence_columns() -> None:
-    with pytest.raises(LinkageError, match="nik, birth_date, mother_name_canonical, sex, full_name_tokens") as err:
+    with pytest.raises(LinkageError, match=", ".join(EVIDENCE)) as err:
         cluster(pd.DataFrame({"record_id": ["a"]}), edges(), 0.5)
     assert [p.column for p in err.value.problems] == list(EVIDENCE)
 
@@ -472,8 +482,8 @@ def literal_guard(
 
 
 def blank_some(person: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
-    fields = st.lists(st.sampled_from(sorted(EVIDENCE)), max_size=2, unique=True)
-    return fields.map(lambda blank: {k: (None if k in blank else person.get(k)) for k in EVIDENCE})
+    fields = st.lists(st.sampled_from(sorted(STATED)), max_size=2, unique=True)
+    return fields.map(lambda blank: {k: (None if k in blank else person.get(k)) for k in STATED})
 
 
 # the family, a stranger, the chaining record and Budi's re-application with typos, some fields left blank
@@ -501,7 +511,7 @@ people_pool = st.sampled_from([BUDI, ANI, RINA, AGUS, HARTONO, LINK, BUDI_TYPOS]
 def test_guard_equals_the_literal_algorithm(case: tuple[list[dict[str, Any]], list[tuple[int, int, float]]]) -> None:
     people, pairs = case
     ids = [f"r{k}" for k in range(len(people))]
-    frame = pd.DataFrame([{"record_id": i, **p} for i, p in zip(ids, people, strict=True)])
+    frame = pd.DataFrame([{"record_id": i, **decoded(p)} for i, p in zip(ids, people, strict=True)])
     out, _ = cluster(frame, edges(*((ids[a], ids[b], p) for a, b, p in pairs)), 0.9)
     got = {frozenset(int(r[1:]) for r in g) for g in groups(out)}
     assert got == literal_guard(people, pairs, 0.9)
@@ -555,9 +565,10 @@ varied_people = st.fixed_dictionaries(
 @settings(max_examples=120, deadline=None)
 @given(st.lists(varied_people, min_size=2, max_size=8))
 def test_vectorised_rule_equals_contradicts(people: list[dict[str, Any]]) -> None:
-    table = pa.Table.from_pylist(people, schema=pa.schema(
+    table = pa.Table.from_pylist([decoded(p) for p in people], schema=pa.schema(
         [("nik", pa.string()), ("birth_date", pa.date32()), ("mother_name_canonical", pa.string()),
-         ("sex", pa.string()), ("full_name_tokens", pa.list_(pa.string()))]
+         ("sex", pa.string()), ("full_name_tokens", pa.list_(pa.string())), ("nik_sex", pa.string()),
+         ("nik_birth_date", pa.date32())]
     ))  # fmt: skip
     rows = np.arange(len(people), dtype=np.int64)
     i, j = (np.array(x, dtype=np.int64) for x in zip(*itertools.combinations(range(len(people)), 2), strict=True))
@@ -597,7 +608,7 @@ def synthetic(n_people: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         if family_first and person % 3 and rng.random() < 0.3:
             pairs.append((family_first[-1], ids[0], rng.choice([0.2, 0.91, 0.93])))
         family_first.append(ids[0])
-    return pd.DataFrame(rows), edges(*pairs)
+    return pd.DataFrame([{"record_id": r["record_id"], **decoded(r)} for r in rows]), edges(*pairs)
 
 
 def test_output_does_not_depend_on_row_order_or_pair_sides() -> None:
@@ -628,10 +639,14 @@ def test_200k_records_in_a_few_seconds() -> None:
     pairs = pd.DataFrame({"record_id_l": ids[left], "record_id_r": ids[right], "match_probability": prob})
     sexes = np.array(["M", "F"], dtype=object)[rng.integers(0, 2, n // 2)]
     births = np.datetime64("1960-01-01") + rng.integers(0, 15_000, n // 2).astype("timedelta64[D]")
+    niks = rng.integers(10**15, 10**16, n // 2).astype(str)
+    parts = [parse_nik(nik) for nik in niks]
     people = pd.DataFrame(
         {
             "record_id": ids,
-            "nik": pd.Series(rng.integers(10**15, 10**16, n // 2).astype(str)[person], dtype=object),
+            "nik": pd.Series(niks[person], dtype=object),
+            "nik_sex": pd.Series(np.array([p.sex for p in parts], dtype=object)[person], dtype=object),
+            "nik_birth_date": pd.Series(np.array([p.birth_date for p in parts], dtype=object)[person], dtype=object),
             "birth_date": births[person],
             "mother_name_canonical": "SITI",
             "sex": sexes[person],
