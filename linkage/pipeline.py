@@ -26,8 +26,9 @@ import pyarrow as pa
 
 from linkage.config import Config
 from linkage.errors import InputError
-from linkage.ingest import Batch, FileReport, read_files
+from linkage.ingest import Batch, read_files
 from linkage.normalise import COLUMNS, normalise_batch, normalise_parallel
+from linkage.readers import FileReport
 from linkage.store import APPLICATIONS_COLUMNS, ISSUE_COLUMNS, QUARANTINE_COLUMNS, Merged, Store, arrow_table
 
 __all__ = ["STAGES", "IngestReport", "ingest"]
