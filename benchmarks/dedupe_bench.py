@@ -251,7 +251,8 @@ NAME_ONLY = """SELECT record_id FROM applications_normalised WHERE birth_date IS
 def score(data: Path, runs: dict[str, dict[str, Any]], outs: dict[str, Path]) -> None:
     import pandas as pd
 
-    from linkage.evaluate import applications_from_store, evaluate
+    from linkage.evaluate import evaluate
+    from linkage.measure import applications_from_store
     from linkage.store import Store
 
     truth = pd.read_parquet(data / "truth.parquet")

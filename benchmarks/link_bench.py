@@ -171,7 +171,7 @@ def batches(rows: int, parts: int, seed: int, write: bool) -> None:
         oneshot_s = time.perf_counter() - t0
         oneshot = pd.read_parquet(work / "oneshot" / "clusters.parquet")[["record_id", "identity_id"]]
         agree = _agreement(incremental, oneshot)
-        from linkage.evaluate import applications_from_store
+        from linkage.measure import applications_from_store
         from linkage.store import Store
 
         with Store(db, read_only=True) as store:

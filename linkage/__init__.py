@@ -27,7 +27,7 @@ _EXPORTS = {
     "Profile": ("linkage.profile", "Profile"),
     "Store": ("linkage.store", "Store"),
     "StoreError": ("linkage.errors", "StoreError"),
-    "applications_from_store": ("linkage.evaluate", "applications_from_store"),
+    "applications_from_store": ("linkage.measure", "applications_from_store"),
     "cluster_pairs": ("linkage.cluster", "cluster"),
     "dedupe_files": ("linkage.dedupe", "dedupe"),
     "evaluate_clusters": ("linkage.evaluate", "evaluate"),
@@ -36,7 +36,7 @@ _EXPORTS = {
     "ingest_files": ("linkage.pipeline", "ingest"),
     "link_store": ("linkage.engine", "link"),
     "load_config": ("linkage.config", "load_config"),
-    "load_evaluation_table": ("linkage.evaluate", "load_table"),
+    "load_evaluation_table": ("linkage.measure", "load_table"),
     "normalise_batch": ("linkage.normalise", "normalise_batch"),
     "normalise_name": ("linkage.names", "normalise_name"),
     "office_shopping_alerts": ("linkage.alerts", "alerts"),
@@ -46,10 +46,10 @@ _EXPORTS = {
     "profile_store": ("linkage.profile", "profile"),
     "record_decision": ("linkage.decide", "decide"),
     "settings_table": ("linkage.config", "settings_table"),
-    "sweep_thresholds": ("linkage.evaluate", "sweep"),
+    "sweep_thresholds": ("linkage.sweep", "sweep"),
     "train_model": ("linkage.dedupe", "train_files"),
     "write_office_shopping_report": ("linkage.exports", "write_report"),
-    "write_sweep_report": ("linkage.evaluate", "write_report"),
+    "write_sweep_report": ("linkage.sweep", "write_report"),
 }
 
 __all__ = [

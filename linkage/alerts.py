@@ -3,7 +3,7 @@
 Queries only, through :class:`~linkage.store.Store` (a read-only store will do). Definitions:
 
 * A **refusal** is an application whose normalised decision is in ``refusals``, by default
-  :data:`linkage.evaluate.REFUSALS` (``("rejected",)``; why postponements are left out is explained in
+  :data:`linkage.schema.REFUSALS` (``("rejected",)``; why postponements are left out is explained in
   :mod:`linkage.evaluate`).
 * An **office-shopping alert** is a pair (X, R) of applications of one identity where R is a refusal
   lodged on an earlier *day* than X at *another* office; applications without an office or a date take
@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING, Any, Final
 import pandas as pd
 
 from linkage.errors import InputError, did_you_mean
-from linkage.evaluate import REFUSALS
 from linkage.history import _LATEST_PAIR
-from linkage.schema import DECISIONS
+from linkage.schema import DECISIONS, REFUSALS
 
 if TYPE_CHECKING:
     from linkage.store import Store

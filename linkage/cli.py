@@ -381,7 +381,9 @@ def evaluate_command(
     and the share of relatives' record pairs merged, in all and per relation (twins, siblings).
     Definitions: linkage/evaluate.py.
     """
-    from linkage.evaluate import applications_from_store, evaluate, load_table, sweep, write_report
+    from linkage.evaluate import evaluate
+    from linkage.measure import applications_from_store, load_table
+    from linkage.sweep import sweep, write_report
 
     if applications is not None and db is not None:
         raise typer.BadParameter("give one of --applications and --db", param_hint="'--applications' / '--db'")
@@ -676,7 +678,7 @@ def alerts_command(
     Definitions: linkage/alerts.py.
     """
     from linkage.alerts import alerts
-    from linkage.evaluate import REFUSALS
+    from linkage.schema import REFUSALS
 
     with _read_store(config, db) as store:
         found = alerts(store, _since(since), tuple(refusal) if refusal else REFUSALS)

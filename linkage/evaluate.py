@@ -52,48 +52,32 @@ above each threshold, with the smallest member as label (:func:`connected_compon
 
 from __future__ import annotations
 
-import difflib
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
-from datetime import date, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
-from linkage.dates import parse_date
-from linkage.errors import InputError, did_you_mean
-from linkage.graph import component_labels
+from linkage.measure import (
+    RELATIONS,
+    Applications,
+    Measured,
+    Relatives,
+    earlier_refusal_elsewhere,
+    ids,
+    index,
+    measure,
+    table,
+)
+from linkage.schema import REFUSALS
 
-if TYPE_CHECKING:
-    import altair as alt
-
-    from linkage.store import Store
-
-__all__ = [
-    "DEFAULT_THRESHOLDS",
-    "REFUSALS",
-    "RELATIONS",
-    "Metrics",
-    "applications_from_store",
-    "connected_components",
-    "evaluate",
-    "load_table",
-    "pr_chart",
-    "sweep",
-    "write_report",
-]
+__all__ = ["Metrics", "evaluate", "metrics_of"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_THRESHOLDS: Final[tuple[float, ...]] = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
-REFUSALS: Final[tuple[str, ...]] = ("rejected",)
-# the relations with their own figures, most specific first: a pair listed as both is counted as the first
-RELATIONS: Final[tuple[str, ...]] = ("twin", "sibling")
 
 Table: TypeAlias = "pd.DataFrame | pa.Table"
 IntArray = npt.NDArray[np.int64]
@@ -248,402 +232,17 @@ def evaluate(
     >>> m.pairs_correct, m.pairs_predicted, m.pairs_true, round(m.pairwise_f1, 3)
     (1, 3, 2, 0.4)
     """
-    frame = _table(clusters, "clusters", ("record_id", "identity_id"))
-    universe = _index(frame["record_id"], "clusters")
-    labels = pd.factorize(_ids(frame["identity_id"], "clusters", "identity_id"))[0].astype(np.int64)
-    measured = _prepare(universe, truth, applications, relatives, refusals)
-    return _metrics(labels[measured.at], measured)
-
-
-def sweep(
-    pairs: Table,
-    truth: Table,
-    records: Iterable[str] | Table,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    applications: Table | None = None,
-    relatives: Table | None = None,
-    *,
-    refusals: Sequence[str] = REFUSALS,
-) -> pd.DataFrame:
-    """Cluster the scored pairs at each threshold (connected components) and measure each clustering.
-
-    Args:
-        pairs: ``record_id_l, record_id_r, match_probability``; a pair links at threshold *t* when its
-            probability is ``>= t`` (missing probabilities never link).
-        truth: ``record_id, person_id``.
-        records: every record to cluster, singletons included: record ids, or a table with ``record_id``.
-        thresholds: the thresholds to try; rows come back in ascending order, duplicates once.
-        applications, relatives, refusals: as for :func:`evaluate`.
-
-    Returns:
-        One row per threshold: ``threshold``, ``links`` (pairs at or above it) and every :class:`Metrics` field.
-
-    Raises:
-        InputError: as for :func:`evaluate`, or a pair names a record not in ``records``.
-
-    >>> pairs = pd.DataFrame({"record_id_l": ["a", "b"], "record_id_r": ["b", "c"], "match_probability": [0.99, 0.6]})
-    >>> truth = pd.DataFrame({"record_id": ["a", "b", "c"], "person_id": ["p", "p", "q"]})
-    >>> sweep(pairs, truth, ["a", "b", "c"], [0.5, 0.9])[["threshold", "links", "identities", "pairwise_f1"]]
-       threshold  links  identities  pairwise_f1
-    0        0.5      2           1          0.5
-    1        0.9      1           2          1.0
-    """
-    if isinstance(records, pd.DataFrame | pa.Table):
-        ids = _table(records, "records", ("record_id",))["record_id"]
-    else:
-        ids = pd.Series(list(records), dtype=object)
-    universe = _index(ids, "records")
-    frame = _table(pairs, "pairs", ("record_id_l", "record_id_r", "match_probability"))
-    left = universe.get_indexer(_ids(frame["record_id_l"], "pairs", "record_id_l"))
-    right = universe.get_indexer(_ids(frame["record_id_r"], "pairs", "record_id_r"))
-    unknown = (left < 0) | (right < 0)
-    if unknown.any():
-        first = frame.loc[unknown].iloc[0]
-        raise InputError(
-            f"pairs: {int(unknown.sum()):,} pair(s) name records that are not among the records to cluster, "
-            f"e.g. {first['record_id_l']!r} – {first['record_id_r']!r}: are pairs and clusters from the same run?"
-        )
-    probability = pd.to_numeric(frame["match_probability"], errors="coerce").to_numpy(dtype=np.float64)
-    order = np.argsort(-np.nan_to_num(probability, nan=-np.inf), kind="stable")
-    descending = probability[order]
-    left, right = left[order].astype(np.int64), right[order].astype(np.int64)
-    measured = _prepare(universe, truth, applications, relatives, refusals)
-    rows = []
-    for threshold in sorted(set(thresholds)):
-        # descending probabilities: the links at a threshold are a prefix (NaN sorts last and never links)
-        links = int(np.searchsorted(-descending, -threshold, side="right"))
-        labels = connected_components(len(universe), left[:links], right[:links])
-        rows.append({"threshold": threshold, "links": links, **_metrics(labels[measured.at], measured).to_dict()})
-    columns = ["threshold", "links", *(f.name for f in fields(Metrics))]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def connected_components(n: int, left: npt.ArrayLike, right: npt.ArrayLike) -> IntArray:
-    """Label each of ``n`` nodes with the smallest node of its connected component.
-
-    The labels do not depend on edge order (:func:`linkage.cluster.component_labels`: scipy when
-    installed, else a vectorised numpy union-find; a million nodes and three million edges in under a
-    second).
-
-    Args:
-        n: the number of nodes, ``0 .. n - 1``.
-        left, right: the two ends of each edge (same length).
-
-    Returns:
-        An int64 array of length ``n``: the smallest node of each node's component.
-
-    >>> connected_components(6, [4, 1, 2], [5, 2, 0]).tolist()
-    [0, 0, 0, 3, 4, 4]
-    """
-    # one implementation of components for the project: the clustering stage's
-    return component_labels(n, np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64))
-
-
-def pr_chart(table: pd.DataFrame) -> alt.LayerChart:
-    """The precision-recall curve of a :func:`sweep`, points labelled by threshold (Altair).
-
-    Args:
-        table: the sweep's rows (``threshold``, ``pairwise_precision``, ``pairwise_recall``, ...).
-
-    Returns:
-        An Altair layered chart; ``.save("pr_curve.html")`` writes it as a standalone page.
-
-    >>> pairs = pd.DataFrame({"record_id_l": ["a"], "record_id_r": ["b"], "match_probability": [0.9]})
-    >>> truth = pd.DataFrame({"record_id": ["a", "b"], "person_id": ["p", "p"]})
-    >>> pr_chart(sweep(pairs, truth, ["a", "b"])).to_dict()["layer"][0]["mark"]["type"]
-    'line'
-    """
-    import altair as alt
-
-    columns = ["threshold", "pairwise_precision", "pairwise_recall", "pairwise_f1", "bcubed_f1"]
-    columns += [c for c in ("traceability", "false_flag_rate") if c in table]
-    data = table[columns].copy()
-    data["label"] = [f"{t:g}" for t in data["threshold"]]
-    base = alt.Chart(data).encode(
-        x=alt.X("pairwise_recall:Q", title="pairwise recall", scale=alt.Scale(zero=False)),
-        y=alt.Y("pairwise_precision:Q", title="pairwise precision", scale=alt.Scale(zero=False)),
-        order=alt.Order("threshold:Q"),
-        tooltip=[alt.Tooltip(f"{c}:Q", format=".4f") for c in columns],
-    )
-    line = base.mark_line(point=True)
-    labels = base.mark_text(align="left", dx=6, dy=-6).encode(text="label:N")
-    chart: alt.LayerChart = (line + labels).properties(
-        title="Precision and recall by match-probability threshold", width=520, height=380
-    )
-    return chart
-
-
-# ------------------------------------------------------------------------------------------- edges
-
-
-def load_table(path: Path) -> pd.DataFrame:
-    """Read a Parquet or CSV file (clusters, truth, pairs, applications or relatives) into a DataFrame.
-
-    Args:
-        path: a ``.parquet``/``.pq`` or ``.csv`` file.
-
-    Returns:
-        The table; columns are checked by the function that uses it.
-
-    Raises:
-        InputError: the file is missing, of another format, or unreadable.
-
-    >>> load_table(Path("nope.parquet"))
-    Traceback (most recent call last):
-    linkage.errors.InputError: input file not found: nope.parquet
-    """
-    if not path.exists():
-        raise InputError(f"input file not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            frame: pd.DataFrame = pq.read_table(path).to_pandas()
-            return frame
-        if suffix == ".csv":
-            import pyarrow.csv as pacsv
-
-            frame = pacsv.read_csv(path).to_pandas()
-            return frame
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: not a readable {suffix[1:]} file: {exc}") from None
-    raise InputError(
-        f"{path}: unknown format {suffix!r}{did_you_mean(suffix, ('.parquet', '.csv'))}; use .parquet or .csv"
-    )
-
-
-def applications_from_store(store: Store) -> pd.DataFrame:
-    """Office, application date and decision of every normalised application in a store.
-
-    Args:
-        store: an open :class:`~linkage.store.Store`.
-
-    Returns:
-        ``record_id, office, application_date, decision`` as normalised at ingest.
-
-    >>> from linkage.store import Store
-    >>> with Store(":memory:") as store:
-    ...     applications_from_store(store).columns.tolist()
-    ['record_id', 'office', 'application_date', 'decision']
-    """
-    table = "applications_normalised"
-    sql = f"SELECT record_id, office, application_date, decision FROM {table}"
-    result: pd.DataFrame = store.sql(sql, table=table).df()
-    return result
-
-
-def write_report(table: pd.DataFrame, out: Path) -> list[Path]:
-    """Write a sweep as ``out/sweep.csv`` and its precision-recall chart as ``out/pr_curve.html``.
-
-    Args:
-        table: the rows of :func:`sweep`.
-        out: the directory, created if missing.
-
-    Returns:
-        The paths written.
-
-    >>> import tempfile
-    >>> pairs = pd.DataFrame({"record_id_l": ["a"], "record_id_r": ["b"], "match_probability": [0.9]})
-    >>> truth = pd.DataFrame({"record_id": ["a", "b"], "person_id": ["p", "p"]})
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     [p.name for p in write_report(sweep(pairs, truth, ["a", "b"]), Path(tmp))]
-    ['sweep.csv', 'pr_curve.html']
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    csv, html = out / "sweep.csv", out / "pr_curve.html"
-    table.to_csv(csv, index=False)
-    pr_chart(table).save(str(html))
-    return [csv, html]
-
-
-# ------------------------------------------------------------------------------------- preparation
-
-
-@dataclass(frozen=True)
-class _Applications:
-    """Dated applications of measured records, as integer codes aligned by position."""
-
-    row: IntArray  # the measured record (position in _Measured.person) of each application
-    rank: IntArray  # place in the order (application_date, record_id): 0 .. len - 1
-    office: IntArray  # office code, -1 when unknown
-    refused: BoolArray
-    undated: int
-    eligible: BoolArray  # refused earlier at another office (by truth alone, so computed once)
-    candidate: BoolArray  # the applications of persons with a refusal at a known office
-
-
-@dataclass(frozen=True)
-class _Measured:
-    """The records in both the clustered universe and the truth, with everything the figures need."""
-
-    at: IntArray  # position of each measured record in the universe (clusters rows or sweep records)
-    person: IntArray  # dense person code of each measured record
-    unclustered: int
-    unlabelled: int
-    applications: _Applications | None
-    relatives: _Relatives | None
-
-
-@dataclass(frozen=True)
-class _Relatives:
-    """Relative person pairs among the measured persons, as person codes ``a < b``, each pair once."""
-
-    a: IntArray
-    b: IntArray
-    relation: IntArray  # position in RELATIONS, len(RELATIONS) for any other relation
-    has_relation: bool  # the table had a relation column: the per-relation figures can be given
-
-
-def _table(data: Table, name: str, required: Sequence[str]) -> pd.DataFrame:
-    frame: pd.DataFrame = data.to_pandas() if isinstance(data, pa.Table) else data
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        present = [str(c) for c in frame.columns]
-        renames = [(close[0], c) for c in missing if (close := difflib.get_close_matches(c, present, n=1, cutoff=0.6))]
-        hint = "".join(f"; rename {have!r} to {want!r}?" for have, want in renames)
-        raise InputError(
-            f"{name}: missing column(s) {', '.join(map(repr, missing))} (has {', '.join(present) or 'none'}){hint}"
-        )
-    return frame
-
-
-def _ids(column: pd.Series, name: str, what: str) -> pd.Index:
-    """Ids as Python strings (so ``7`` read from a CSV matches ``"7"`` from Parquet); empty ids are an error."""
-    values = column.to_numpy(dtype=object)
-    kind = pd.api.types.infer_dtype(values, skipna=False)
-    missing = np.zeros(len(values), dtype=bool) if kind == "string" else pd.isna(values)
-    if kind != "string" and pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
-        values = np.array([None if gone else str(v) for v, gone in zip(values, missing, strict=True)], dtype=object)
-    empty = missing | (values == "")
-    if empty.any():
-        raise InputError(
-            f"{name}: {int(empty.sum()):,} row(s) with an empty {what} (first at row {int(empty.argmax())})"
-        )
-    ids: pd.Index = pd.Index(values, dtype=object)
-    return ids
-
-
-def _index(column: pd.Series, name: str) -> pd.Index:
-    """Record ids as an index, refusing repeats (a repeated id would be counted twice, or joined to anything)."""
-    index = _ids(column, name, "record_id")
-    if not index.is_unique:
-        repeated = index[index.duplicated()].unique()
-        raise InputError(
-            f"{name}: {len(repeated):,} record_id(s) appear more than once, e.g. {', '.join(map(repr, repeated[:3]))}"
-        )
-    return index
-
-
-def _prepare(
-    universe: pd.Index,
-    truth: Table,
-    applications: Table | None,
-    relatives: Table | None,
-    refusals: Sequence[str],
-) -> _Measured:
-    frame = _table(truth, "truth", ("record_id", "person_id"))
-    truth_ids = _index(frame["record_id"], "truth")
-    at = universe.get_indexer(truth_ids)
-    labelled = at >= 0
-    if len(universe) and len(truth_ids) and not labelled.any():
-        raise InputError(
-            f"clusters and truth share no record_id (e.g. {universe[0]!r} and {truth_ids[0]!r}): "
-            "are they from the same data set?"
-        )
-    persons = _ids(frame["person_id"], "truth", "person_id")[labelled]
-    person_codes, person_ids = pd.factorize(persons)
-    measured_ids = truth_ids[labelled]
-    unclustered = int((~labelled).sum())
-    unlabelled = len(universe) - int(labelled.sum())
-    if unclustered or unlabelled:
-        log.info(
-            "evaluate: %d truth records not clustered, %d clustered records without truth", unclustered, unlabelled
-        )
-    person = person_codes.astype(np.int64)
-    return _Measured(
-        at=at[labelled].astype(np.int64),
-        person=person,
-        unclustered=unclustered,
-        unlabelled=unlabelled,
-        applications=None if applications is None else _applications(applications, measured_ids, person, refusals),
-        relatives=None if relatives is None else _relatives(relatives, pd.Index(person_ids)),
-    )
-
-
-def _applications(data: Table, measured: pd.Index, persons: IntArray, refusals: Sequence[str]) -> _Applications:
-    frame = _table(data, "applications", ("record_id", "office", "application_date", "decision"))
-    row = measured.get_indexer(_index(frame["record_id"], "applications"))
-    days = _days(frame["application_date"])
-    dated = ~np.isnan(days)
-    keep = (row >= 0) & dated
-    undated = int(((row >= 0) & ~dated).sum())
-    frame, row, days = frame.loc[keep], row[keep].astype(np.int64), days[keep]
-    # clean each distinct value once: offices by their spacing, decisions by case
-    codes, offices = pd.factorize(frame["office"])
-    numbered: dict[str, int] = {}
-    cleaned = (" ".join(str(o).split()) for o in offices)
-    office = np.array([numbered.setdefault(o, len(numbered)) if o else -1 for o in cleaned] + [-1])[codes]
-    codes, decisions = pd.factorize(frame["decision"])
-    wanted = {r.strip().lower() for r in refusals}
-    refused = np.array([str(d).strip().lower() in wanted for d in decisions] + [False], dtype=bool)[codes]
-    # order by (date, record_id): record ids are unique, so this is total and independent of row order
-    id_rank = pd.factorize(measured[row], sort=True)[0]
-    rank = np.empty(len(row), dtype=np.int64)
-    rank[np.lexsort((id_rank, days))] = np.arange(len(row), dtype=np.int64)
-    office = office.astype(np.int64)
-    person = persons[row]
-    refused_here = refused & (office >= 0)
-    eligible = (office >= 0) & _earlier_refusal_elsewhere(person, rank, office, refused_here)
-    refusing = np.zeros(int(persons.max(initial=-1)) + 1, dtype=bool)
-    refusing[person[refused_here]] = True
-    return _Applications(row, rank, office, refused, undated, eligible, refusing[person])
-
-
-def _days(column: pd.Series) -> FloatArray:
-    """Days since 1970-01-01 of each date, NaN when missing or unreadable (strings go through parse_date once each)."""
-    if pd.api.types.is_datetime64_any_dtype(column):
-        days = column.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64).astype(np.float64)
-        return np.where(column.isna().to_numpy(), np.nan, days)
-    epoch = date(1970, 1, 1)
-
-    def day(value: object) -> float:
-        if isinstance(value, datetime):
-            value = value.date()
-        elif isinstance(value, str):
-            value = parse_date(value).value
-        return float((value - epoch).days) if isinstance(value, date) else np.nan
-
-    lookup = {value: day(value) for value in pd.unique(column.dropna())}
-    return column.map(lookup).to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def _relatives(data: Table, persons: pd.Index) -> _Relatives:
-    frame = _table(data, "relatives", ("person_id_a", "person_id_b"))
-    a = persons.get_indexer(_ids(frame["person_id_a"], "relatives", "person_id_a"))
-    b = persons.get_indexer(_ids(frame["person_id_b"], "relatives", "person_id_b"))
-    has_relation = "relation" in frame.columns
-    relation = np.full(len(frame), len(RELATIONS), dtype=np.int64)
-    if has_relation:
-        named = frame["relation"].astype("string").str.strip().str.lower()
-        for code, name in enumerate(RELATIONS):
-            relation[(named == name).fillna(False).to_numpy(dtype=bool)] = code
-    keep = (a >= 0) & (b >= 0) & (a != b)
-    low, high, relation = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep]), relation[keep]
-    # each person pair once, under its most specific relation (the smallest code: twins before siblings)
-    order = np.lexsort((relation, high, low))
-    low, high, relation = low[order], high[order], relation[order]
-    first = np.ones(len(low), dtype=bool)
-    first[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
-    return _Relatives(
-        low[first].astype(np.int64), high[first].astype(np.int64), relation[first].astype(np.int64), has_relation
-    )
+    frame = table(clusters, "clusters", ("record_id", "identity_id"))
+    universe = index(frame["record_id"], "clusters")
+    labels = pd.factorize(ids(frame["identity_id"], "clusters", "identity_id"))[0].astype(np.int64)
+    measured = measure(universe, truth, applications, relatives, refusals)
+    return metrics_of(labels[measured.at], measured)
 
 
 # ----------------------------------------------------------------------------------------- figures
 
 
-def _metrics(labels: IntArray, measured: _Measured) -> Metrics:
+def metrics_of(labels: IntArray, measured: Measured) -> Metrics:
     """Every figure for one clustering of the measured records (``labels`` aligned with ``measured.person``)."""
     # labels are non-negative ints: renumber them densely without sorting
     present = np.zeros(int(labels.max(initial=-1)) + 1, dtype=bool)
@@ -694,20 +293,20 @@ def _f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
-def _application_figures(cluster: IntArray, person: IntArray, apps: _Applications) -> dict[str, Any]:
+def _application_figures(cluster: IntArray, person: IntArray, apps: Applications) -> dict[str, Any]:
     app_cluster, app_person = cluster[apps.row], person[apps.row]
     # traced: only applications of persons with a refusal can be; group them by (person, identity)
     sub = apps.candidate
     groups = np.unique(app_person[sub] * (int(cluster.max(initial=0)) + 1) + app_cluster[sub], return_inverse=True)[1]
     refused_here = apps.refused[sub] & (apps.office[sub] >= 0)
-    traced = (apps.office[sub] >= 0) & _earlier_refusal_elsewhere(
+    traced = (apps.office[sub] >= 0) & earlier_refusal_elsewhere(
         groups.reshape(-1), apps.rank[sub], apps.office[sub], refused_here
     )
     # false flags: only applications in identities that hold a refusal can be flagged
     refusing = np.zeros(int(cluster.max(initial=-1)) + 1, dtype=bool)
     refusing[app_cluster[apps.refused]] = True
     sub = refusing[app_cluster]
-    flagged = _earlier_refusal_elsewhere(app_cluster[sub], apps.rank[sub], app_person[sub], apps.refused[sub])
+    flagged = earlier_refusal_elsewhere(app_cluster[sub], apps.rank[sub], app_person[sub], apps.refused[sub])
     n_eligible, n_traced, n_flagged, n = int(apps.eligible.sum()), int(traced.sum()), int(flagged.sum()), len(apps.row)
     return {
         "applications": n,
@@ -720,40 +319,8 @@ def _application_figures(cluster: IntArray, person: IntArray, apps: _Application
     }
 
 
-def _earlier_refusal_elsewhere(group: IntArray, rank: IntArray, attr: IntArray, refused: BoolArray) -> BoolArray:
-    """For each application: is there a refusal in its group, strictly earlier, whose ``attr`` differs from its own?
-
-    With the office as ``attr`` this asks "refused earlier at another office"; with the person, "an
-    earlier refusal of someone else". No join, so a million-record cluster costs what singletons do: one
-    sort by (group, time), then the smallest and largest ``attr`` among the group's earlier refusals by
-    running min and max. Earlier refusals hold another ``attr`` exactly when either differs from the
-    application's own. Each group's scan is kept apart by offsetting its values by ``segment * big``, so
-    numpy's plain ``minimum.accumulate`` restarts at every group.
-    """
-    n = len(rank)
-    result = np.zeros(n, dtype=bool)
-    if not refused.any():
-        return result
-    order = np.argsort(group * (int(rank.max()) + 1) + rank)  # codes and ranks < records: far inside int64
-    g, a, f = group[order], attr[order] + 1, refused[order]  # attr + 1 >= 0
-    start = np.ones(n, dtype=bool)
-    np.not_equal(g[1:], g[:-1], out=start[1:])
-    segment = np.cumsum(start) - 1
-    none = int(a.max()) + 1  # "no earlier refusal" for the running min; -1 for the running max
-    offset = segment * (none + 1)
-    running_min = np.minimum.accumulate(np.where(f, a, none) - offset)
-    running_max = np.maximum.accumulate(np.where(f, a, -1) + offset)
-    # exclusive: the refusals strictly before each application (its own row never counts)
-    low = np.empty(n, dtype=np.int64)
-    high = np.empty(n, dtype=np.int64)
-    low[1:], high[1:] = running_min[:-1] + offset[1:], running_max[:-1] - offset[1:]
-    low[start], high[start] = none, -1
-    result[order] = (low != none) & ((low != a) | (high != a))
-    return result
-
-
 def _relative_figures(
-    cell_cluster: IntArray, cell_person: IntArray, n_ij: IntArray, n_j: IntArray, relatives: _Relatives, false: int
+    cell_cluster: IntArray, cell_person: IntArray, n_ij: IntArray, n_j: IntArray, relatives: Relatives, false: int
 ) -> dict[str, Any]:
     a, b = relatives.a, relatives.b
     related = np.isin(cell_person, np.concatenate([a, b]))  # only those cells can hold a relative pair

@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-__all__ = ["DECISIONS", "FIELDS", "REQUIRED", "ROLES", "Field"]
+__all__ = ["DECISIONS", "FIELDS", "REFUSALS", "REQUIRED", "ROLES", "Field"]
 
 Decision = Literal["issued", "rejected", "postponed", "cancelled", "pending"]
 DECISIONS: Final[tuple[Decision, ...]] = ("issued", "rejected", "postponed", "cancelled", "pending")
+# The decisions that count as a refusal by default: a postponement is a pause for documents (see
+# linkage/evaluate.py for why it is left out unless asked for).
+REFUSALS: Final[tuple[str, ...]] = ("rejected",)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,17 @@ from typer.testing import CliRunner
 
 from linkage.cli import app
 from linkage.errors import InputError
-from linkage.evaluate import Metrics, connected_components, evaluate, load_table, pr_chart, sweep, write_report
+from linkage.evaluate import Metrics, evaluate
+from linkage.graph import component_labels
+from linkage.measure import load_table
 from linkage.normalise import COLUMNS as NORMALISED_COLUMNS
 from linkage.store import Store, arrow_table
+from linkage.sweep import pr_chart, sweep, write_report
+
+
+def connected_components(n: int, left: object, right: object) -> np.ndarray:
+    """The components the sweep clusters with (linkage.graph.component_labels), on any sequences of ends."""
+    return component_labels(n, np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64))
 
 
 def frames(clusters: dict[str, str], truth: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
