@@ -29,7 +29,8 @@ from linkage.errors import InputError
 from linkage.ingest import Batch, read_files
 from linkage.normalise import COLUMNS, normalise_batch, normalise_parallel
 from linkage.readers import FileReport
-from linkage.store import APPLICATIONS_COLUMNS, ISSUE_COLUMNS, QUARANTINE_COLUMNS, Merged, Store, arrow_table
+from linkage.store import Merged, Store
+from linkage.tables import APPLICATIONS_COLUMNS, ISSUE_COLUMNS, QUARANTINE_COLUMNS, arrow_table
 
 __all__ = ["STAGES", "IngestReport", "ingest"]
 

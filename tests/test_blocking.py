@@ -108,7 +108,7 @@ def test_records_without_a_name_key_are_not_blocked_together_on_it() -> None:
 
     from linkage.normalise import COLUMNS, normalise_batch
     from linkage.schema import ROLES
-    from linkage.store import arrow_table
+    from linkage.tables import arrow_table
 
     rows = [{"record_id": "a", "full_name": "-"}, {"record_id": "b", "full_name": "..."}]
     out = normalise_batch({role: [r.get(role) for r in rows] for role in ROLES}, today=dt.date(2026, 11, 28))

@@ -23,8 +23,9 @@ from linkage.evaluate import Metrics, evaluate
 from linkage.graph import component_labels
 from linkage.measure import load_table
 from linkage.normalise import COLUMNS as NORMALISED_COLUMNS
-from linkage.store import Store, arrow_table
+from linkage.store import Store
 from linkage.sweep import pr_chart, sweep, write_report
+from linkage.tables import arrow_table
 
 
 def connected_components(n: int, left: object, right: object) -> np.ndarray:

@@ -21,7 +21,8 @@ from linkage import prepare, train
 from linkage.normalise import COLUMNS, normalise_batch
 from linkage.schema import ROLES
 from linkage.spec import ModelSpec, load_spec
-from linkage.store import Store, arrow_table
+from linkage.store import Store
+from linkage.tables import arrow_table
 
 SPEC = load_spec()
 BASE = {"record_id": "", "full_name": "Siti Aminah", "birth_date": "05-08-1990", "sex": "P"}
