@@ -80,7 +80,6 @@ def _shown(value: object) -> str:
     return escape(_ESCAPE_SEQUENCE.sub("", str(value)).translate(_CONTROLS))
 
 
-
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML settings and column mapping (see configs/default.toml).", exists=False),
@@ -154,11 +153,11 @@ def _spinner(what: str) -> Iterator[Any]:
 
 
 def _config(path: Path | None, workers: int | None = None) -> Config:
+    """The config file's settings (the defaults without one), with ``--workers`` when given."""
     cfg = load_config(path)
     if workers is not None:
         cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update={"workers": workers})})
     return cfg
-
 
 
 def main() -> None:
@@ -173,7 +172,6 @@ def main() -> None:
         message = "\n".join(_shown(line) for line in str(exc).split("\n"))  # the problems' lines kept apart
         err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # unwrapped: pipes and logs
         sys.exit(exc.exit_code)
-
 
 
 # The commands' modules import the shared parts above from this package, so they come last.
