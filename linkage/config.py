@@ -9,8 +9,12 @@ A config is a TOML file (``configs/default.toml`` documents every key). Its sect
     take one column (``birth_date = "dob"``) or several joined by a space
     (``full_name = ["given_name", "surname"]``). Roles left out map to a column of the same name
     when the input has one, and are missing otherwise;
-``[store]``, ``[ingest]``
-    where the DuckDB store lives and how ingest runs.
+``[store]``, ``[ingest]``, ``[link]``
+    where the DuckDB store lives, how ingest runs and how a link run clusters.
+
+The run parameters that decide links (threshold, review floor, seed, pair caps) belong to a model and are
+declared on :class:`linkage.spec.ModelSpec` (``configs/model.toml``); :func:`settings_table` lists them
+beside the config's keys as ``spec.<name>``.
 
 Every invalid key is reported at once, each with "did you mean …?" when a valid key is close.
 
@@ -43,9 +47,12 @@ from linkage.errors import ConfigError, Problem, did_you_mean
 from linkage.schema import ROLES
 
 __all__ = [
+    "DEFAULT_MAX_GUARD_SIZE",
+    "SPEC_SETTINGS",
     "Config",
     "DatasetSettings",
     "IngestSettings",
+    "LinkSettings",
     "StoreSettings",
     "load_config",
     "parse_config",
@@ -132,6 +139,20 @@ class IngestSettings(_Section):
     )
 
 
+DEFAULT_MAX_GUARD_SIZE: Final = 2000
+
+
+class LinkSettings(_Section):
+    """How a link run (``linkage link``, ``linkage dedupe``) clusters."""
+
+    max_guard_size: int = Field(
+        DEFAULT_MAX_GUARD_SIZE,
+        ge=2,
+        description="Largest cluster, in records, that the guard searches for contradicting records; a larger one "
+        "is left whole, logged and counted as unguarded",
+    )
+
+
 class Config(_Section):
     """A whole config file. Unknown keys are errors."""
 
@@ -141,6 +162,7 @@ class Config(_Section):
     )
     store: StoreSettings = Field(default_factory=lambda: StoreSettings(), description="The DuckDB store")
     ingest: IngestSettings = Field(default_factory=lambda: IngestSettings(), description="Ingest")
+    link: LinkSettings = Field(default_factory=lambda: LinkSettings(), description="Link runs")
 
     @field_validator("columns")
     @classmethod
@@ -238,21 +260,39 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
+SPEC_SETTINGS: Final = ("threshold", "review_floor", "seed", "max_pairs_u", "max_pairs_em")
+"""The model spec's run parameters that decide links, listed with the settings as ``spec.<name>``."""
+
+
 def settings_table() -> Iterator[tuple[str, str, str, str]]:
     """Every setting as (key, type, default, help), in declaration order; drives docs and ``linkage settings``.
 
+    The config's sections come first, then the run parameters of the model spec (:data:`SPEC_SETTINGS`), each
+    with the value of the default spec (``configs/model.toml``) as its default: that is what a run without
+    ``--spec`` uses.
+
     >>> next(settings_table())[:3]
     ('dataset.name', 'str', "'applications'")
+    >>> [row[:3] for row in settings_table() if row[0] == "spec.threshold"]
+    [('spec.threshold', 'float', '0.9')]
     """
+    # spec.py reads its TOML through this module: imported here, not at the top, to keep the two apart
+    from linkage.spec import ModelSpec, load_spec
+
     sections: list[tuple[str, type[BaseModel]]] = [
         ("dataset", DatasetSettings),
         ("store", StoreSettings),
         ("ingest", IngestSettings),
+        ("link", LinkSettings),
     ]
     for section, model in sections:
         for name, field in model.model_fields.items():
             yield f"{section}.{name}", _type_name(field.annotation), _shown(field.default), field.description or ""
     yield "columns.<role>", "str or list[str]", "the role's own name", Config.model_fields["columns"].description or ""
+    spec = load_spec(None)
+    for name in SPEC_SETTINGS:
+        field = ModelSpec.model_fields[name]
+        yield f"spec.{name}", _type_name(field.annotation), _shown(getattr(spec, name)), field.description or ""
 
 
 def _type_name(annotation: Any) -> str:

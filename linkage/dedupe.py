@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from linkage import charts, model, prepare, score, train
 from linkage.clock import Clock, peak_rss_mb
 from linkage.config import Config
-from linkage.engine import drop_scratch, run_link
+from linkage.engine import drop_scratch, run_link, run_threshold
 from linkage.errors import InputError, StoreError
 from linkage.pipeline import ingest
 from linkage.spec import ModelSpec, load_spec
@@ -143,13 +143,12 @@ def dedupe(
         progress: called with (file, rows) as rows are read.
 
     Raises:
-        InputError: nothing was accepted, the threshold is not a probability, or the model file is not a model.
+        InputError: nothing was accepted, or the model file is not a model.
+        ConfigError: the spec is invalid, or ``threshold`` is not valid for it (checked before the ingest).
         StoreError: ``out`` holds a store that no dedupe made.
     """
     spec = _load_spec(spec_path)
-    cut = spec.threshold if threshold is None else threshold
-    if not 0 < cut < 1:
-        raise InputError(f"--threshold must be between 0 and 1, got {cut}")
+    cut = run_threshold(spec, threshold)
     artefact = model.read_artefact(model_path) if model_path is not None else None
     summary = DedupeSummary(out=str(out), threshold=cut)
     clock = Clock()
@@ -163,7 +162,7 @@ def dedupe(
         run_id = store.begin_run(_KIND, [str(p) for p in paths], config.fingerprint())
         done = run_link(
             store, spec, config_hash=config.fingerprint(), full=True, artefact=artefact, threshold=cut,
-            keep_scratch=True,
+            max_guard_size=config.link.max_guard_size, keep_scratch=True,
         )  # fmt: skip
         for stage, seconds in done.summary.seconds.items():
             if stage != "total":

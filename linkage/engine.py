@@ -26,16 +26,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from pydantic import ValidationError
+
 from linkage import model, prepare, score, train
 from linkage.clock import Clock, Progress, peak_rss_mb
 from linkage.cluster import recluster
-from linkage.config import Config
-from linkage.errors import InputError
+from linkage.config import DEFAULT_MAX_GUARD_SIZE, Config
+from linkage.errors import ConfigError, InputError, Problem
 from linkage.publish import publish
 from linkage.spec import ModelSpec, load_spec
 from linkage.store import Store, quote
 
-__all__ = ["DEFAULT_MAX_GUARD_SIZE", "STAGES", "LinkRun", "LinkSummary", "Stage", "link", "lookup", "run_link"]
+__all__ = [
+    "DEFAULT_MAX_GUARD_SIZE",
+    "STAGES",
+    "LinkRun",
+    "LinkSummary",
+    "Stage",
+    "link",
+    "lookup",
+    "run_link",
+    "run_threshold",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +86,6 @@ STAGES: Final = (
     ),
 )
 LINK_STAGES: Final = tuple(s.name for s in STAGES[2:])
-
-DEFAULT_MAX_GUARD_SIZE: Final = 2000
 
 
 @dataclass
@@ -137,7 +147,7 @@ def link(
 
     Args:
         db: the store (``linkage ingest FILE --db PATH`` fills it).
-        config: settings (the store's memory limit).
+        config: settings (the store's memory limit, the guard's ``link.max_guard_size``).
         full: score and cluster every record again, identity ids carried over.
         spec_path: the model spec (default ``configs/model.toml``).
         model_path: a model from ``linkage train`` to use (and store) instead of the store's own.
@@ -147,16 +157,17 @@ def link(
 
     Raises:
         InputError: the store holds no applications, or the model file is missing or not a model.
-        ConfigError: the spec is invalid.
+        ConfigError: the spec is invalid, or ``threshold`` is not valid for it.
         StoreError: the store is missing, locked or cannot be written.
     """
     spec = load_spec(spec_path)
+    cut = run_threshold(spec, threshold)  # before the store is opened: a bad value costs nothing
     artefact = model.read_artefact(model_path) if model_path is not None else None
     with Store(db, memory_limit=config.store.memory_limit) as store:
         inputs = [str(model_path)] if model_path else []
         found = run_link(
             store, spec, config_hash=config.fingerprint(), inputs=inputs, full=full, retrain=retrain,
-            artefact=artefact, threshold=threshold, progress=progress,
+            artefact=artefact, threshold=cut, max_guard_size=config.link.max_guard_size, progress=progress,
         )  # fmt: skip
         return found.summary
 
@@ -180,9 +191,7 @@ def run_link(
     ``keep_scratch`` leaves Splink's tables for the caller (dedupe draws waterfalls from them); the caller
     drops them with :func:`drop_scratch`.
     """
-    cut = spec.threshold if threshold is None else threshold
-    if not 0 < cut < 1:
-        raise InputError(f"the threshold must be a probability between 0 and 1, got {cut}")
+    cut = run_threshold(spec, threshold)
     interrupted = store.mark_interrupted()  # runs a kill left running: this process holds the write lock
     drop_scratch(store)
     run_id = store.begin_run("link", inputs or [], config_hash)
@@ -196,6 +205,29 @@ def run_link(
     finally:
         if not keep_scratch:
             drop_scratch(store)
+
+
+def run_threshold(spec: ModelSpec, threshold: float | None) -> float:
+    """The threshold a run links at: ``threshold`` when given (``--threshold``), else the spec's.
+
+    A given threshold is checked by :class:`~linkage.spec.ModelSpec` itself, the one declaration of what a
+    threshold may be: the spec is validated again with it in place, so its constraint (a probability strictly
+    between 0 and 1) and the veto's check (a vetoed pair must stay below the threshold) both apply.
+
+    Raises:
+        ConfigError: ``threshold`` is not valid for this spec, each problem listed as for a spec file.
+    """
+    if threshold is None:
+        return spec.threshold
+    try:
+        checked = ModelSpec.model_validate({**spec.model_dump(by_alias=True), "threshold": threshold})
+    except ValidationError as exc:
+        problems = [
+            Problem(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else str(e["msg"]))
+            for e in exc.errors()
+        ]
+        raise ConfigError(f"invalid threshold {threshold!r} for the model spec", problems=problems) from None
+    return checked.threshold
 
 
 def drop_scratch(store: Store) -> None:

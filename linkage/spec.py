@@ -70,14 +70,14 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    threshold: float = Field(0.9, gt=0, lt=1)
-    review_floor: float = Field(0.5, gt=0, lt=1)
-    seed: int = 20241
-    max_pairs_u: float = 2e6
+    threshold: float = Field(0.9, gt=0, lt=1, description="Match probability at which two records join one identity")
+    review_floor: float = Field(0.5, gt=0, lt=1, description="Pairs scored at or above this are kept for review")
+    seed: int = Field(20241, ge=0, description="Seed of the random pair sample that estimates u (repeatable training)")
+    max_pairs_u: float = Field(2e6, ge=1, description="Random record pairs sampled to estimate u of the lower levels")
     exact_u: bool = True
     """count the u of each comparison's first level, when it is an equality, over all record pairs (see
     :func:`linkage.train.exact_u`) instead of taking it from the random sample"""
-    max_pairs_em: float = 1e6
+    max_pairs_em: float = Field(1e6, ge=1, description="Most blocked pairs EM sees per training rule (above: sampled)")
     blocking: list[str]
     deterministic: list[str]
     deterministic_recall: float = Field(0.7, gt=0, le=1)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from linkage.cli import app
@@ -54,6 +57,10 @@ def test_settings_lists_every_key() -> None:
     result = runner.invoke(app, ["settings", "--json"])
     keys = {row["key"] for row in json.loads(result.output)}
     assert {"dataset.id_scheme", "store.path", "ingest.workers", "columns.<role>"} <= keys
+    run_parameters = {"spec.threshold", "spec.review_floor", "spec.seed", "spec.max_pairs_u", "spec.max_pairs_em"}
+    assert run_parameters | {"link.max_guard_size"} <= keys
+    rows = {row["key"]: row for row in json.loads(result.output)}
+    assert rows["spec.threshold"]["default"] == "0.9" and rows["spec.threshold"]["help"].startswith("Match probability")
 
 
 def test_errors_are_a_message_and_exit_code_not_a_traceback(tmp_path: Path) -> None:
@@ -224,3 +231,44 @@ def test_readers_say_plainly_that_a_link_is_writing_the_store(tmp_path: Path) ->
     finally:
         holder.kill()
         holder.wait()
+
+
+# --- the run parameters: --threshold and link.max_guard_size reach the run ------------------------------------
+
+
+def test_link_takes_a_threshold_for_the_run(tmp_path: Path) -> None:
+    db, _ = _store_with_runs(tmp_path)
+    result = runner.invoke(app, ["link", "--db", str(db), "--threshold", "0.97", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["threshold"] == 0.97
+    with Store(db, read_only=True) as store:
+        (counts,) = store.rows("SELECT counts FROM runs WHERE kind = 'link' ORDER BY started_at DESC LIMIT 1")[0]
+    assert json.loads(counts)["threshold"] == 0.97  # the run's manifest records it
+
+
+def test_a_bad_threshold_is_refused_before_the_store_is_opened(tmp_path: Path) -> None:
+    db = tmp_path / "never.duckdb"  # no such store: the threshold is checked first
+    for command in (["link", "--db", str(db)], ["dedupe", str(tmp_path / "a.csv"), "--out", str(tmp_path / "out")]):
+        result = runner.invoke(app, [*command, "--threshold", "1.5"])
+        assert result.exit_code == 1, result.output
+        message = str(result.exception)
+        assert message == "invalid threshold 1.5 for the model spec\n  - threshold: Input should be less than 1"
+    assert not db.exists() and not (tmp_path / "out").exists()
+
+
+def test_the_guard_size_limit_from_the_config_reaches_the_link_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 520 applications of the sample holding three clusters of 3-4 records that the guard examines
+    frame = pq.read_table(SAMPLE).to_pandas().sort_values(["application_date", "record_id"]).head(2000)
+    guarded = {"BDL-2022-00011848", "BDL-2025-00016652", "KTB-2025-00018986", "KTB-2024-00007767",
+               "KTB-2024-00011796", "KTB-2025-00019587"}  # fmt: skip
+    frame[frame.record_id.isin(guarded) | (frame.index % 4 == 0)].to_parquet(tmp_path / "a.parquet", index=False)
+    config = tmp_path / "small_guard.toml"
+    config.write_text("[link]\nmax_guard_size = 2\n", encoding="utf-8")
+    db = str(tmp_path / "s.duckdb")
+    assert runner.invoke(app, ["ingest", str(tmp_path / "a.parquet"), "--db", db]).exit_code == 0
+    with caplog.at_level(logging.WARNING, logger="linkage.guard"):
+        result = runner.invoke(app, ["link", "--db", db, "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "above max_guard_size=2 records left unguarded" in caplog.text

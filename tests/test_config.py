@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,69 @@ def test_settings_table_shows_dates_and_optional_values_as_a_toml_file_would() -
     rows = {key: (kind, default) for key, kind, default, _ in settings_table()}
     assert rows["dataset.earliest_date"] == ("date", "'1900-01-01'")
     assert rows["ingest.sheet"] == ("str or None", "None")  # no "|": it would split the README's table cell
+
+
+def test_the_run_parameters_that_decide_links_are_listed_with_the_settings() -> None:
+    from linkage.spec import ModelSpec, load_spec
+
+    rows = {key: (kind, default, help_text) for key, kind, default, help_text in settings_table()}
+    spec = load_spec(None)
+    for name in ("threshold", "review_floor", "seed", "max_pairs_u", "max_pairs_em"):
+        _, default, help_text = rows[f"spec.{name}"]
+        # help and type from ModelSpec's one declaration; the default is what a run without --spec uses
+        assert help_text == ModelSpec.model_fields[name].description and help_text
+        assert default == repr(getattr(spec, name))
+    assert rows["spec.threshold"][:2] == ("float", "0.9")
+    assert rows["link.max_guard_size"][:2] == ("int", "2000") and "guard" in rows["link.max_guard_size"][2]
+
+
+def test_the_guard_size_limit_is_a_validated_setting() -> None:
+    from linkage.engine import DEFAULT_MAX_GUARD_SIZE
+
+    assert parse_config({}).link.max_guard_size == DEFAULT_MAX_GUARD_SIZE == 2000
+    assert parse_config({"link": {"max_guard_size": 50}}).link.max_guard_size == 50
+    with pytest.raises(ConfigError, match=r"link\.max_guard_size: Input should be greater than or equal to 2"):
+        parse_config({"link": {"max_guard_size": 1}})
+    with pytest.raises(ConfigError, match=r"link\.max_gaurd_size: unknown key \(did you mean 'max_guard_size'\?\)"):
+        parse_config({"link": {"max_gaurd_size": 50}})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("threshold", 1.0, "threshold: Input should be less than 1"),
+        ("review_floor", 0, "review_floor: Input should be greater than 0"),
+        ("seed", -1, "seed: Input should be greater than or equal to 0"),
+        ("max_pairs_u", 0, "max_pairs_u: Input should be greater than or equal to 1"),
+        ("max_pairs_em", -5, "max_pairs_em: Input should be greater than or equal to 1"),
+    ],
+)
+def test_a_spec_file_with_a_bad_run_parameter_is_refused(tmp_path: Path, key: str, value: float, message: str) -> None:
+    from linkage.spec import load_spec
+
+    text = (ROOT / "configs" / "model.toml").read_text(encoding="utf-8")
+    path = tmp_path / "model.toml"
+    path.write_text(re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text, count=1), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_spec(path)
+    assert message in str(info.value)
+
+
+def test_a_threshold_override_is_checked_by_the_spec_declaration() -> None:
+    from linkage.engine import run_threshold
+    from linkage.spec import load_spec
+
+    spec = load_spec(None)
+    assert run_threshold(spec, None) == spec.threshold
+    assert run_threshold(spec, 0.97) == 0.97
+    for bad, problem in [
+        (1.5, "threshold: Input should be less than 1"),
+        (0.0, "threshold: Input should be greater than 0"),
+        (float("nan"), "threshold: Input should be less than 1"),  # NaN fails every comparison
+        # the veto caps a vetoed pair at probability 0.5: a threshold at or below it would link them
+        (0.4, "vetoed pairs would still link"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            run_threshold(spec, bad)
+        assert str(info.value).startswith(f"invalid threshold {bad!r} for the model spec\n  - ")
+        assert problem in str(info.value)

@@ -1,0 +1,190 @@
+"""``linkage history``, ``alerts``, ``report`` and ``export``: traces over the identity store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from linkage.cli import ConfigOption, DbOption, JsonOption, _config, _print_json, _shown, console
+from linkage.store import Store
+
+SinceOption = Annotated[
+    str | None, typer.Option("--since", metavar="YYYY-MM-DD", help="Only applications lodged on or after this day.")
+]
+_REPORTS = ("office-shopping",)
+
+
+def _since(value: str | None) -> Any:
+    """The --since day as a date; a malformed one is a usage error (exit code 2)."""
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a day written YYYY-MM-DD", param_hint="'--since'") from None
+
+
+def _read_store(config: Path | None, db: Path | None) -> Store:
+    return Store(db or _config(config).store.path, read_only=True)
+
+
+def history_command(
+    key: Annotated[str, typer.Argument(help="A record_id, or an identity_id (ID- and 16 hex digits).")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show an identity's applications across offices in time order, what linked each one, decisions and events.
+
+    KEY is a record id or an identity id; a retired identity id is followed to the identity it was merged
+    into. Each application shows its office, date, decision and reason, the run that placed it, its
+    strongest pair within the identity (probability and the comparisons that weighed most for it) and
+    officers' decisions on it; then the identity's events (created, merged, split, records added or moved).
+    """
+    from linkage.history import history
+
+    with _read_store(config, db) as store:
+        found = history(store, key)
+    if as_json:
+        _print_json(found)
+        return
+    for step in found["followed"]:
+        console.print(
+            f"{_shown(step['identity_id'])} was retired by run {_shown(str(step['retired_run']))} "
+            f"and merged into {_shown(step['merged_into'])}"
+        )
+    apps = found["applications"]
+    if found["identity_id"] is None:
+        console.print(f"[bold]Record {_shown(key)}[/] is stored but not linked into an identity yet")
+    else:
+        offices = len({a["office"] for a in apps if a["office"]})
+        retired = f", retired by run {found['retired_run']}" if found["retired_run"] else ""
+        console.print(
+            f"[bold]Identity {_shown(found['identity_id'])}[/]: {len(apps)} applications at {offices} offices"
+            f"{_shown(retired)}"
+        )
+    table = Table(title="Applications in time order")
+    for name in ("date", "office", "record", "decision", "reason", "since run", "linked by"):
+        table.add_column(name, overflow="fold")
+    for a in apps:
+        evidence = a["evidence"]
+        linked = "–"
+        if evidence is not None:
+            fields = ", ".join(f"{f['comparison']} {f['weight']:+.1f}" for f in evidence["agreeing"])
+            vetoed = " vetoed" if evidence["vetoed"] else ""
+            linked = f"p {evidence['match_probability']:.4f}{vetoed} with {evidence['other_record_id']}: {fields}"
+        cells = (a["application_date"], a["office"], a["record_id"], a["decision"], a["decision_reason"],
+                 a["since_run"], linked)  # fmt: skip
+        table.add_row(*(_shown("–" if c is None else str(c)) for c in cells))
+    console.print(table)
+    decided = {d["decision_id"]: (a["record_id"], d) for a in apps for d in a["decisions"]}  # once, not per side
+    if decided:
+        table = Table(title="Officers' decisions")
+        for name in ("when", "kind", "records", "by", "reason"):
+            table.add_column(name, overflow="fold")
+        for record, d in sorted(decided.values(), key=lambda x: (str(x[1]["decided_at"]), x[1]["decision_id"])):
+            row = (d["decided_at"], d["kind"], f"{record} {d['other_record_id']}", d["decided_by"], d["reason"])
+            table.add_row(*(_shown("–" if c is None else str(c)) for c in row))
+        console.print(table)
+    if found["events"]:
+        table = Table(title="Events")
+        for name in ("#", "run", "kind", "identity", "other identity", "records", "p", "reason"):
+            table.add_column(name, overflow="fold")
+        for e in found["events"]:
+            records = " ".join(r for r in (e["record_id"], e["other_record_id"]) if r)
+            p = "" if e["probability"] is None else f"{e['probability']:.4f}"
+            event = (e["event_no"], e["run_id"], e["kind"], e["identity_id"], e["other_identity_id"], records, p,
+                     e["reason"])  # fmt: skip
+            table.add_row(*(_shown("" if c is None else str(c)) for c in event))
+        console.print(table)
+
+
+def alerts_command(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    since: SinceOption = None,
+    refusal: Annotated[
+        list[str] | None,
+        typer.Option("--refusal", help="A decision that counts as a refusal; repeat for more (none given: rejected)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show office shopping: applications whose identity was refused on an earlier day at another office.
+
+    One row per application and earlier refusal elsewhere, with the refusal's office, date and reason and
+    the probability that ties the two: the pair's own when it was scored, else the weakest link of the
+    strongest path between them through the identity's links (the records on it are listed).
+    Definitions: linkage/alerts.py.
+    """
+    from linkage.alerts import alerts
+    from linkage.schema import REFUSALS
+
+    with _read_store(config, db) as store:
+        found = alerts(store, _since(since), tuple(refusal) if refusal else REFUSALS)
+    if as_json:
+        _print_json(found)
+        return
+    table = Table(title=f"Office shopping: {len(found):,} applications after a refusal elsewhere")
+    for name in ("date", "office", "record", "decision", "refused", "at office", "refused record", "reason", "p",
+                 "tied"):  # fmt: skip
+        table.add_column(name, overflow="fold", justify="right" if name == "p" else "left")
+    for a in found:
+        p = "–" if a["match_probability"] is None else f"{a['match_probability']:.4f}"
+        if a["direct"]:
+            tied = "pair"
+        elif a["match_probability"] is None:
+            tied = "no link path"
+        else:
+            tied = "via " + ", ".join(a["via"]) if a["via"] else "must-link decision"
+        cells = (a["application_date"], a["office"], a["record_id"], a["decision"], a["refused_date"],
+                 a["refused_office"], a["refused_record_id"], a["refusal_reason"], p, tied)  # fmt: skip
+        table.add_row(*(_shown("–" if c is None else str(c)) for c in cells))
+    console.print(table)
+
+
+def report_command(
+    report: Annotated[str, typer.Argument(metavar="REPORT", help="The report: office-shopping.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write: .html (chart and table, offline) or .csv.")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+    since: SinceOption = None,
+) -> None:
+    """Write a report. office-shopping: alerts, applications and identities by office and month.
+
+    An alert is an application whose identity was refused on an earlier day at another office (see
+    `linkage alerts`). The .html page holds a stacked bar chart by month coloured by office, and the
+    table; both carry counts only.
+    """
+    from linkage.alerts import office_shopping
+    from linkage.errors import did_you_mean
+    from linkage.exports import write_report
+
+    if report not in _REPORTS:
+        raise typer.BadParameter(
+            f"unknown report {report!r}{did_you_mean(report, _REPORTS)}; one of {', '.join(_REPORTS)}",
+            param_hint="REPORT",
+        )
+    with _read_store(config, db) as store:
+        table = office_shopping(store, _since(since))
+    write_report(table, out)
+    alerts = int(table["alerts"].sum())
+    console.print(f"{_shown(report)}: {len(table):,} office-months, {alerts:,} alerts written to {_shown(out)}")
+
+
+def export_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write: .parquet or .csv.")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Write every stored record's identity: record_id, identity_id (empty until linked), in record_id order."""
+    from linkage.exports import export
+
+    with _read_store(config, db) as store:
+        rows = export(store, out)
+    console.print(f"{rows:,} records written to {_shown(out)}")
+
