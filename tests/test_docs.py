@@ -59,3 +59,19 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert block, "README has no test-command block"
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert block.group(1).strip() in ci
+
+
+def test_readme_data_flow_names_every_stage_and_its_module() -> None:
+    """The data-flow picture names each stage of engine.STAGES and its module, and only modules that exist."""
+    from linkage.engine import STAGES
+
+    picture = re.search(r"## How data flows.*?```text\n(.+?)```", README, re.S)
+    assert picture, "README has no data-flow picture"
+    text = picture.group(1)
+    for stage in STAGES:
+        assert re.search(rf"│ {stage.name}\b", text), f"the picture does not show the stage {stage.name!r}"
+        module = stage.module.removeprefix("linkage.") + ".py"
+        assert module in text, f"the picture does not name {module} ({stage.name})"
+    named = set(re.findall(r"\b([a-z_]+)\.py\b", text))
+    existing = {p.stem for p in (ROOT / "linkage").glob("*.py")}
+    assert named <= existing, f"the picture names modules that do not exist: {sorted(named - existing)}"
