@@ -292,7 +292,7 @@ def unguarded(out: Path, clusters: Any) -> dict[str, Any]:
     """
     import pandas as pd
 
-    from linkage.cluster import connected_components
+    from linkage.graph import connected_components
 
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     pairs = pd.read_parquet(out / "pairs.parquet", columns=["record_id_l", "record_id_r", "match_probability"])

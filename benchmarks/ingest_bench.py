@@ -83,7 +83,7 @@ def main() -> None:
         "columns are the main process's time in each and do not add up to the wall time. Peak RSS is the",
         "largest of the main process (which holds the run's uncommitted DuckDB transaction) and its workers.",
         "",
-        "| rows | format | wall s (median) | rows/s | read s | normalise wait s | write s | peak RSS MB | accepted | "
+        "| rows | format | wall s (median) | rows/s | read s | normalise wait s | publish s | peak RSS MB | accepted | "
         "quarantined | field issues |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -98,7 +98,7 @@ def main() -> None:
         peak = max(r["peak_mb"] for r in runs)
         line = (
             f"| {rows:,} | {fmt} | {wall:.1f} | {rows / wall:,.0f} | {secs['read']:.1f} | {secs['normalise']:.1f} | "
-            f"{secs['write']:.1f} | {peak:,.0f} | {rep['accepted']:,} | {rep['quarantined']:,} | "
+            f"{secs['publish']:.1f} | {peak:,.0f} | {rep['accepted']:,} | {rep['quarantined']:,} | "
             f"{rep['field_issues']:,} |"
         )
         print(line, flush=True)

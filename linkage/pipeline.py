@@ -4,7 +4,9 @@ Ingesting is idempotent: an accepted row whose record_id the store holds with th
 *unchanged* and writes nothing; with other values it is an *update* that replaces the stored rows
 (see :meth:`linkage.store.Store.merge_staged`); any other is *new*.
 
-``STAGES`` names the stages in data-flow order; every run records its timings under these names.
+An ingest run is the stages ``read`` and ``normalise`` of :data:`linkage.engine.STAGES`, then it publishes
+the records in one transaction; it records its timings under those names (``read``, ``normalise``,
+``publish``).
 Reading and writing happen in this process while worker processes normalise, so the stages
 overlap; each stage's time is the time this process spent in it (normalise: waiting for workers).
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import gc
-import resource
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,9 @@ from typing import Any, Final
 
 import pyarrow as pa
 
+from linkage.clock import Clock, peak_rss_mb
 from linkage.config import Config
+from linkage.engine import STAGES
 from linkage.errors import InputError
 from linkage.ingest import Batch, read_files
 from linkage.normalise import COLUMNS, normalise_batch, normalise_parallel
@@ -32,9 +35,10 @@ from linkage.readers import FileReport
 from linkage.store import Merged, Store
 from linkage.tables import APPLICATIONS_COLUMNS, ISSUE_COLUMNS, QUARANTINE_COLUMNS, arrow_table
 
-__all__ = ["STAGES", "IngestReport", "ingest"]
+__all__ = ["IngestReport", "ingest"]
 
-STAGES: Final = ("read", "normalise", "write")
+# the stages an ingest run times: read and normalise, then the publish of its records
+_TIMED: Final = (*(s.name for s in STAGES if s.module in ("linkage.ingest", "linkage.normalise")), "publish")
 
 Progress = Callable[[str, int], None]
 """Called with (file name, rows just read) as ingest goes."""
@@ -118,8 +122,7 @@ def _ingest(
     paths: Sequence[Path], config: Config, db: Path | None, progress: Progress | None, today: dt.date | None
 ) -> IngestReport:
     db_path = db or config.store.path
-    started = time.perf_counter()
-    seconds = dict.fromkeys(STAGES, 0.0)
+    clock = Clock()
     with Store(db_path, create=True, memory_limit=config.store.memory_limit) as store:
         interrupted = store.mark_interrupted()
         run_id = store.begin_run("ingest", [str(p) for p in paths], config.fingerprint())
@@ -140,24 +143,23 @@ def _ingest(
                 # Into an empty store every record is new: write straight to the tables, no staging.
                 staged = store.stage() if store.count("applications") else {}
                 batches = read_files(paths, config, reports=report.files)
-                timed = _timed(batches, seconds, "read", progress)
+                timed = _timed(batches, clock, "read", progress)
                 results = normalise_parallel(timed, work, workers=config.ingest.workers)
-                for prepared in _timed(results, seconds, "normalise"):
-                    t0 = time.perf_counter()
-                    for table, rows in prepared.tables.items():
-                        store.insert(staged.get(table, table), rows)
+                for prepared in _timed(results, clock, "normalise"):
+                    with clock.stage("publish"):
+                        for table, rows in prepared.tables.items():
+                            store.insert(staged.get(table, table), rows)
                     quarantined.update(prepared.quarantine_reasons)
                     issues.update(prepared.issue_reasons)
-                    seconds["write"] += time.perf_counter() - t0
                 _fill(report, quarantined, issues)
                 _check_share(report, config)
-                t0 = time.perf_counter()
-                merged = store.merge_staged(run_id) if staged else Merged(new=report.accepted, updated=0, unchanged=0)
+                with clock.stage("publish"):
+                    merged = (
+                        store.merge_staged(run_id) if staged else Merged(new=report.accepted, updated=0, unchanged=0)
+                    )
                 report.new, report.updated, report.unchanged = merged.new, merged.updated, merged.unchanged
-                seconds["write"] += time.perf_counter() - t0
-                seconds["total"] = time.perf_counter() - started
-                report.seconds = {k: round(v, 3) for k, v in seconds.items()}
-                report.peak_rss_mb = _peak_rss_mb()
+                report.seconds = {**dict.fromkeys(_TIMED, 0.0), **clock.summary()}
+                report.peak_rss_mb = peak_rss_mb()
                 store.finish_run(run_id, "succeeded", _manifest(report))
         except BaseException as exc:
             store.finish_run(run_id, "failed", {"error": type(exc).__name__})
@@ -165,18 +167,16 @@ def _ingest(
     return report
 
 
-def _timed(
-    items: Iterator[Any], seconds: dict[str, float], stage: str, progress: Progress | None = None
-) -> Iterator[Any]:
-    """Pass items through, adding the time spent producing each to ``seconds[stage]``."""
+def _timed(items: Iterator[Any], clock: Clock, stage: str, progress: Progress | None = None) -> Iterator[Any]:
+    """Pass items through, adding the time spent producing each to the clock's ``stage``."""
     while True:
         t0 = time.perf_counter()
         try:
             item = next(items)
         except StopIteration:
-            seconds[stage] += time.perf_counter() - t0
+            clock.add(stage, time.perf_counter() - t0)
             return
-        seconds[stage] += time.perf_counter() - t0
+        clock.add(stage, time.perf_counter() - t0)
         if progress is not None:
             progress(item.file, item.accepted + len(item.quarantined))
         yield item
@@ -251,10 +251,3 @@ def _manifest(report: IngestReport) -> dict[str, Any]:
     out = report.to_dict()
     out.pop("run_id")
     return out
-
-
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process and its finished workers, in MB (Linux reports KiB)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, children) / 1024, 1)
