@@ -162,7 +162,7 @@ def dedupe(
         run_id = store.begin_run(_KIND, [str(p) for p in paths], config.fingerprint())
         done = run_link(
             store, spec, config_hash=config.fingerprint(), full=True, artefact=artefact, threshold=cut,
-            max_guard_size=config.link.max_guard_size, keep_scratch=True,
+            max_guard_size=config.link.max_guard_size, keep_scratch=True, within=run_id,
         )  # fmt: skip
         for stage, seconds in done.summary.seconds.items():
             if stage != "total":

@@ -185,14 +185,16 @@ def run_link(
     max_guard_size: int = DEFAULT_MAX_GUARD_SIZE,
     progress: Progress | None = None,
     keep_scratch: bool = False,
+    within: str | None = None,
 ) -> LinkRun:
     """Run the link stages on an open store as one run (see the module docstring); the store is left as published.
 
     ``keep_scratch`` leaves Splink's tables for the caller (dedupe draws waterfalls from them); the caller
-    drops them with :func:`drop_scratch`.
+    drops them with :func:`drop_scratch`. ``within``: the caller's own run, still going (a dedupe's).
     """
     cut = run_threshold(spec, threshold)
-    interrupted = store.mark_interrupted()  # runs a kill left running: this process holds the write lock
+    # runs a kill left running: this process holds the write lock
+    interrupted = store.mark_interrupted(keep=[within] if within else [])
     drop_scratch(store)
     run_id = store.begin_run("link", inputs or [], config_hash)
     try:

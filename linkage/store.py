@@ -246,14 +246,17 @@ class Store:
             table="runs",
         )
 
-    def mark_interrupted(self) -> list[dict[str, str]]:
+    def mark_interrupted(self, *, keep: Sequence[str] = ()) -> list[dict[str, str]]:
         """Mark the runs left ``running`` as ``interrupted`` and return them (``run_id, kind, started_at``).
 
         Call it with the store open read-write by a command, before its own run begins: DuckDB lets one
-        process write a file at a time, so no other process can be running them; they were killed.
+        process write a file at a time, so no other process can be running them; they were killed. ``keep``:
+        runs of this process that are still going (a dedupe run around the link run it starts).
         """
         rows = self.rows(
-            "SELECT run_id, kind, started_at FROM runs WHERE status = 'running' ORDER BY started_at, run_id"
+            """SELECT run_id, kind, started_at FROM runs
+               WHERE status = 'running' AND NOT list_contains(?::VARCHAR[], run_id) ORDER BY started_at, run_id""",
+            [list(keep)],
         )
         if rows:
             self.sql(

@@ -9,6 +9,7 @@ adds one line per problem), never a traceback.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,24 @@ def test_python_m_linkage_cli_exits_the_same_way(db: Path) -> None:
     assert "Traceback" not in done.stdout + done.stderr
     assert one_line(done.stderr) == "error: no record or identity '[/x]' in the store"
     assert done.stdout == ""
+
+
+def test_a_bug_is_one_line_and_exit_code_70_never_a_traceback(
+    db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An exception that is not a LinkageError is a bug: said in one line, the traceback only at -vv."""
+    import linkage.cli.ingest
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("math domain error")
+
+    monkeypatch.setattr(linkage.cli.ingest, "profile", broken)  # the name the command calls
+    code, err = run_main(monkeypatch, capsys, "profile", "--db", str(db))
+    assert code == 70
+    assert "internal error: ValueError: math domain error" in err and "-vv" in err
+    monkeypatch.setattr(sys, "argv", ["linkage", "-vv", "profile", "--db", str(db)])
+    try:
+        with pytest.raises(ValueError, match="math domain error"):  # a developer asked for the traceback
+            main()
+    finally:
+        logging.getLogger("linkage").setLevel(logging.NOTSET)  # -vv set it for this process

@@ -210,3 +210,24 @@ def test_trained_u_of_each_first_level_is_the_exact_count(run: Path) -> None:
     assert set(first_levels) == set(counted)
     for name, u in counted.items():
         assert first_levels[name]["u_probability"] == pytest.approx(u, rel=1e-9), name
+
+
+def test_dedupe_never_replaces_a_store_it_did_not_make(tmp_path: Path) -> None:
+    """A shared store in the output folder is left alone; dedupe's own working store is replaced by the next run."""
+    small = tmp_path / "small.csv"
+    small.write_text("record_id,full_name,birth_date\nA1,Siti Aminah,1990-08-05\nA2,Sitti Aminah,1990-08-05\n")
+    shared = tmp_path / "out" / "store.duckdb"
+    assert runner.invoke(app, ["ingest", str(small), "--db", str(shared)]).exit_code == 0
+    before = shared.read_bytes()
+    refused = runner.invoke(app, ["dedupe", str(SAMPLE / "applications.parquet"), "--out", str(tmp_path / "out")])
+    assert refused.exit_code == 1
+    assert "no dedupe made" in str(refused.exception) and "--out" in str(refused.exception)
+    assert shared.read_bytes() == before
+    # its own working store it does replace: a second dedupe into the same folder runs
+    some = tmp_path / "some.parquet"
+    pd.read_parquet(SAMPLE / "applications.parquet").head(1500).to_parquet(some, index=False)
+    out = tmp_path / "again"
+    for _ in range(2):
+        done = runner.invoke(app, ["dedupe", str(some), "--out", str(out), "--json"])
+        assert done.exit_code == 0, done.output
+    assert len(pd.read_parquet(out / "clusters.parquet")) == 1500

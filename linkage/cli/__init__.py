@@ -116,6 +116,7 @@ def _root(
     """Identity deduplication and record linkage for passport applications across immigration offices."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("linkage").setLevel(level)  # also where the root logger was configured before (tests)
     name_process(f"linkage {ctx.invoked_subcommand}")  # what a reader is told is writing the store
 
 
@@ -163,8 +164,9 @@ def _config(path: Path | None, workers: int | None = None) -> Config:
 def main() -> None:
     """Entry point: run the app, turning a LinkageError into a message and exit code.
 
-    Usage errors are click's (exit code 2, with the usage line); anything else is a bug and keeps its
-    traceback.
+    Usage errors are click's (exit code 2, with the usage line). Anything else is a bug: it is reported in
+    one line with exit code 70 (EX_SOFTWARE), and its traceback is shown only at ``-vv``, where a developer
+    asked for it; a user never gets a traceback.
     """
     try:
         app()
@@ -172,6 +174,17 @@ def main() -> None:
         message = "\n".join(_shown(line) for line in str(exc).split("\n"))  # the problems' lines kept apart
         err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # unwrapped: pipes and logs
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        if logging.getLogger("linkage").isEnabledFor(logging.DEBUG):
+            raise
+        what = _shown(f"{type(exc).__name__}: {exc}")
+        err.print(
+            f"[bold red]internal error:[/] {what}. This is a bug in linkage, not in your data or command; "
+            "run the command again with -vv to see where it happened, and report it.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(70)
 
 
 # The commands' modules import the shared parts above from this package, so they come last.
