@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -255,8 +256,8 @@ def fragment_problems(sql: str, key: str, columns: Sequence[str], *, sides: bool
         tokens = sqlglot.tokenize(sql, read="duckdb")
         statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
     except (SqlglotError, ValueError, RecursionError) as exc:
-        return [Problem(f"{key} = {sql!r}: not valid SQL: {str(exc).splitlines()[0] if str(exc) else exc!r}",
-                        value=sql)]  # fmt: skip
+        reason = re.sub(r"<class '[\w.]*?(\w+)'>", r"\1", str(exc).splitlines()[0] if str(exc) else repr(exc))
+        return [Problem(f"{key} = {sql!r}: not valid SQL: {reason}", value=sql)]
     if len(statements) != 1 or any(t.token_type.name == "SEMICOLON" for t in tokens):
         return [problem(f"one condition wanted, found {len(statements)} statements", ";")]
     found: list[Problem] = []
