@@ -43,15 +43,23 @@ def train(store: Store, spec: ModelSpec) -> Any:
 
     linker = linker_for(store, settings_for(spec))
     training = linker.training
+    counted = {rule: training_pairs(store, rule) for rule in spec.training}
+    runnable = [rule for rule in spec.training if (n := counted[rule]) is None or n >= MIN_TRAINING_PAIRS]
     training.estimate_probability_two_random_records_match(
         list(spec.deterministic), recall=spec.deterministic_recall
     )
     prior = float(linker._settings_obj._probability_two_random_records_match)
+    if not 0 < prior < 1:  # no deterministic pair: λ = 0, and every match weight would be -∞
+        raise ConfigError(
+            "the spec does not fit these records: no deterministic rule finds a pair, so λ (the share of "
+            "matching pairs) cannot be estimated: "
+            + "; ".join(_needs(rule, "deterministic rule") for rule in spec.deterministic)
+            + "".join(f"; {_needs(rule)} and blocks no pair" for rule in spec.training if rule not in runnable)
+            + f". {_WHAT_TO_DO}"
+        )
     training.estimate_u_using_random_sampling(max_pairs=spec.max_pairs_u, seed=spec.seed)
     if spec.exact_u:
         _set_exact_u(linker, exact_u(store, spec))
-    counted = {rule: training_pairs(store, rule) for rule in spec.training}
-    runnable = [rule for rule in spec.training if (n := counted[rule]) is None or n >= MIN_TRAINING_PAIRS]
     for number, rule in enumerate(spec.training):
         if rule not in runnable:
             log.warning("training[%d] (%s) blocks %s pairs on these records: skipped", number, rule, counted[rule])
@@ -70,8 +78,7 @@ def train(store: Store, spec: ModelSpec) -> Any:
         raise ConfigError(
             "no training rule of the spec blocks any pair of these records, so EM cannot estimate m: "
             + "; ".join(_needs(rule) for rule in spec.training)
-            + ". Map those columns (columns.<role> in the config), or pass a spec whose training rules read "
-            "columns the data has (--spec; configs/civil_model.toml needs no NIK; docs/spec.md)"
+            + f". {_WHAT_TO_DO}"
         )
     check_trained(linker, spec, prior)
     return linker
@@ -94,21 +101,27 @@ def training_pairs(store: Store, rule: str) -> int | None:
     return int(found)
 
 
-def _needs(rule: str) -> str:
+_WHAT_TO_DO: Final = (
+    "Map those roles to the input's columns (columns.<role> in the config), or pass a spec whose rules read "
+    "columns the data has (--spec; configs/civil_model.toml needs no NIK; docs/spec.md)"
+)
+
+
+def _needs(rule: str, kind: str = "training rule") -> str:
     """``training rule 'l.nik_digits = r.nik_digits' needs nik (nik_digits)``: the input roles of its columns."""
     from linkage.prepare import INPUT_COLUMNS
 
     roles = {c.name: c.roles for c in INPUT_COLUMNS}
     columns = list(dict.fromkeys(node.name for node in _columns(rule)))
     needed = " and ".join(f"{' or '.join(roles.get(c, ()))} ({c})" for c in columns)
-    return f"training rule {rule!r} needs {needed}"
+    return f"{kind} {rule!r} needs {needed}"
 
 
 def _columns(sql: str) -> list[Any]:
     import sqlglot
     from sqlglot import exp
 
-    return list(sqlglot.parse_one(sql, read="duckdb").find_all(exp.Column))
+    return [node for node in sqlglot.parse_one(sql, read="duckdb").walk(bfs=False) if isinstance(node, exp.Column)]
 
 
 def check_trained(linker: Any, spec: ModelSpec, prior: float) -> None:
