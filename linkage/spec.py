@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 import tomllib
 from collections.abc import Sequence
@@ -376,8 +377,14 @@ def _bind_problems(store: Any, sql: str, key: str, source: str) -> list[Problem]
 
     query = f"SELECT ({sql}) AS condition FROM {source}"
     try:
-        if len(store.con.extract_statements(query)) != 1:  # DuckDB's parser agrees it is one expression
+        # DuckDB's own parser must agree with sqlglot's: one statement, no subquery, only allowed calls
+        if len(store.con.extract_statements(query)) != 1:
             return [Problem(f"{key} = {sql!r}: one condition wanted, found more than one statement", value=sql)]
+        calls, subquery = _duckdb_calls(json.loads(store.scalar("SELECT json_serialize_sql(?)", [query])))
+        refused = sorted(calls - FUNCTIONS - _OPERATORS)
+        if refused or subquery:
+            what = f"function {refused[0]!r} is not allowed" if refused else "a subquery is not allowed"
+            return [Problem(f"{key} = {sql!r}: {what} (as DuckDB reads it)", value=sql)]
         kind = _described(store, "DESCRIBE " + query)
     except (duckdb.Error, StoreError) as exc:
         reason = str(exc).split(": ", 1)[-1].splitlines()[0]
@@ -385,6 +392,31 @@ def _bind_problems(store: Any, sql: str, key: str, source: str) -> list[Problem]
     if kind != "BOOLEAN":
         return [Problem(f"{key} = {sql!r}: not a condition (it gives {kind}, not true or false)", value=sql)]
     return []
+
+
+# Operators that DuckDB's parser writes as function calls (LIKE is ~~), and list literals ([1, 2]).
+_OPERATORS: Final = frozenset({"+", "-", "*", "/", "//", "%", "^", "**", "||", "~~", "!~~", "~~*", "!~~*", "&", "|",
+                               "<<", ">>", "list_value", "row", "array_slice", "array_extract"})  # fmt: skip
+
+
+def _duckdb_calls(tree: Any) -> tuple[set[str], bool]:
+    """The function names in DuckDB's parse of a query (``json_serialize_sql``), and whether it has a subquery.
+
+    A parse DuckDB could not make counts as a subquery: refused.
+    """
+    calls: set[str] = set()
+    subquery = isinstance(tree, dict) and bool(tree.get("error"))
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("function_name"), str):
+                calls.add(node["function_name"].lower())
+            subquery = subquery or node.get("class") == "SUBQUERY" or node.get("type") == "SUBQUERY"
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return calls, subquery
 
 
 def _described(store: Any, sql: str) -> str:

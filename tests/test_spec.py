@@ -120,6 +120,26 @@ def test_lambda_variables_are_columns_of_the_lambda_only() -> None:
     assert any("without a side" in p for p in problems)
 
 
+@pytest.mark.parametrize(
+    ("sql", "found"),
+    [
+        ("getenv('HOME') IS NULL", "function 'getenv'"),
+        ("l.dob IN (SELECT dob FROM model_input)", "subquery"),
+        ("l.dob = r.dob) AS c FROM t; COPY t TO 'x.csv'; SELECT (1", "more than one statement"),
+    ],
+)
+def test_duckdb_reads_the_fragment_as_sqlglot_does(sql: str, found: str, tmp_path: Path, monkeypatch) -> None:
+    """The second line: what reaches DuckDB is parsed by DuckDB too, before it is bound, never run."""
+    from linkage.spec import _bind_problems
+
+    monkeypatch.chdir(tmp_path)
+    with Store(":memory:") as store:
+        store.sql(f"CREATE TEMP TABLE t AS SELECT * FROM ({prepare.MODEL_INPUT}) LIMIT 0")
+        problems = [str(p) for p in _bind_problems(store, sql, "blocking[0]", "t AS l, t AS r")]
+    assert any(found in p for p in problems), problems
+    assert os.listdir(tmp_path) == []
+
+
 def test_the_allow_list_has_the_macros_and_no_file_or_database_function() -> None:
     assert {"name_typo", "token_in", "names_typo_within", "names_explained_by"} <= FUNCTIONS
     assert not {"read_csv", "read_parquet", "copy", "attach", "pragma", "query", "getenv", "read_text"} & FUNCTIONS
