@@ -138,13 +138,16 @@ def load_spec(path: Path | None = None) -> ModelSpec:
     path = path or DEFAULT_SPEC
     hint = "a model spec is a TOML file like configs/model.toml, described in docs/spec.md"
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"model spec not found: {path} (pass --spec with {hint})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"model spec {path} cannot be read ({type(exc).__name__}): {hint}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"model spec {path} is not TOML ({exc}): {hint}") from None
+        model = " (it looks like JSON: a model from `linkage train` is passed as --model)" if text.lstrip()[
+            :1] in ("{", "[") else ""  # fmt: skip
+        raise ConfigError(f"model spec {path} is not TOML ({exc}){model}: {hint}") from None
     if not _REQUIRED & set(data):
         found = ", ".join(repr(k) for k in list(data)[:5]) or "nothing"
         other = " (it looks like a settings file: pass it as --config)" if {"dataset", "store", "ingest",

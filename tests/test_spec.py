@@ -113,6 +113,16 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert "did you mean 'nik_digits'" in shown and str(path) in shown
 
 
+def test_a_level_needs_a_condition_and_a_known_tf_column() -> None:
+    first = DEFAULT.comparison[0]
+    levels = [first.levels[0], first.levels[1].model_copy(update={"tf": "name_canonicl"}),
+              first.levels[2].model_copy(update={"sql": None}), *first.levels[3:]]  # fmt: skip
+    spec = DEFAULT.model_copy(update={"comparison": [first.model_copy(update={"levels": levels})]})
+    problems = [str(p) for p in spec_problems(spec)]
+    assert any("levels[1].tf" in p and "did you mean 'name_canonical'" in p for p in problems), problems
+    assert any("levels[2]: a level needs sql" in p for p in problems), problems
+
+
 def test_lambda_variables_are_columns_of_the_lambda_only() -> None:
     ok = "list_bool_or(list_transform(l.name_keys, lambda x: list_contains(r.name_keys, x)))"
     assert spec_problems(with_fragment("level", ok)) == []
@@ -173,7 +183,7 @@ def bad_specs(folder: Path) -> dict[str, tuple[Path, str]]:
         "not toml": (folder / "not.toml", "is not TOML"),
         "binary": (folder / "binary.toml", "cannot be read"),
         "config": (ROOT / "configs" / "default.toml", "not a model spec"),
-        "model.json": (folder / "model.json", "is not TOML"),
+        "model.json": (folder / "model.json", "passed as --model"),
         "missing": (folder / "missing.toml", "not found"),
     }
 
