@@ -337,7 +337,7 @@ def spec_problems(spec: ModelSpec, store: Any = None) -> list[Problem]:
     """Every problem of the SQL fragments of ``spec``, checked against the model input (none: it is valid).
 
     ``store``: a store holding the model input's schema (default: a fresh in-memory one); its TEMP tables
-    ``_spec_l`` and ``_spec_gammas`` are (re)made empty to bind the fragments against.
+    ``_spec_pairs`` and ``_spec_gammas`` are (re)made empty to bind the fragments against.
     """
     from linkage.prepare import MACROS, MODEL_INPUT
     from linkage.store import Store, quote
