@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from linkage.errors import ConfigError, Problem, did_you_mean
+from linkage.errors import ConfigError
+from linkage.fragments import fragment_problems
 from linkage.spec import ModelSpec
 
 __all__ = ["block_keys", "blocking_rules", "check_blocking", "key_columns", "lookup_keys", "rule_sides"]
@@ -135,16 +136,18 @@ def blocking_rules(rules: list[str]) -> list[Any]:
 
 
 def check_blocking(available: Sequence[str], spec: ModelSpec) -> None:
-    """Check that the keyed blocking rules of ``spec`` name columns of the model input (``available``).
+    """Check the blocking rules of ``spec`` against the model input's columns (``available``).
+
+    :func:`linkage.spec.load_spec` checks every fragment of a spec file; this holds a spec made or changed
+    in code (``model_copy``) to the same check (:func:`linkage.fragments.fragment_problems`) before its keys are built.
 
     Raises:
-        ConfigError: a blocking rule names a column the model input does not have.
+        ConfigError: a blocking rule is not one condition of allowed parts over the model input's columns.
     """
     problems = [
-        Problem(f"blocking rule {rule!r}: the model input has no column {column!r}{did_you_mean(column, available)}")
-        for rule in spec.blocking
-        for column in key_columns(rule) or []
-        if column not in available
+        p
+        for i, rule in enumerate(spec.blocking)
+        for p in fragment_problems(rule, f"blocking[{i}]", available, sides=True)
     ]
     if problems:
-        raise ConfigError("a blocking rule names an unknown column", problems=problems)
+        raise ConfigError("a blocking rule is invalid", problems=problems)

@@ -12,6 +12,7 @@ one, else the NIK's) and one sex (likewise), and the NIK comparison stands for t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 from linkage import block
@@ -19,8 +20,10 @@ from linkage.spec import ModelSpec
 from linkage.store import Store
 
 __all__ = [
+    "INPUT_COLUMNS",
     "MACROS",
     "MODEL_INPUT",
+    "InputColumn",
     "data_fingerprint",
     "model_input_columns",
     "model_input_sql",
@@ -28,6 +31,118 @@ __all__ = [
     "prepare_incremental",
     "value_counts_sql",
 ]
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    """One model-input column, as a spec's fragments read it (``l.<name>``, ``r.<name>``), for docs/spec.md."""
+
+    name: str
+    meaning: str
+    normalisation: str
+    example: str
+    roles: tuple[str, ...]
+    """the input roles (:data:`linkage.schema.ROLES`) it is made from: without them it is always null"""
+
+
+_NAME = "the full name's tokens (titles, degrees and bin/binti dropped, old spellings modernised)"
+_MOTHER = "the mother's name, normalised as the full name"
+_FULL = ("full_name",)
+_DOB = ("birth_date", "nik")
+_ADDR = ("address",)
+# The columns of MODEL_INPUT, in its order (tests/test_spec.py checks the names against it). Examples are of
+# one application: "H. Moch. Rizki Saputra", born 5 Aug 1990 in B. Lampung, mother Siti Aminah.
+INPUT_COLUMNS: Final[tuple[InputColumn, ...]] = (
+    InputColumn("unique_id", "Splink's id of the record (a number in record-id order)", "-", "1", ("record_id",)),
+    InputColumn("record_id", "the application's id", "as given", "BDL-2024-000123", ("record_id",)),
+    InputColumn("name_canonical", "the full name, canonical", _NAME, "MUHAMMAD RIZKI SAPUTRA", _FULL),
+    InputColumn("name_key", "the name's matching key: per-token phonetic keys joined", "keys (double letters, "
+                "final H, spelling variants folded), spaces dropped", "MUHAMADRIZKISAPUTRA", _FULL),
+    InputColumn("name_set", "the name's token keys sorted, space-separated: the name in any order",
+                "keys, sorted", "MUHAMAD RIZKI SAPUTRA", _FULL),
+    InputColumn("name_keys", "the name's token keys, in order (a list)", "keys", "[MUHAMAD, RIZKI, SAPUTRA]", _FULL),
+    InputColumn("name_tokens", "the name's canonical tokens, in order (a list)", _NAME,
+                "[MUHAMMAD, RIZKI, SAPUTRA]", _FULL),
+    InputColumn("name_full_keys", "the name's token keys longer than one letter", "keys",
+                "[MUHAMAD, RIZKI, SAPUTRA]", _FULL),
+    InputColumn("name_initials", "the name's one-letter tokens (initials)", "keys", "[] ([M] for M. RIZKI)", _FULL),
+    InputColumn("name_first_letters", "the first letter of each token key", "keys", "[M, R, S]", _FULL),
+    InputColumn("name_joined", "each two adjacent token keys written together", "keys",
+                "[MUHAMADRIZKI, RIZKISAPUTRA]", _FULL),
+    InputColumn("name_counts", "how many records hold each name token (aligned with name_tokens)",
+                "counted over the records linked", "[20, 3, 1]", _FULL),
+    InputColumn("first_key", "the name's first token key", "keys", "MUHAMAD", _FULL),
+    InputColumn("last_key", "the name's last token key", "keys", "SAPUTRA", _FULL),
+    InputColumn("initial", "the name's first letter", "keys", "M", _FULL),
+    InputColumn("second_key", "the name's second token key", "keys", "RIZKI", _FULL),
+    InputColumn("set_first", "the first of the name's token keys in sorted order", "keys", "MUHAMAD", _FULL),
+    InputColumn("set_last", "the last of the name's token keys in sorted order", "keys", "SAPUTRA", _FULL),
+    InputColumn("mother_canonical", "the mother's name, canonical", _MOTHER, "SITI AMINAH", ("mother_name",)),
+    InputColumn("mother_key", "the mother's name key", _MOTHER, "SITIAMINA", ("mother_name",)),
+    InputColumn("mother_set", "the mother's token keys sorted", _MOTHER, "AMINA SITI", ("mother_name",)),
+    InputColumn("mother_keys", "the mother's token keys (a list)", _MOTHER, "[SITI, AMINA]", ("mother_name",)),
+    InputColumn("mother_tokens", "the mother's canonical tokens (a list)", _MOTHER, "[SITI, AMINAH]", ("mother_name",)),
+    InputColumn("mother_full_keys", "the mother's token keys longer than one letter", _MOTHER, "[SITI, AMINA]",
+                ("mother_name",)),
+    InputColumn("mother_initials", "the mother's one-letter tokens", _MOTHER, "[]", ("mother_name",)),
+    InputColumn("mother_first_letters", "the first letter of each of the mother's keys", _MOTHER, "[S, A]",
+                ("mother_name",)),
+    InputColumn("mother_joined", "each two adjacent keys of the mother's name written together", _MOTHER,
+                "[SITIAMINA]", ("mother_name",)),
+    InputColumn("mother_last", "the mother's last token key", _MOTHER, "AMINA", ("mother_name",)),
+    InputColumn("nik", "the NIK when it is valid (16 digits, a known region, a possible date)", "digits only",
+                "1871014508900001", ("nik",)),
+    InputColumn("nik_digits", "the NIK's digits as written, valid or not", "digits only", "1871014508900001",
+                ("nik",)),
+    InputColumn("nik_prefix", "region and birth date of a 16-digit NIK (its first 12 digits)", "digits only",
+                "187101450890", ("nik",)),
+    InputColumn("dob", "the birth date: the stated one, else the NIK's", "a DATE (many written forms read)",
+                "1990-08-05", _DOB),
+    InputColumn("dob_text", "the birth date as YYYYMMDD text (for edit distances)", "from dob", "19900805", _DOB),
+    InputColumn("birth_year", "the birth date's year", "from dob", "1990", _DOB),
+    InputColumn("sex", "the sex: the stated one, else the NIK's", "M or F", "M", ("sex", "nik")),
+    InputColumn("birth_place", "the birth place, canonical", "upper case, abbreviations expanded, old names "
+                "modernised", "BANDAR LAMPUNG", ("birth_place",)),
+    InputColumn("birth_place_regency", "the birth place's regency or city code, when known", "BPS code",
+                "18.71", ("birth_place",)),
+    InputColumn("phone", "the phone number", "E.164", "+6281234567890", ("phone",)),
+    InputColumn("address", "the address, canonical", "upper case, abbreviations expanded, RT/RW taken out",
+                "JALAN KARTINI NO 5 KELURAHAN PALAPA", _ADDR),
+    InputColumn("address_village", "the address's village (kelurahan/desa)", "upper case", "PALAPA", _ADDR),
+    InputColumn("address_rt", "the address's RT (neighbourhood) number", "digits, no leading zeros", "3", _ADDR),
+    InputColumn("address_rw", "the address's RW (hamlet) number", "digits, no leading zeros", "5", _ADDR),
+    InputColumn("prior_passport_no", "a previous passport's number", "upper case, letters and digits",
+                "B1234567", ("prior_passport_no",)),
+    InputColumn("patronym", "the father's name after bin/binti in the full name", _NAME, "SUKARDI", _FULL),
+    InputColumn("office", "the office that received the application", "as given", "Kanim Bandar Lampung",
+                ("office",)),
+    InputColumn("application_date", "the date the application was lodged", "a DATE", "2024-03-05",
+                ("application_date",)),
+    InputColumn("decision", "the office's decision", "one of issued, rejected, postponed, cancelled, pending",
+                "rejected", ("decision",)),
+    InputColumn("address_number", "a leading house number of the address, else null", "from address", "7", _ADDR),
+    InputColumn("address_street", "the address without a leading house number", "from address",
+                "JALAN KARTINI NO 5 KELURAHAN PALAPA", _ADDR),
+    InputColumn("postcode", "the postal code, where the input keeps it apart", "letters and digits, upper case",
+                "35111", ("postcode",)),
+    InputColumn("locality", "suburb, town or village, where kept apart", "upper-case words", "TANJUNG KARANG",
+                ("locality",)),
+    InputColumn("region", "state or province, where kept apart", "upper-case words", "LAMPUNG", ("region",)),
+    InputColumn("nik_head", "the NIK's first 8 digits (region and birth day)", "digits", "18710145", ("nik",)),
+    InputColumn("nik_tail", "the NIK's last 8 digits (birth month, year and serial)", "digits", "08900001", ("nik",)),
+    InputColumn("birth_month_day", "the birth date's month and day, MMDD", "from dob", "0805", _DOB),
+    InputColumn("dob_unordered", "the birth date with day and month in either order (a number)",
+                "year*10000 + smaller*100 + larger", "19900508", _DOB),
+    InputColumn("first_last", "the name's first and last token keys", "keys", "MUHAMAD SAPUTRA", _FULL),
+    InputColumn("bare_name_key", "name_key of a bare record (no birth date, no NIK), else null", "keys", "WATI",
+                _FULL),
+    InputColumn("bare_name_set", "name_set of a bare record, else null", "keys", "WATI", _FULL),
+    InputColumn("bare_first_last", "first_last of a bare record, else null", "keys", "WATI WATI", _FULL),
+    InputColumn("name_key_hash", "hash of name_key (a number, cheap to join)", "hash", "2629680180533989203", _FULL),
+    InputColumn("name_set_hash", "hash of name_set", "hash", "3934875717666550994", _FULL),
+    InputColumn("bare_name_key_hash", "hash of bare_name_key", "hash", "17989327751509984854", _FULL),
+    InputColumn("bare_name_set_hash", "hash of bare_name_set", "hash", "17989327751509984854", _FULL),
+)  # fmt: skip
 
 
 def _token_counts(source: str, records: str, counts: str | None = None) -> str:

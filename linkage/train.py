@@ -7,8 +7,10 @@ recall; u of each comparison's first level, when it is an equality, counted over
 
 from __future__ import annotations
 
+import copy
 import logging
-from typing import Any
+import math
+from typing import Any, Final
 
 from linkage.block import key_columns
 from linkage.errors import ConfigError
@@ -16,37 +18,128 @@ from linkage.model import linker_for, settings_for
 from linkage.spec import ModelSpec
 from linkage.store import Store
 
-__all__ = ["exact_levels", "exact_u", "null_columns", "train"]
+__all__ = ["MIN_TRAINING_PAIRS", "check_trained", "exact_levels", "exact_u", "null_columns", "train", "training_pairs"]
 
 log = logging.getLogger(__name__)
 
 
+MIN_TRAINING_PAIRS: Final = 1
+"""A training rule that blocks fewer pairs is skipped: Splink's EM fails on it, after it has taken the
+rule's comparisons out of the model and replaced λ (see :func:`train`)."""
+
+
 def train(store: Store, spec: ModelSpec) -> Any:
-    """Estimate λ, u (random sampling) and m (EM per training rule) without labels; return the linker."""
+    """Estimate λ, u (random sampling) and m (EM per training rule) without labels; return the linker.
+
+    A training rule is counted first (:func:`training_pairs`) and skipped, with a warning, when it blocks
+    no pairs; if EM fails on a rule anyway, the model is restored as it was before that rule. After
+    training the model must still hold every comparison of the spec and the λ of the deterministic rules.
+
+    Raises:
+        ConfigError: no training rule blocks any pair on these records (naming the input roles the rules
+            need), or training left the model without a comparison or with another λ.
+    """
+    from splink.internals.exceptions import EMTrainingException
+
     linker = linker_for(store, settings_for(spec))
     training = linker.training
+    counted = {rule: training_pairs(store, rule) for rule in spec.training}
+    runnable = [rule for rule in spec.training if (n := counted[rule]) is None or n >= MIN_TRAINING_PAIRS]
     training.estimate_probability_two_random_records_match(
         list(spec.deterministic), recall=spec.deterministic_recall
     )
+    prior = float(linker._settings_obj._probability_two_random_records_match)
+    if not 0 < prior < 1:  # no deterministic pair: λ = 0, and every match weight would be -∞
+        raise ConfigError(
+            "the spec does not fit these records: no deterministic rule finds a pair, so λ (the share of "
+            "matching pairs) cannot be estimated: "
+            + "; ".join(_needs(rule, "deterministic rule") for rule in spec.deterministic)
+            + "".join(f"; {_needs(rule)} and blocks no pair" for rule in spec.training if rule not in runnable)
+            + f". {_WHAT_TO_DO}"
+        )
     training.estimate_u_using_random_sampling(max_pairs=spec.max_pairs_u, seed=spec.seed)
     if spec.exact_u:
         _set_exact_u(linker, exact_u(store, spec))
-    from splink.internals.exceptions import EMTrainingException
-
+    for number, rule in enumerate(spec.training):
+        if rule not in runnable:
+            log.warning("training[%d] (%s) blocks %s pairs on these records: skipped", number, rule, counted[rule])
     trained = 0
-    for rule in spec.training:
+    for rule in runnable:
+        # Splink's EM session takes the rule's comparisons out of the settings and sets λ before it
+        # finds that the rule has no pairs; a copy taken here puts them back.
+        saved = copy.deepcopy(linker._settings_obj.core_model_settings)
         try:
             training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=spec.max_pairs_em)
             trained += 1
         except EMTrainingException:
-            # A dataset without that column (FEBRL has no mother's name) gives the rule no pairs:
-            # the other rules still estimate every comparison they can.
+            linker._settings_obj.core_model_settings = saved
             log.warning("EM training rule found no pairs, skipped: %s", rule)
     if trained == 0:
-        raise ConfigError("no EM training rule found any pairs: check the [training] rules against the data")
+        raise ConfigError(
+            "no training rule of the spec blocks any pair of these records, so EM cannot estimate m: "
+            + "; ".join(_needs(rule) for rule in spec.training)
+            + f". {_WHAT_TO_DO}"
+        )
+    check_trained(linker, spec, prior)
     return linker
 
 
+def training_pairs(store: Store, rule: str) -> int | None:
+    """The pairs of records of ``model_input`` that a training rule blocks, from its key counts (no join).
+
+    None when the rule is not equalities of columns (:func:`linkage.block.key_columns`): it is not counted.
+    """
+    keys = key_columns(rule)
+    if not keys:
+        return None
+    present = " AND ".join(f"{c} IS NOT NULL" for c in keys)
+    found = store.scalar(
+        f"""SELECT coalesce(sum(c * (c - 1) // 2), 0) FROM (
+                SELECT count(*) AS c FROM model_input WHERE {present} GROUP BY {", ".join(keys)})""",
+        table="training_pairs",
+    )
+    return int(found)
+
+
+_WHAT_TO_DO: Final = (
+    "Map those roles to the input's columns (columns.<role> in the config), or pass a spec whose rules read "
+    "columns the data has (--spec; configs/civil_model.toml needs no NIK; docs/spec.md)"
+)
+
+
+def _needs(rule: str, kind: str = "training rule") -> str:
+    """``training rule 'l.nik_digits = r.nik_digits' needs nik (nik_digits)``: the input roles of its columns."""
+    from linkage.prepare import INPUT_COLUMNS
+
+    roles = {c.name: c.roles for c in INPUT_COLUMNS}
+    columns = list(dict.fromkeys(node.name for node in _columns(rule)))
+    needed = " and ".join(f"{' or '.join(roles.get(c, ()))} ({c})" for c in columns)
+    return f"{kind} {rule!r} needs {needed}"
+
+
+def _columns(sql: str) -> list[Any]:
+    import sqlglot
+    from sqlglot import exp
+
+    return [node for node in sqlglot.parse_one(sql, read="duckdb").walk(bfs=False) if isinstance(node, exp.Column)]
+
+
+def check_trained(linker: Any, spec: ModelSpec, prior: float) -> None:
+    """Check that training left every comparison of ``spec`` in the model, and λ as estimated (``prior``).
+
+    Raises:
+        ConfigError: a comparison is missing or λ changed: the model would link on partial evidence.
+    """
+    settings = linker._settings_obj
+    have = [c.output_column_name for c in settings.comparisons]
+    missing = [c.name for c in spec.comparison if c.name not in have]
+    lam = float(settings._probability_two_random_records_match)
+    if missing or not math.isclose(lam, prior, rel_tol=1e-9):
+        raise ConfigError(
+            f"training damaged the model (comparisons missing: {missing or 'none'}; λ {lam:.6g}, estimated "
+            f"{prior:.6g} from the deterministic rules); no model was saved. Check the training rules against "
+            "the data (docs/spec.md) and report this as a bug"
+        )
 
 
 def null_columns(sql: str) -> list[str] | None:

@@ -116,3 +116,15 @@ def test_records_without_a_name_key_are_not_blocked_together_on_it() -> None:
     con.register("incoming", arrow_table(out.columns, COLUMNS))
     con.execute("CREATE TABLE applications_normalised AS SELECT * FROM incoming")
     assert scored_pairs(con, load_spec()) == []
+
+
+def test_a_spec_changed_in_code_is_checked_before_its_keys_are_built(con, tmp_path, monkeypatch) -> None:
+    """prepare_full holds a spec made with model_copy (not read by load_spec) to the same fragment check."""
+    from linkage.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    rule = "l.dob = r.dob OR read_csv('x.csv') IS NULL"
+    with pytest.raises(ConfigError, match="read_csv") as caught:
+        prepare.prepare_full(Store.on(con), load_spec().model_copy(update={"blocking": [rule]}))
+    assert "blocking[0]" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []

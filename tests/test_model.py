@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkage import prepare, train
+from linkage import model, prepare, train
 from linkage.normalise import COLUMNS, normalise_batch
 from linkage.schema import ROLES
 from linkage.spec import ModelSpec, load_spec
@@ -310,3 +311,73 @@ def test_exact_u_leaves_levels_it_cannot_count_to_the_sample(levels: list[dict[s
 def test_every_default_comparison_has_its_first_level_counted() -> None:
     # the default spec writes each null level and first level so that they can be counted
     assert set(train.exact_levels(SPEC)) == {c.name for c in SPEC.comparison}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training never leaves a damaged model (linkage/train.py: train). On data without NIK the NIK training
+# rule blocks no pairs; Splink's EM would take the NIK comparison out of the model and replace λ before
+# it failed on it.
+
+
+def sample_store(tmp_path: Path, *, birth_dates: bool) -> Path:
+    """A store of 3,000 generated applications (data/sample) without NIK, and without birth dates if asked."""
+    import pandas as pd
+
+    from linkage.config import Config
+    from linkage.pipeline import ingest
+
+    frame = pd.read_parquet(Path(__file__).resolve().parents[1] / "data" / "sample" / "applications.parquet")
+    frame = frame.head(3000).assign(nik=None)
+    if not birth_dates:
+        frame = frame.assign(birth_date=None)
+    frame.to_parquet(tmp_path / "in.parquet")
+    ingest([tmp_path / "in.parquet"], Config(), db=tmp_path / "store.duckdb", progress=None)
+    return tmp_path / "store.duckdb"
+
+
+def test_a_rule_without_pairs_is_skipped_and_the_model_keeps_every_comparison(tmp_path: Path, caplog) -> None:
+    spec = SPEC.model_copy(update={"max_pairs_u": 50_000})
+    with Store(sample_store(tmp_path, birth_dates=True)) as store:
+        prepare.prepare_full(store, spec)
+        assert train.training_pairs(store, spec.training[0]) == 0
+        with caplog.at_level("WARNING", logger="linkage"):
+            linker = train.train(store, spec)
+        kept = [c.output_column_name for c in linker._settings_obj.comparisons]
+        assert kept == [c.name for c in spec.comparison]
+        lam = linker._settings_obj._probability_two_random_records_match
+        fresh = model.linker_for(store, model.settings_for(spec))
+        fresh.training.estimate_probability_two_random_records_match(list(spec.deterministic), recall=0.7)
+        assert lam == pytest.approx(fresh._settings_obj._probability_two_random_records_match)
+        # the check that holds it: a model without the NIK comparison, or with another λ, is refused
+        from linkage.errors import ConfigError
+
+        partial = spec.model_copy(update={"comparison": [c for c in spec.comparison if c.name != "nik"]})
+        with pytest.raises(ConfigError, match=r"comparisons missing: \['nik'\]"):
+            train.check_trained(model.linker_for(store, model.settings_for(partial)), spec, lam)
+        with pytest.raises(ConfigError, match="training damaged the model"):
+            train.check_trained(linker, spec, 0.999995)
+    assert "training[0]" in caplog.text and "skipped" in caplog.text
+
+
+def test_a_failed_em_rule_is_undone(tmp_path: Path) -> None:
+    # not a rule of equalities, so not counted beforehand: EM runs and fails, and the model is restored
+    rules = ["l.nik_digits = r.nik_digits AND l.nik IS NOT NULL", SPEC.training[1]]
+    spec = SPEC.model_copy(update={"max_pairs_u": 50_000, "training": rules})
+    with Store(sample_store(tmp_path, birth_dates=True)) as store:
+        prepare.prepare_full(store, spec)
+        assert train.training_pairs(store, rules[0]) is None
+        linker = train.train(store, spec)
+        assert [c.output_column_name for c in linker._settings_obj.comparisons] == [c.name for c in spec.comparison]
+
+
+def test_no_runnable_training_rule_names_the_roles_the_rules_need(tmp_path: Path) -> None:
+    from linkage.errors import ConfigError
+
+    spec = SPEC.model_copy(update={"max_pairs_u": 50_000})
+    with Store(sample_store(tmp_path, birth_dates=False)) as store:
+        prepare.prepare_full(store, spec)
+        with pytest.raises(ConfigError) as caught:
+            train.train(store, spec)
+    shown = str(caught.value)
+    assert "training rule 'l.nik_digits = r.nik_digits' needs nik" in shown
+    assert "birth_date or nik (dob_unordered)" in shown and "--spec" in shown
