@@ -187,7 +187,7 @@ class Cli:
             assert tables(self.db) >= CORE
 
 
-@pytest.mark.slow  # about 60 s: some 40 commands, each a Python process that imports splink
+@pytest.mark.slow  # about 70 s: some 45 commands, each a Python process that imports splink
 def test_every_command_on_hostile_values(tmp_path: Path) -> None:
     frame, csv_path, parquet_path = write_inputs(tmp_path)
     ids = list(frame["record_id"])
