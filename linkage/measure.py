@@ -59,7 +59,8 @@ def load_table(path: Path) -> pd.DataFrame:
         path: a ``.parquet``/``.pq`` or ``.csv`` file.
 
     Returns:
-        The table; columns are checked by the function that uses it.
+        The table; columns are checked by the function that uses it. A CSV's columns are all text, an
+        empty cell missing: ids are kept as written (``007`` stays ``"007"``).
 
     Raises:
         InputError: the file is missing, of another format, or unreadable.
@@ -80,7 +81,12 @@ def load_table(path: Path) -> pd.DataFrame:
         if suffix == ".csv":
             import pyarrow.csv as pacsv
 
-            frame = pacsv.read_csv(path).to_pandas()
+            # Every column as text, only an empty cell missing: inferred types would turn ids such as
+            # "007", "1e5", "true" or "NA" into 7, 100000.0, True or a missing value, and lose the record.
+            names = pacsv.open_csv(path).schema.names
+            text = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), null_values=[""],
+                                        strings_can_be_null=True)  # fmt: skip
+            frame = pacsv.read_csv(path, convert_options=text).to_pandas()
             return frame
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{path}: not a readable {suffix[1:]} file: {exc}") from None
