@@ -147,3 +147,23 @@ def test_a_bug_is_one_line_and_exit_code_70_never_a_traceback(
             main()
     finally:
         logging.getLogger("linkage").setLevel(logging.NOTSET)  # -vv set it for this process
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not a model file (not JSON"),
+        ('{"dataset": {"name": "x"}}', "not a model file written by `linkage train`"),
+        ("[1, 2]", "not a model file written by `linkage train`"),
+    ],
+)
+def test_a_model_file_that_is_not_a_model_is_refused(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], content: str,
+    message: str,
+) -> None:  # fmt: skip
+    bad = tmp_path / "model.json"
+    bad.write_text(content, encoding="utf-8")
+    code, err = run_main(monkeypatch, capsys, "link", "--db", str(db), "--model", str(bad))
+    assert code == 1 and message in err
+    code, err = run_main(monkeypatch, capsys, "link", "--db", str(db), "--model", str(tmp_path / "none.json"))
+    assert code == 1 and "model file not found" in err
