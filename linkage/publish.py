@@ -19,8 +19,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 from linkage import block
 from linkage.cluster import Reclustered
 from linkage.prepare import value_counts_sql
@@ -226,9 +224,3 @@ def _add_counts(store: Store) -> None:
            (SELECT 1 FROM value_counts v WHERE v.kind = a.kind AND v.value = a.value)""",
         table="value_counts",
     )
-
-
-def empty_events() -> pd.DataFrame:
-    """An events table with no rows, for a run that changed nothing."""
-    return pd.DataFrame(columns=["kind", "identity_id", "other_identity_id", "record_id", "other_record_id",
-                                 "probability", "reason"])  # fmt: skip
