@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pandas as pd
 
 from linkage.errors import InputError, did_you_mean
-from linkage.history import _LATEST_PAIR
+from linkage.history import LATEST_PAIR
 from linkage.schema import DECISIONS, REFUSALS
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def _links(store: Store, identities: Sequence[str]) -> tuple[Links, dict[Pair, f
             SELECT p.record_id_l, p.record_id_r, p.match_probability
             FROM pairs p JOIN members l ON l.record_id = p.record_id_l
             JOIN members r ON r.record_id = p.record_id_r AND r.identity_id = l.identity_id
-            {_LATEST_PAIR}""",
+            {LATEST_PAIR}""",
         [list(identities)],
         table="alerts",
     )

@@ -299,7 +299,9 @@ def recluster(store: Store, threshold: float, *, full: bool, run_id: str, max_gu
         records, pairs, threshold, max_guard_size=max_guard_size, must_link=must, cannot_link=cannot
     )
     old = store.df("SELECT m.record_id, m.identity_id FROM membership m JOIN members USING (record_id)")
-    new = {r for (r,) in store.rows("SELECT record_id FROM pending", table="pending")}
+    # the new records only name the reason of a merge, and without old identities nothing merges (a first run
+    # would read a million ids for nothing)
+    new = {r for (r,) in store.rows("SELECT record_id FROM pending", table="pending")} if len(old) else set()
     assigned, events = carry_over(clusters, old, functools.partial(_taken, store), run_id, cuts=report.cuts, new=new)
     conflicts = [f"must-link {a} {b} cut to keep cannot-link {x} {y} apart" for a, b, x, y in report.decision_conflicts]
     return Reclustered(assigned, events, _kept(clusters, pairs, threshold, must), report, conflicts)
@@ -324,7 +326,8 @@ def _kept(
     identity = pd.Series(clusters["identity_id"].to_numpy(), index=clusters["record_id"].to_numpy())
     inside = edges["record_id_l"].map(identity).to_numpy() == edges["record_id_r"].map(identity).to_numpy()
     edges = edges.loc[inside & (edges["record_id_l"] != edges["record_id_r"])]
-    # numeric aggregates only: a min over text falls back to Python per group (14 s at 1M records)
+    # numeric aggregates only: a min over text falls back to Python per group (the cluster stage at 100k took
+    # 2.3 s with it, 0.9 s without)
     grouped = edges.groupby(["record_id_l", "record_id_r"], sort=True)
     kept: pd.DataFrame = grouped.agg(match_probability=("match_probability", "max"), must=("must", "max"))
     kept = kept.reset_index()

@@ -23,7 +23,7 @@ from linkage.config import Config
 from linkage.engine import drop_scratch, run_link, run_threshold
 from linkage.errors import InputError, StoreError
 from linkage.pipeline import ingest
-from linkage.spec import ModelSpec, load_spec
+from linkage.spec import load_spec
 from linkage.store import Store
 
 __all__ = ["DedupeSummary", "dedupe", "train_files"]
@@ -83,11 +83,6 @@ def _working_store(folder: Path) -> Path:
     return db
 
 
-def _load_spec(path: Path | None) -> ModelSpec:
-    """The model spec, every SQL fragment checked against the model input (:func:`load_spec`) before any long work."""
-    return load_spec(path)
-
-
 def train_files(
     paths: Sequence[Path], config: Config, out: Path, *, spec_path: Path | None = None,
     progress: FileProgress | None = None,
@@ -97,7 +92,7 @@ def train_files(
     Returns:
         The model id and the folder holding the charts (and the working store).
     """
-    spec = _load_spec(spec_path)
+    spec = load_spec(spec_path)  # every SQL fragment checked before any long work
     work = out.with_suffix(".work")
     db = _working_store(work)
     report = ingest(paths, config, db=db, progress=progress)
@@ -142,7 +137,7 @@ def dedupe(
         ConfigError: the spec is invalid, or ``threshold`` is not valid for it (checked before the ingest).
         StoreError: ``out`` holds a store that no dedupe made.
     """
-    spec = _load_spec(spec_path)
+    spec = load_spec(spec_path)  # every SQL fragment checked before any long work
     cut = run_threshold(spec, threshold)
     artefact = model.read_artefact(model_path) if model_path is not None else None
     summary = DedupeSummary(out=str(out), threshold=cut)

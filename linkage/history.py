@@ -21,15 +21,15 @@ from linkage.errors import NotFoundError, did_you_mean
 if TYPE_CHECKING:
     from linkage.store import Store
 
-__all__ = ["IDENTITY_ID", "history"]
+__all__ = ["IDENTITY_ID", "LATEST_PAIR", "history"]
 
 log = logging.getLogger(__name__)
 
 IDENTITY_ID: Final = re.compile(r"ID-[0-9a-f]{16}")
 _TOP_FIELDS: Final = 3  # agreeing comparisons shown as a record's evidence
 
-# The latest row of each scored pair among the pairs of a query.
-_LATEST_PAIR: Final = "QUALIFY row_number() OVER (PARTITION BY p.record_id_l, p.record_id_r ORDER BY p.run_id DESC) = 1"
+# The latest row of each scored pair among the pairs of a query (alerts use it too).
+LATEST_PAIR: Final = "QUALIFY row_number() OVER (PARTITION BY p.record_id_l, p.record_id_r ORDER BY p.run_id DESC) = 1"
 
 
 def history(store: Store, key: str) -> dict[str, Any]:
@@ -153,7 +153,7 @@ def _evidence(store: Store, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
                 SELECT p.* FROM pairs p
                 WHERE p.record_id_l IN (SELECT unnest($ids::VARCHAR[]))
                   AND p.record_id_r IN (SELECT unnest($ids::VARCHAR[]))
-                {_LATEST_PAIR}
+                {LATEST_PAIR}
             )
             SELECT k.record_id_l, k.record_id_r, k.match_probability,
                    p.match_weight, coalesce(p.vetoed, false), p.gammas, p.weights, m.comparisons, k.kept

@@ -24,7 +24,7 @@ from linkage.spec import ModelSpec
 from linkage.store import Store, quote
 
 __all__ = [
-    "artefact", "for_store", "from_artefact", "linker_for", "load", "read_artefact", "save", "settings_for",
+    "artefact", "for_store", "from_artefact", "linker_for", "read_artefact", "save", "settings_for",
     "stored_artefact",
 ]
 
@@ -109,22 +109,6 @@ def _settings_without_blocking_columns() -> type:
             return list(self._additional_col_names_to_retain)
 
     return _Settings
-
-
-def load(store: Store, path: Path, spec: ModelSpec) -> tuple[Any, dict[str, Any]]:
-    """A linker with a saved model; prediction never retrains.
-
-    The model brings its parameters; the blocking rules are those of ``spec``, whose keys
-    :mod:`linkage.prepare` built (which pairs to score is not a trained parameter).
-
-    Returns:
-        The linker and the artefact.
-
-    Raises:
-        InputError: the file is missing or is not a model written by ``linkage train``.
-    """
-    made = read_artefact(path)
-    return from_artefact(store, made, spec), made
 
 
 def read_artefact(path: Path) -> dict[str, Any]:
