@@ -142,6 +142,12 @@ INPUT_COLUMNS: Final[tuple[InputColumn, ...]] = (
     InputColumn("name_set_hash", "hash of name_set", "hash", "3934875717666550994", _FULL),
     InputColumn("bare_name_key_hash", "hash of bare_name_key", "hash", "17989327751509984854", _FULL),
     InputColumn("bare_name_set_hash", "hash of bare_name_set", "hash", "17989327751509984854", _FULL),
+    InputColumn("nik_region", "the regency a NIK was first registered in (PPKK, its first 4 digits)", "digits", "1871",
+                ("nik",)),
+    InputColumn("nik_date", "the birth date and sex a 16-digit NIK encodes (DDMMYY, women's day + 40)", "digits",
+                "450890", ("nik",)),
+    InputColumn("nik_contradicts", "the NIK's encoded birth date or sex contradicts the record's own",
+                "true, false (also when nothing can be compared)", "false", ("nik", "birth_date", "sex")),
 )  # fmt: skip
 
 
@@ -297,7 +303,14 @@ SELECT
     CASE WHEN name_key IS NOT NULL THEN hash(name_key) END AS name_key_hash,
     CASE WHEN name_set IS NOT NULL THEN hash(name_set) END AS name_set_hash,
     CASE WHEN bare THEN name_key_hash END AS bare_name_key_hash,
-    CASE WHEN bare THEN name_set_hash END AS bare_name_set_hash
+    CASE WHEN bare THEN name_set_hash END AS bare_name_set_hash,
+    -- What a NIK says about its holder (domain notes §3.1): where it was first registered, and the birth
+    -- date and sex it encodes. Relatives on one family card share the region, twins also the date; a NIK
+    -- of another regency is a second KTP or a borrowed one; a NIK that contradicts its own record's birth
+    -- date or sex may be a relative's.
+    CASE WHEN length(nik_digits) >= 4 THEN nik_digits[1:4] END AS nik_region,
+    CASE WHEN length(nik_digits) = 16 THEN nik_digits[7:12] END AS nik_date,
+    coalesce(NOT nik_dob_agrees OR NOT nik_sex_agrees, false) AS nik_contradicts
 FROM base
 JOIN ids USING (record_id)
 LEFT JOIN full_name_counts USING (record_id)

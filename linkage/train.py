@@ -45,9 +45,7 @@ def train(store: Store, spec: ModelSpec) -> Any:
     training = linker.training
     counted = {rule: training_pairs(store, rule) for rule in spec.training}
     runnable = [rule for rule in spec.training if (n := counted[rule]) is None or n >= MIN_TRAINING_PAIRS]
-    training.estimate_probability_two_random_records_match(
-        list(spec.deterministic), recall=spec.deterministic_recall
-    )
+    training.estimate_probability_two_random_records_match(list(spec.deterministic), recall=spec.deterministic_recall)
     prior = float(linker._settings_obj._probability_two_random_records_match)
     if not 0 < prior < 1:  # no deterministic pair: λ = 0, and every match weight would be -∞
         raise ConfigError(
@@ -165,64 +163,79 @@ def null_columns(sql: str) -> list[str] | None:
     return list(sides)
 
 
-def exact_levels(spec: ModelSpec) -> dict[str, tuple[list[str], list[str]]]:
-    """The comparisons whose first level's u :func:`exact_u` counts: name → (null columns, key columns).
+def exact_levels(spec: ModelSpec) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """The comparisons whose leading levels' u :func:`exact_u` counts: name → (null columns, key columns per level).
 
     A comparison qualifies when its null level is ``l.x IS NULL OR r.x IS NULL`` terms and its first
-    level after it is equalities of columns (:func:`key_columns`) whose u the spec does not fix.
+    level after it is equalities of columns (:func:`key_columns`) whose u the spec does not fix. The levels
+    after it are counted too while each is equalities of fewer of the same columns (NIK exact and
+    consistent, then NIK exact): the pairs a level takes are those equal on its columns less those equal on
+    the previous level's.
     """
     found = {}
     for comp in spec.comparison:
         levels = comp.levels
-        if len(levels) < 2 or not levels[0].null or levels[1].null or levels[1].else_ or levels[1].u is not None:
+        if len(levels) < 2 or not levels[0].null:
             continue
         nulls = null_columns(levels[0].sql or "")
-        keys = key_columns(levels[1].sql or "")
-        if nulls and keys:
-            found[comp.name] = (nulls, keys)
+        chain: list[list[str]] = []
+        for level in levels[1:]:
+            keys = None if level.null or level.else_ or level.u is not None else key_columns(level.sql or "")
+            if not keys or (chain and not set(keys) < set(chain[-1])):
+                break
+            chain.append(keys)
+        if nulls and chain:
+            found[comp.name] = (nulls, chain)
     return found
 
 
-def exact_u(store: Store, spec: ModelSpec) -> dict[str, float]:
-    """u of each comparison's first level, where it is an equality, counted over all pairs of records.
+def exact_u(store: Store, spec: ModelSpec) -> dict[str, list[float]]:
+    """u of each comparison's leading equality levels (:func:`exact_levels`), counted over all pairs of records.
 
     A random sample of two million pairs sees a level such as "NIK exact" a handful of times or never
     (then Splink assumes 10^-6), so its weight moved by 4 bits from one sample to the next. Equal values
     are counted exactly instead, from value frequencies: u = Σ c(c-1) / (K(K-1)), with c the records per
     value and K the records not at the null level. Like Splink's sample, this counts all pairs,
     duplicates of one person among them (the estimate Fellegi-Sunter's u takes when matches are rare).
+    A later level of the chain counts the pairs equal on its columns less those the level before took.
+
+    Returns:
+        Per comparison, the u of its counted levels in order; a comparison with no equal pair is left out.
     """
     out = {}
-    for name, (nulls, keys) in exact_levels(spec).items():
+    for name, (nulls, chain) in exact_levels(spec).items():
         present = " AND ".join(f"{c} IS NOT NULL" for c in nulls)
-        equal = " AND ".join(f"{c} IS NOT NULL" for c in keys)
-        total, same = store.rows(
-            f"""SELECT (SELECT count(*) FROM model_input WHERE {present}),
-                       (SELECT sum(c * (c - 1)) FROM (SELECT count(*)::DOUBLE AS c FROM model_input
-                        WHERE {present} AND {equal} GROUP BY {", ".join(keys)}))""",
-            table="exact_u",
-        )[0]
-        if total and total > 1 and same:
-            out[name] = float(same) / (float(total) * (total - 1))
+        total = int(store.scalar(f"SELECT count(*) FROM model_input WHERE {present}", table="exact_u"))
+        same = []
+        for keys in chain:
+            equal = " AND ".join(f"{c} IS NOT NULL" for c in keys)
+            same.append(float(store.scalar(
+                f"""SELECT coalesce(sum(c * (c - 1)), 0) FROM (SELECT count(*)::DOUBLE AS c FROM model_input
+                    WHERE {present} AND {equal} GROUP BY {", ".join(keys)})""",
+                table="exact_u",
+            )))  # fmt: skip
+        if total > 1 and same[0]:
+            pairs = float(total) * (total - 1)
+            out[name] = [(n - (same[i - 1] if i else 0.0)) / pairs for i, n in enumerate(same)]
     return out
 
 
-def _set_exact_u(linker: Any, counted: dict[str, float]) -> None:
+def _set_exact_u(linker: Any, counted: dict[str, list[float]]) -> None:
     """Replace the sampled u of the counted levels, scaling the comparison's other levels to sum to 1."""
     for comparison in linker._settings_obj.comparisons:
-        u = counted.get(comparison.output_column_name)
-        if u is None:
+        us = counted.get(comparison.output_column_name)
+        if us is None:
             continue
         levels = [cl for cl in comparison._comparison_levels_excluding_null if not cl._fix_u_probability]
-        first, rest = levels[0], levels[1:]
-        sampled = first._trained_u_probabilities[-1]["probability"]
-        sampled = sampled if isinstance(sampled, float | int) else 0.0
-        counted_u = {"probability": u, "description": "exact count over all pairs", "m_or_u": "u"}
-        first._trained_u_probabilities[-1] = counted_u
+        head, rest = levels[: len(us)], levels[len(us) :]
+        sampled = 0.0
+        for cl, u in zip(head, us, strict=True):
+            before = cl._trained_u_probabilities[-1]["probability"]
+            sampled += before if isinstance(before, float | int) else 0.0
+            counted_u = {"probability": u, "description": "exact count over all pairs", "m_or_u": "u"}
+            cl._trained_u_probabilities[-1] = counted_u
         for cl in rest:
             record = cl._trained_u_probabilities[-1]
             if isinstance(record["probability"], float | int):
-                record["probability"] = record["probability"] * (1 - u) / (1 - sampled)
+                record["probability"] = record["probability"] * (1 - sum(us)) / (1 - sampled)
     linker._populate_m_u_from_trained_values()
-
-

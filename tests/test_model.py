@@ -56,6 +56,10 @@ def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
 
 
 NIK_ONE_EDIT = "one digit changed, added, dropped or two swapped, not in the serial of two valid NIKs"
+NIK_CONTRADICTS = "exact, but it contradicts one record's own birth date or sex"
+NIK_SIBLING = "same regency, other date (a sibling's pattern)"
+NIK_ELSEWHERE = "another regency or province"
+NIK_SAME_DATE = "written dates differ, the two NIKs encode the same date and sex"
 
 CASES = [
     ("name", {"full_name": None}, {}, "null"),
@@ -114,15 +118,49 @@ CASES = [
     ("nik", {"nik": "1871014508900001"}, {"nik": "18710145089000012"}, NIK_ONE_EDIT),  # added (at the end)
     ("nik", {"nik": "1871014508900001"}, {"nik": "187101450890000"}, NIK_ONE_EDIT),  # dropped (the last)
     # two edits apart: a digit dropped and another changed
-    ("nik", {"nik": "1871014508900001"}, {"nik": "187101450890002"}, "different"),
-    ("nik", {"nik": "1871014508900051"}, {"nik": "1871014508900050"}, "same region and date, other serial"),
-    ("nik", {"nik": "1871014508900001"}, {"nik": "1802014508900001"}, "different"),
+    ("nik", {"nik": "1871014508900001"}, {"nik": "187101450890002"}, NIK_SIBLING),
+    (
+        "nik",
+        {"nik": "1871014508900051"},
+        {"nik": "1871014508900050"},
+        "same region and date, other serial (a twin's pattern)",
+    ),
+    # What the NIK says about its holder (issue 12). BASE is a woman born 05-08-1990: the NIK 1871014508900001
+    # encodes exactly that (day 05 + 40). A relative's NIK on a man born in 1995 contradicts his own record;
+    # the same NIK contradicting both records alike (its date was wrong from the start) is still exact.
+    (
+        "nik",
+        {"nik": "1871014508900001"},
+        {"nik": "1871014508900001", "birth_date": "12-03-1995", "sex": "L"},
+        NIK_CONTRADICTS,
+    ),
+    ("nik", {"nik": "1871014508900001"}, {"nik": "1871014508900001", "birth_date": "06-08-1990"}, NIK_CONTRADICTS),
+    ("nik", {"nik": "1871015208900001"}, {"nik": "1871015208900001"}, "exact"),
+    ("nik", {"nik": "1871014508900001"}, {"nik": "1871015203950002"}, NIK_SIBLING),  # one family, other date
+    ("nik", {"nik": "1871014508900001"}, {"nik": "1802014508900001"}, NIK_ELSEWHERE),  # a second KTP
+    ("nik", {"nik": "1871014508900001"}, {"nik": "3201014508900007"}, NIK_ELSEWHERE),  # another province
     ("dob", {"birth_date": None}, {}, "null"),
     ("dob", {"birth_date": "5 Agustus 1990"}, {"birth_date": "1990-08-05"}, "exact"),
     ("dob", {"birth_date": "08-05-1990"}, {}, "day and month swapped"),
     ("dob", {"birth_date": "05-08-1991"}, {}, "same day and month, year ± 1"),
     ("dob", {"birth_date": "15-08-1990"}, {}, "one digit off"),
     ("dob", {"birth_date": "01-01-1970"}, {}, "far apart"),
+    ("dob", {"birth_date": "01-01-1990"}, {}, "one is 1 January, same year"),
+    # two NIKs of other regions that encode one date and sex, where a written date is a placeholder ...
+    ("dob", {"birth_date": "01-01-1990", "nik": "1871014508900001"}, {"nik": "1802014508900007"}, NIK_SAME_DATE),
+    (
+        "dob",
+        {"birth_date": "05-08-1989", "nik": "1871014508900001"},
+        {"nik": "1802014508900007"},
+        "same day and month, year ± 1",
+    ),
+    # ... but one NIK on both records is not counted twice
+    (
+        "dob",
+        {"birth_date": "01-01-1990", "nik": "1871014508900001"},
+        {"nik": "1871014508900001"},
+        "one is 1 January, same year",
+    ),
     ("mother", {"mother_name": None}, {"mother_name": "Sumiati"}, "null"),
     ("mother", {"mother_name": "Sumiati"}, {"mother_name": "SUMIATI"}, "exact"),
     ("mother", {"mother_name": "Siti Fatimah"}, {"mother_name": "Fatimah Siti"}, "same key or tokens"),
@@ -292,7 +330,22 @@ def test_exact_u_counts_pairs_of_equal_values_among_non_null_records() -> None:
         "SELECT * FROM (VALUES ('A'), ('A'), ('A'), ('B'), ('B'), ('C'), (NULL)) t(nik_digits)"
     )
     # six records not at the null level: 30 ordered pairs, of which A makes 3·2 and B 2·1 equal ones
-    assert train.exact_u(Store.on(con), tiny_spec(NIK_LEVELS)) == {"nik": 8 / 30}
+    assert train.exact_u(Store.on(con), tiny_spec(NIK_LEVELS)) == {"nik": [8 / 30]}
+
+
+def test_exact_u_counts_a_chain_of_nested_equalities_level_by_level() -> None:
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TEMP TABLE model_input AS SELECT * FROM (VALUES ('A', false), ('A', false), ('A', true), "
+        "('B', false), ('B', false), ('C', false), (NULL, false)) t(nik_digits, nik_contradicts)"
+    )
+    consistent = {"label": "exact", "sql": "l.nik_digits = r.nik_digits AND l.nik_contradicts = r.nik_contradicts"}
+    levels = [NIK_LEVELS[0], consistent, {"label": "exact, contradicting", "sql": "l.nik_digits = r.nik_digits"}]
+    # 30 ordered pairs; equal and consistent: A-false 2·1 + B 2·1 = 4; equal on the NIK: 3·2 + 2·1 = 8, 4 more
+    assert train.exact_u(Store.on(con), tiny_spec([*levels, NIK_LEVELS[2]])) == {"nik": [4 / 30, 4 / 30]}
+    # a level that is not equal on fewer of the same columns ends the chain
+    swapped = [NIK_LEVELS[0], levels[2], consistent, NIK_LEVELS[2]]
+    assert train.exact_levels(tiny_spec(swapped)) == {"nik": (["nik_digits"], [["nik_digits"]])}
 
 
 @pytest.mark.parametrize(
