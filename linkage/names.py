@@ -30,7 +30,7 @@ Decisions worth knowing:
 * Titles are kept as short codes (``Haji``→``H``, ``Hajjah``→``HJ``, ``Raden``/``Rd.``→``R``,
   ``K.H.``→``KH``) so that two records can compare them as weak evidence.
 
->>> n = normalise_name("H. Moch. Rizki Ramadhan, S.Pd. binti Soekardi")
+>>> n = normalise_name("H. Moch. Rizki Ramadhan, S.Pd. bin Soekardi")
 >>> n.canonical, n.titles, n.degrees, n.patronym
 ('MUHAMMAD RIZKI RAMADAN', ('H',), ('SPD',), 'SUKARDI')
 >>> n.keys

@@ -82,7 +82,7 @@ SPLIT = [
     ("Nurhayati bt. Hasan", "NURHAYATI", (), (), "HASAN", None),
     ("Siti Aminah Binti Soekardi, S.Pd.", "SITI AMINAH", (), ("SPD",), "SUKARDI", None),
     ("Hadji Achmad Djunaedi SE MM bin Ramli", "AHMAD JUNAEDI", ("H",), ("SE", "MM"), "RAMLI", None),
-    ("H. Moch. Rizki Ramadhan, S.Pd. binti Soekardi", "MUHAMMAD RIZKI RAMADAN", ("H",), ("SPD",), "SUKARDI", None),
+    ("H. Moch. Rizki Ramadhan, S.Pd. bin Soekardi", "MUHAMMAD RIZKI RAMADAN", ("H",), ("SPD",), "SUKARDI", None),
     ("H. Ahmad Dahlan, S.Pd., M.M.", "AHMAD DAHLAN", ("H",), ("SPD", "MM"), None, None),
     ("Prof. Dr. Ir. H. Budi Santoso, M.Sc.", "BUDI SANTOSO", ("PROF", "DR", "IR", "H"), ("MSC",), None, None),
     ("Drs. Budi Santoso, S.E., M.M.", "BUDI SANTOSO", ("DRS",), ("SE", "MM"), None, None),
@@ -259,6 +259,16 @@ def test_c7_ch_kh_and_h_spellings_share_a_key() -> None:
     ]:
         keys = {name_key(normalise_name(s)) for s in spellings}
         assert len(keys) == 1, (spellings, keys)
+
+
+def test_golden_binti_cases_are_women() -> None:
+    # binti is "daughter of"; a man is bin. H. (Haji) and KH are men's titles (a woman is Hj.).
+    daughter_of = re.compile(r"\b(?:binti|bt|bte|binte)\b", re.IGNORECASE)
+    written = [(c.id, side) for c in VARIANTS + DISTINCT for side in (c.left, c.right)]
+    written += [("SPLIT", raw) for raw, *_ in SPLIT]
+    sides = [(where, side) for where, side in written if daughter_of.search(side)]
+    assert sides, "no binti case to check"
+    assert [i for i, side in sides if {"H", "KH"} & set(normalise_name(side).titles)] == []
 
 
 def test_d4_merges_f_and_p_at_key_level_only() -> None:
