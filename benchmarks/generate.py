@@ -20,7 +20,12 @@ Outputs in ``--out``:
   ``prev_record_id`` is the record it follows from (the refused application for a re-application, the
   duplicated one for a duplicate); ``variants`` lists, ``;``-separated, what was changed on this record
   (:data:`NAME_VARIANTS` for the name, :data:`FIELD_VARIANTS` for other fields); ``tags`` lists person-level
-  facts (:data:`PERSON_TAGS`), e.g. ``twin;common_name``.
+  facts (:data:`PERSON_TAGS`), e.g. ``twin;common_name``. The four hard kinds of issue 12 can be counted:
+  ``second_identity`` (kind 1) is on every record given under a second identity, the first of them being the
+  refusal re-application whose ``prev_record_id`` is the refused record; ``relative_nik`` (kind 3) is on the
+  borrower's record; ``heavy_variant`` (kind 4) on the heavier variant; twins and siblings (kind 2) carry the
+  tags ``twin`` and ``sibling`` and are paired in ``relatives.parquet``. A record of a hard kind also lists the
+  changes it is made of (``nik_second``, ``moved``, ``token_dropped``, ``dob_year``, ...).
 * ``relatives.parquet``: ``person_id_a, person_id_b, relation`` with relation in ``{"sibling", "twin"}``
   (a < b), the pairs a linker must keep apart.
 
@@ -38,14 +43,14 @@ Rates (module constants). Figures in brackets are measured on ``--rows 100000 --
 
 * Persons come in units (:data:`UNIT_WEIGHTS`): solo (90.5 % of units), sibling groups of 2–4 (4.5 %), twin
   pairs (1.5 %), agent groups of 3–10 unrelated applicants sharing a recruiter's phone (1 %), and pairs of
-  unrelated people with the same common full name and birth year (1.5 %); [11.6 % of persons are siblings,
-  2.6 % twins, 5.2 % agent-recruited]. :data:`P_COMMON_NAME` = 2 % of other persons get a name from
+  unrelated people with the same common full name and birth year (1.5 %); [11.7 % of persons are siblings,
+  2.6 % twins, 6.0 % agent-recruited]. :data:`P_COMMON_NAME` = 2 % of other persons get a name from
   :data:`COMMON_FULL_NAMES` ("Muhammad Rizki", "Siti Aminah", "Agus Setiawan", ...) [4.2 % in all].
 * Names: Faker ``id_ID`` tokens behind our own head lists, drawn with numpy by Zipf weight
   ``1 / (rank + 2) ** ZIPF_EXPONENT``, so Siti, Sri, Muhammad, Ahmad, Nur, Dwi, Agus, Dewi are really common.
   Structures (:data:`NAME_STRUCTURES_MALE`, :data:`NAME_STRUCTURES_FEMALE`): general 2–4 tokens,
   Muhammad/Ahmad/Abdul-first (22 % of men), Siti/Sri/Nur/Dwi/Tri/Eka-first (25 % of women), mononyms 9.5 %
-  [8 % of persons], Batak (given + ``br.``/``boru`` + marga) 3.5 %, Balinese (``I``/``Ni`` + birth-order
+  [8.1 % of persons], Batak (given + ``br.``/``boru`` + marga) 3.5 %, Balinese (``I``/``Ni`` + birth-order
   name + personal name) 2.5 %. The base rendering shows bin/binti + father 8 % of the time
   (:data:`P_SHOW_PATRONYM`) and titles/degrees held by older applicants half the time (:data:`P_HAJJ`,
   :data:`P_DEGREE`, :data:`P_FRONT_TITLE`, :data:`P_SHOW_TITLES`); 6 % of persons (15 % if born before 1975)
@@ -55,20 +60,20 @@ Rates (module constants). Figures in brackets are measured on ``--rows 100000 --
   (:data:`P_REAPPLY_AFTER_REFUSAL` = 65 %, 85 % when agent-recruited), a resubmission at the same office after
   a postponement or cancellation for documents (:data:`P_RESUBMIT` = 60 %), a replacement passport 6–40
   months after an issue (:data:`P_RENEWAL` = 12 %); at most :data:`MAX_RECORDS_PER_PERSON` = 8, and only
-  while the date stays in 2022–2025 [80 % of persons have 1 record, 15.7 % 2, 4 % 3–4, 0.4 % 5–8; kinds
-  79.2 % original, 7.1 % reapply_after_refusal, 6.4 % duplicate_variant, 4.7 % renewal, 2.6 % resubmit].
-* Decisions (:data:`DECISION_RATES`, by kind and risk) [79.3 % issued, 7.3 % rejected, 8.1 % postponed,
-  3.3 % cancelled, 1.9 % pending]. A refusal is a rejection, or a postponement whose reason is in
+  while the date stays in 2022–2025 [79.6 % of persons have 1 record, 15.9 % 2, 4.1 % 3–4, 0.4 % 5–8; kinds
+  78.9 % original, 7.3 % reapply_after_refusal, 6.5 % duplicate_variant, 4.6 % renewal, 2.7 % resubmit].
+* Decisions (:data:`DECISION_RATES`, by kind and risk) [79.0 % issued, 7.4 % rejected, 8.3 % postponed,
+  3.3 % cancelled, 2.0 % pending]. A refusal is a rejection, or a postponement whose reason is in
   :data:`INDICATION_REASONS`. Risk (suspected PMI) is :data:`P_RISK_WOMAN` = 18 % for women 17–45,
-  :data:`P_RISK_MAN` = 10 % for men 18–45, 2 % otherwise, 100 % in agent groups [15.9 % of persons].
+  :data:`P_RISK_MAN` = 10 % for men 18–45, 2 % otherwise, 100 % in agent groups [16.3 % of persons].
 * Name variants (:data:`N_OPS`, :data:`OP_WEIGHTS`; only ops that can change the name are drawn): a refusal
-  re-application gets 1–3 deliberate changes 88 % of the time [81.6 % of them show one], a duplicate,
+  re-application gets 1–3 deliberate changes 88 % of the time [83.3 % of them show one], a duplicate,
   resubmission or renewal 0–2 clerk changes, a first application a typo or case noise 2 % each.
 * NIK, per record: missing :data:`NIK_MISSING_RATE` = 5 %, malformed 1 % (15/17 digits, O for 0, spaces,
   dots, dashes, Excel apostrophe or 1.87E+15), one digit wrong 1.5 %, adjacent digits swapped 1 %, a
-  relative's NIK 0.5 %. Per person: date part not matching the DOB 2 %, a second NIK (registered twice) for
-  3 % of persons who apply again and 10 % of refusal re-applicants [0.9 % of persons]. 92 % of NIKs carry
-  a Lampung region code. Serials are 0001–0200, low ones commoner.
+  relative's NIK (kind 3, below). Per person: date part not matching the DOB 2 %, a second NIK (registered
+  twice) for 3 % of persons who apply again other than after a refusal, and with kinds 1 and 4 [1.8 % of
+  persons in all]. 92 % of NIKs carry a Lampung region code. Serials are 0001–0200, low ones commoner.
 * Dates (:data:`OFFICES`): each office writes its own format (ISO, DD-MM-YYYY, DD/MM/YYYY, "5 Agustus 1990",
   "05 AGT 1990"), 15 % of records use another one, "5-Agu-90" (Excel) among them. DOB errors on later
   records (:data:`DOB_ERRORS_LATER`): day/month swap 3 % (when both are <= 12), year +-1 2 %, one digit 2 %,
@@ -85,11 +90,55 @@ Rates (module constants). Figures in brackets are measured on ``--rows 100000 --
   noise 4 %; after an issue, the new book is the prior number at renewal; sex missing 1.5 %; 0.4 % of
   rows keep only name, office, dates and decision (:data:`SPARSE_ROW_RATE`).
 
+The four hard kinds (issue 12: an independent 10k test set showed them). The domain notes give no rate for
+any of them, so each rate below is argued from what the notes do say, and called an assumption where it is one.
+
+* Kind 1, a second identity after a refusal (:data:`P_SECOND_IDENTITY` = 15 % of persons' first refusal
+  re-application) [816 persons, 15.4 % of refusal re-applicants; 1.3 % of records carry
+  ``second_identity``]. About 2 million people hold duplicate NIKs, some on purpose "to hold KTPs in two
+  places" (§3.1), well under 1 % of the population; a refused applicant has the motive the rest lack, since
+  Lampung is building its shared database because risky applicants move from office to office (§5.4). Still
+  a minority: another office is easy to reach with one's own NIK (§3.6) and Dukcapil locks duplicates
+  (§3.1). The new NIK is registered in another Lampung regency, or another province 35 % of the time
+  (:data:`P_SECOND_IDENTITY_OTHER_PROVINCE`), with the true birth date and sex. The name loses a token or
+  has one reduced to an initial (40 %) (§1.2: one-word and abbreviated registered names are legal and common),
+  a mononym gains a token, and 35 % also swap J/Y or oe/u in one token (§1.1: both spellings were official
+  once, so either can be defended) [56 % token dropped, 34 % initial, 10 % token added, 16 % J/Y or oe/u].
+  The birth date and mother's name stay (the KK the applicant shows lists both, §3.2); the address stays
+  60 % and the phone 50 % (:data:`P_SECOND_IDENTITY_SAME_ADDRESS`, :data:`P_SECOND_IDENTITY_SAME_PHONE`)
+  [79 % keep one of the two]. Later records of that person keep the second identity.
+* Kind 2, twins and siblings (units above). Their NIKs carry the family's region (one KK, §3.2; the region
+  is where the NIK was first registered, §3.1); twins share the date segment and their serials, "a sequence
+  among people with the same region + date" (§3.1), are consecutive 85 % of the time
+  (:data:`P_TWIN_SERIAL_CONSECUTIVE`), else 2–9 apart (someone was registered in between). Siblings are born
+  450+ days apart and write the eldest's birth place 80 % of the time; both share mother, address (70 % /
+  80 %) and often the family phone (35 % of records). Twin pairs at 1.5 % of units put 2.6 % of persons in
+  twin pairs, near the general share of people born a twin (general knowledge, not in the notes).
+* Kind 3, a relative's NIK (:data:`NIK_RELATIVE_RATE` = 0.5 % of records, :data:`NIK_RELATIVE_RATE_FAMILY`
+  = 5 % of the records of a sibling with a brother or sister of the other sex) [832 records, 0.83 %; the
+  lender applies too, so one NIK is on two people of one family, for 47 %]. The KK prints every member's NIK
+  on one card (§3.2) and wrong NIKs are a known cause of duplicates (§3.1); siblings often apply together,
+  which is when a card is lent or a line mixed up (our assumption, hence the higher family rate). The lender
+  is that sibling, else the parent of the other sex (same region, born 20–40 years earlier), so the NIK's
+  encoded birth date and sex always contradict the borrower's record.
+* Kind 4, a heavier variant of the same person (:data:`P_HEAVY_VARIANT`: 8 % of renewals, 5 % of refusal
+  re-applications that are not kind 1, 1.5 % of resubmissions and duplicates) [842 records, 0.84 %; 4.0 %
+  of later records]. Renewals come 6–40 months on, time enough to move, change phone, go on hajj or umrah
+  (title H./Hj. and bin/binti + father added, §1.2, §1.3) or register a second KTP (§3.1). Such a record
+  has a new address and phone, one or two changes of name structure (:data:`OP_WEIGHTS` ``"heavy"``: tokens
+  reordered, dropped, added or joined, a title or bin/binti added), and its written birth date off by a day
+  (40 %), a year (35 %) or replaced by 1 January (25 %, :data:`HEAVY_DOB`; 1 January is the usual placeholder
+  for an unknown date, our knowledge). Half of them (:data:`P_HEAVY_NEW_NIK`) give a new NIK that encodes the
+  first NIK's date and sex: the NIK's date segment is never corrected (§3.1), so two NIKs agree where the
+  written dates do not [55 % with a new NIK].
+
 Speed, measured on the 2-core box with other jobs running (``--workers 2``, default chunks): 100k rows in
 7 s (15k rows/s; spawning the workers dominates), 1M rows in 44 s (22.7k rows/s), 10M rows in 7 min 24 s
 (22.5k rows/s; 614 MB applications, 122 MB truth, 7 MB relatives; peak RSS 0.4 GB per process). A worker
 makes about 15k rows per CPU-second; the output depends on numpy's Generator and Python's ``random``, so
-pin those (the venv does) to reproduce bytes across machines.
+pin those (the venv does) to reproduce bytes across machines. Adding the hard kinds left the cost per row
+unchanged: 100k rows with ``--workers 1`` took 4.90 s of CPU before and 4.54 s after (wall 5.6–11.9 s and
+4.3–8.3 s: the box was shared, so CPU time is the figure to compare).
 """
 
 from __future__ import annotations
