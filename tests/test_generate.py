@@ -186,7 +186,7 @@ def test_twins_share_date_and_mother_with_consecutive_serials(sample) -> None:
     assert 0.01 < share < 0.05  # 1.5 % of units are twin pairs: 2.6 % of persons at 100k
 
 
-def test_siblings_share_nik_region_and_mother_but_not_the_birth_date(sample) -> None:
+def test_siblings_share_the_nik_region_not_the_birth_date(sample) -> None:
     """Kind 2: siblings carry NIKs of the family's region, with birth dates (and so NIKs) of their own."""
     _, _, _, relatives = sample
     rows = _rows(sample)
