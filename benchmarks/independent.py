@@ -205,6 +205,10 @@ STREETS = (
     "Imam Bonjol", "Diponegoro", "Ahmad Yani", "Gajah Mada", "Wolter Monginsidi", "Antasari", "Ryacudu",
     "Hayam Wuruk", "Urip Sumoharjo", "Cut Nyak Dien", "Kimaja", "Way Halim", "Ki Maja", "Padat Karya",
 )  # fmt: skip
+OLDABLE = frozenset(
+    (*COMMON_MALE, *COMMON_FEMALE, *_FakerPerson.last_names, "Muhammad", "Muhamad", "Mochammad", "Mochamad",
+     "Mohammad", "Ahmad", "Achmad", "Siti", "Sri", "Nur")
+)  # fmt: skip
 ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII")
 OCR_CONFUSION = {"0": "8", "8": "0", "1": "7", "7": "1", "5": "6", "6": "5", "3": "8", "2": "7"}
 MOBILE_PREFIXES = ("0811", "0812", "0813", "0821", "0822", "0823", "0852", "0853", "0814", "0815", "0856",
@@ -743,7 +747,8 @@ class _Renderer:
         # People born before EYD often keep the old spelling; a clerk copying another document may not.
         use_old = (born_old and r.random() >= 0.25) or (not born_old and p.birth.year < 1980 and r.random() < 0.03)
         if use_old:
-            new = [t if t.endswith(".") or t in ("I", "Ni") else old_spelling(t) for t in toks]
+            # Only names of the old spelling's time (Javanese, Arabic, the family names); not Jessica or Olivia.
+            new = [old_spelling(t) if t in OLDABLE else t for t in toks]
             if new != toks:
                 toks = new
                 v.append("old_spelling")

@@ -203,3 +203,74 @@ def test_well_formed_niks_follow_the_structure(data: dict) -> None:
         if plain and sex in ("L", "P"):
             assert (day > 40) == (sex == "P")  # women's day + 40
     assert checked > ROWS * 0.85
+
+
+MONTHS = {m: i + 1 for i, m in enumerate(ind.MONTHS)} | {m: i + 1 for i, m in enumerate(ind.MONTHS_SHORT)}
+
+
+def _parse(text: str | None) -> date | None:
+    """The offices' date forms: ISO, DD-MM-YYYY, DD/MM/YYYY, D/M/YYYY, D Bulan YYYY, DD Bln YYYY."""
+    if not text:
+        return None
+    if m := re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)", text):
+        return date(int(m[1]), int(m[2]), int(m[3]))
+    if m := re.fullmatch(r"(\d{1,2})[-/](\d{1,2})[-/](\d{4})", text):
+        return date(int(m[3]), int(m[2]), int(m[1]))
+    m = re.fullmatch(r"(\d{1,2}) ([A-Za-z]+) (\d{4})", text)
+    assert m, text
+    return date(int(m[3]), MONTHS[m[2]], int(m[1]))
+
+
+def _nik_date(nik: str) -> tuple[int, int, int, str]:
+    day = int(nik[6:8])
+    return (day - 40 if day > 40 else day, int(nik[8:10]), int(nik[10:12]), "P" if day > 40 else "L")
+
+
+def test_every_date_is_in_an_office_form_and_the_nik_encodes_the_birth_date(data: dict) -> None:
+    agree = 0
+    for x, y in zip(data["a"], data["t"], strict=True):
+        assert _parse(x["application_date"])
+        birth = _parse(x["birth_date"])
+        nik = _digits(x["nik"])
+        v = set(y["variants"].split(";"))
+        if not birth or not nik or v & (NIK_FAULTS | {"second_identity", "relative_nik", "heavy_variant"}):
+            continue
+        if "nik_dob_mismatch" in y["tags"] or "dob_swapped" in v:
+            continue
+        assert _nik_date(nik)[:3] == (birth.day, birth.month, birth.year % 100), (x["record_id"], x["birth_date"])
+        agree += 1
+    assert agree > ROWS * 0.8
+
+
+def test_kind_3_the_borrowed_nik_contradicts_the_record(data: dict) -> None:
+    checked = 0
+    for x, y in zip(data["a"], data["t"], strict=True):
+        v = set(y["variants"].split(";"))
+        birth, nik = _parse(x["birth_date"]), _digits(x["nik"])
+        if "relative_nik" in v and birth and nik and not v & NIK_FAULTS:
+            checked += 1
+            assert _nik_date(nik)[:3] != (birth.day, birth.month, birth.year % 100)
+    assert checked
+
+
+def test_kind_4_some_new_niks_encode_the_same_birth_date_and_sex(data: dict) -> None:
+    same = [y for y in data["t"] if "nik_new_same_date" in y["variants"].split(";")]
+    shifted = {
+        k: sum(k in y["variants"].split(";") for y in data["t"]) for k in ("dob_day", "dob_year", "dob_placeholder")
+    }
+    assert same and all(shifted.values())
+    assert all("heavy_variant" in y["variants"] for y in same)
+
+
+def test_clerk_spelling_habits_appear(data: dict) -> None:
+    names = [x["full_name"].upper() for x in data["a"]]
+    joined = "\n".join(names)
+    for old in ("OE", "DJ", "TJ"):  # pre-1972 spelling (§1.1)
+        assert old in joined, old
+    for form in ("M. ", "MOCH. ", "MOH. ", "MUHAMAD ", "MUHAMMAD "):  # §1.4 B
+        assert any(n.startswith(form) or f" {form}" in n for n in names), form
+    assert " BIN " in joined and " BINTI " in joined
+    assert any(n.startswith(("H. ", "HJ. ")) for n in names) and ", S." in joined
+    niks = [x["nik"] for x in data["a"] if x["nik"]]
+    assert any(" " in n for n in niks) and any("E+" in n for n in niks)
+    assert any(len(n) == 15 and n.isdigit() for n in niks)
