@@ -127,6 +127,7 @@ P_LATE_HEAVY = 0.012
 P_NIK_DOB_MISMATCH = 0.015
 
 START = date(2022, 1, 3)
+YOUNGEST = date(2021, 6, 30)  # the latest birth date (START's applicants are at least six months old)
 END = date(2025, 12, 30)
 PENDING_FROM = END - timedelta(days=45)
 
@@ -360,7 +361,8 @@ class _Gen:
     def birth(self) -> date:
         r = self.rng
         # Applicants: mostly working age, a tail of older pilgrims and of children.
-        age = r.choice((r.uniform(17, 45), r.uniform(17, 45), r.uniform(17, 45), r.uniform(45, 68), r.uniform(1, 17)))
+        # The youngest are born by mid-2021, so that every application comes after its applicant's birth.
+        age = r.choice((r.uniform(17, 45), r.uniform(17, 45), r.uniform(17, 45), r.uniform(45, 68), r.uniform(3, 17)))
         return date(2024, 6, 30) - timedelta(days=int(age * 365.25))
 
     def nik_region(self, kab: str) -> str:
@@ -413,7 +415,8 @@ class _Gen:
                     tokens = [twin_of.tokens[0], *tokens[-1:]] if tokens[-1] != twin_of.tokens[-1] else tokens
                     mu = twin_of.muhammad if twin_of.muhammad == 0 else -1
             else:
-                birth = family.birth + timedelta(days=r.choice((-1, 1)) * r.randint(400, 5000))
+                gap = timedelta(days=r.randint(400, 5000))
+                birth = family.birth + gap if family.birth + gap <= YOUNGEST else family.birth - gap
             last = family.tokens[-1]
             if len(family.tokens) >= 2 and (last in MARGA or r.random() < 0.25) and len(tokens) >= 2:
                 # A marga is the family's (§1.2); other families pass a last name on only sometimes.

@@ -229,10 +229,12 @@ def _nik_date(nik: str) -> tuple[int, int, int, str]:
 def test_every_date_is_in_an_office_form_and_the_nik_encodes_the_birth_date(data: dict) -> None:
     agree = 0
     for x, y in zip(data["a"], data["t"], strict=True):
-        assert _parse(x["application_date"])
+        applied = _parse(x["application_date"])
         birth = _parse(x["birth_date"])
         nik = _digits(x["nik"])
         v = set(y["variants"].split(";"))
+        if birth and not any(k.startswith("dob_") for k in v):
+            assert applied > birth, x["record_id"]  # nobody applies before being born
         if not birth or not nik or v & (NIK_FAULTS | {"second_identity", "relative_nik", "heavy_variant"}):
             continue
         if "nik_dob_mismatch" in y["tags"] or "dob_swapped" in v:
