@@ -8,6 +8,8 @@ Usage::
 
     .venv/bin/python benchmarks/independent.py --rows 10000 --seed 7 --out /tmp/ind
 
+Speed on one core: 100k rows in about 11 s, 1M in about 70 s of CPU (2.8 GB resident at 1M).
+
 Output (Parquet): ``applications.parquet`` (the roles of :mod:`linkage.schema`, every value a string as a
 clerk typed it, or null), ``truth.parquet`` (record -> person, how the record was made, what was changed)
 and ``relatives.parquet`` (sibling and twin pairs, the hard negatives).
