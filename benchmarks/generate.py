@@ -20,7 +20,12 @@ Outputs in ``--out``:
   ``prev_record_id`` is the record it follows from (the refused application for a re-application, the
   duplicated one for a duplicate); ``variants`` lists, ``;``-separated, what was changed on this record
   (:data:`NAME_VARIANTS` for the name, :data:`FIELD_VARIANTS` for other fields); ``tags`` lists person-level
-  facts (:data:`PERSON_TAGS`), e.g. ``twin;common_name``.
+  facts (:data:`PERSON_TAGS`), e.g. ``twin;common_name``. The four hard kinds of issue 12 can be counted:
+  ``second_identity`` (kind 1) is on every record given under a second identity, the first of them being the
+  refusal re-application whose ``prev_record_id`` is the refused record; ``relative_nik`` (kind 3) is on the
+  borrower's record; ``heavy_variant`` (kind 4) on the heavier variant; twins and siblings (kind 2) carry the
+  tags ``twin`` and ``sibling`` and are paired in ``relatives.parquet``. A record of a hard kind also lists the
+  changes it is made of (``nik_second``, ``moved``, ``token_dropped``, ``dob_year``, ...).
 * ``relatives.parquet``: ``person_id_a, person_id_b, relation`` with relation in ``{"sibling", "twin"}``
   (a < b), the pairs a linker must keep apart.
 
@@ -38,14 +43,14 @@ Rates (module constants). Figures in brackets are measured on ``--rows 100000 --
 
 * Persons come in units (:data:`UNIT_WEIGHTS`): solo (90.5 % of units), sibling groups of 2–4 (4.5 %), twin
   pairs (1.5 %), agent groups of 3–10 unrelated applicants sharing a recruiter's phone (1 %), and pairs of
-  unrelated people with the same common full name and birth year (1.5 %); [11.6 % of persons are siblings,
-  2.6 % twins, 5.2 % agent-recruited]. :data:`P_COMMON_NAME` = 2 % of other persons get a name from
+  unrelated people with the same common full name and birth year (1.5 %); [11.7 % of persons are siblings,
+  2.6 % twins, 6.0 % agent-recruited]. :data:`P_COMMON_NAME` = 2 % of other persons get a name from
   :data:`COMMON_FULL_NAMES` ("Muhammad Rizki", "Siti Aminah", "Agus Setiawan", ...) [4.2 % in all].
 * Names: Faker ``id_ID`` tokens behind our own head lists, drawn with numpy by Zipf weight
   ``1 / (rank + 2) ** ZIPF_EXPONENT``, so Siti, Sri, Muhammad, Ahmad, Nur, Dwi, Agus, Dewi are really common.
   Structures (:data:`NAME_STRUCTURES_MALE`, :data:`NAME_STRUCTURES_FEMALE`): general 2–4 tokens,
   Muhammad/Ahmad/Abdul-first (22 % of men), Siti/Sri/Nur/Dwi/Tri/Eka-first (25 % of women), mononyms 9.5 %
-  [8 % of persons], Batak (given + ``br.``/``boru`` + marga) 3.5 %, Balinese (``I``/``Ni`` + birth-order
+  [8.1 % of persons], Batak (given + ``br.``/``boru`` + marga) 3.5 %, Balinese (``I``/``Ni`` + birth-order
   name + personal name) 2.5 %. The base rendering shows bin/binti + father 8 % of the time
   (:data:`P_SHOW_PATRONYM`) and titles/degrees held by older applicants half the time (:data:`P_HAJJ`,
   :data:`P_DEGREE`, :data:`P_FRONT_TITLE`, :data:`P_SHOW_TITLES`); 6 % of persons (15 % if born before 1975)
@@ -55,20 +60,20 @@ Rates (module constants). Figures in brackets are measured on ``--rows 100000 --
   (:data:`P_REAPPLY_AFTER_REFUSAL` = 65 %, 85 % when agent-recruited), a resubmission at the same office after
   a postponement or cancellation for documents (:data:`P_RESUBMIT` = 60 %), a replacement passport 6–40
   months after an issue (:data:`P_RENEWAL` = 12 %); at most :data:`MAX_RECORDS_PER_PERSON` = 8, and only
-  while the date stays in 2022–2025 [80 % of persons have 1 record, 15.7 % 2, 4 % 3–4, 0.4 % 5–8; kinds
-  79.2 % original, 7.1 % reapply_after_refusal, 6.4 % duplicate_variant, 4.7 % renewal, 2.6 % resubmit].
-* Decisions (:data:`DECISION_RATES`, by kind and risk) [79.3 % issued, 7.3 % rejected, 8.1 % postponed,
-  3.3 % cancelled, 1.9 % pending]. A refusal is a rejection, or a postponement whose reason is in
+  while the date stays in 2022–2025 [79.6 % of persons have 1 record, 15.9 % 2, 4.1 % 3–4, 0.4 % 5–8; kinds
+  78.9 % original, 7.3 % reapply_after_refusal, 6.5 % duplicate_variant, 4.6 % renewal, 2.7 % resubmit].
+* Decisions (:data:`DECISION_RATES`, by kind and risk) [79.0 % issued, 7.4 % rejected, 8.3 % postponed,
+  3.3 % cancelled, 2.0 % pending]. A refusal is a rejection, or a postponement whose reason is in
   :data:`INDICATION_REASONS`. Risk (suspected PMI) is :data:`P_RISK_WOMAN` = 18 % for women 17–45,
-  :data:`P_RISK_MAN` = 10 % for men 18–45, 2 % otherwise, 100 % in agent groups [15.9 % of persons].
+  :data:`P_RISK_MAN` = 10 % for men 18–45, 2 % otherwise, 100 % in agent groups [16.3 % of persons].
 * Name variants (:data:`N_OPS`, :data:`OP_WEIGHTS`; only ops that can change the name are drawn): a refusal
-  re-application gets 1–3 deliberate changes 88 % of the time [81.6 % of them show one], a duplicate,
+  re-application gets 1–3 deliberate changes 88 % of the time [83.3 % of them show one], a duplicate,
   resubmission or renewal 0–2 clerk changes, a first application a typo or case noise 2 % each.
 * NIK, per record: missing :data:`NIK_MISSING_RATE` = 5 %, malformed 1 % (15/17 digits, O for 0, spaces,
   dots, dashes, Excel apostrophe or 1.87E+15), one digit wrong 1.5 %, adjacent digits swapped 1 %, a
-  relative's NIK 0.5 %. Per person: date part not matching the DOB 2 %, a second NIK (registered twice) for
-  3 % of persons who apply again and 10 % of refusal re-applicants [0.9 % of persons]. 92 % of NIKs carry
-  a Lampung region code. Serials are 0001–0200, low ones commoner.
+  relative's NIK (kind 3, below). Per person: date part not matching the DOB 2 %, a second NIK (registered
+  twice) for 3 % of persons who apply again other than after a refusal, and with kinds 1 and 4 [1.8 % of
+  persons in all]. 92 % of NIKs carry a Lampung region code. Serials are 0001–0200, low ones commoner.
 * Dates (:data:`OFFICES`): each office writes its own format (ISO, DD-MM-YYYY, DD/MM/YYYY, "5 Agustus 1990",
   "05 AGT 1990"), 15 % of records use another one, "5-Agu-90" (Excel) among them. DOB errors on later
   records (:data:`DOB_ERRORS_LATER`): day/month swap 3 % (when both are <= 12), year +-1 2 %, one digit 2 %,
@@ -85,11 +90,55 @@ Rates (module constants). Figures in brackets are measured on ``--rows 100000 --
   noise 4 %; after an issue, the new book is the prior number at renewal; sex missing 1.5 %; 0.4 % of
   rows keep only name, office, dates and decision (:data:`SPARSE_ROW_RATE`).
 
+The four hard kinds (issue 12: an independent 10k test set showed them). The domain notes give no rate for
+any of them, so each rate below is argued from what the notes do say, and called an assumption where it is one.
+
+* Kind 1, a second identity after a refusal (:data:`P_SECOND_IDENTITY` = 15 % of persons' first refusal
+  re-application) [816 persons, 15.4 % of refusal re-applicants; 1.3 % of records carry
+  ``second_identity``]. About 2 million people hold duplicate NIKs, some on purpose "to hold KTPs in two
+  places" (§3.1), well under 1 % of the population; a refused applicant has the motive the rest lack, since
+  Lampung is building its shared database because risky applicants move from office to office (§5.4). Still
+  a minority: another office is easy to reach with one's own NIK (§3.6) and Dukcapil locks duplicates
+  (§3.1). The new NIK is registered in another Lampung regency, or another province 35 % of the time
+  (:data:`P_SECOND_IDENTITY_OTHER_PROVINCE`), with the true birth date and sex. The name loses a token or
+  has one reduced to an initial (40 %) (§1.2: one-word and abbreviated registered names are legal and common),
+  a mononym gains a token, and 35 % also swap J/Y or oe/u in one token (§1.1: both spellings were official
+  once, so either can be defended) [56 % token dropped, 34 % initial, 10 % token added, 16 % J/Y or oe/u].
+  The birth date and mother's name stay (the KK the applicant shows lists both, §3.2); the address stays
+  60 % and the phone 50 % (:data:`P_SECOND_IDENTITY_SAME_ADDRESS`, :data:`P_SECOND_IDENTITY_SAME_PHONE`)
+  [79 % keep one of the two]. Later records of that person keep the second identity.
+* Kind 2, twins and siblings (units above). Their NIKs carry the family's region (one KK, §3.2; the region
+  is where the NIK was first registered, §3.1); twins share the date segment and their serials, "a sequence
+  among people with the same region + date" (§3.1), are consecutive 85 % of the time
+  (:data:`P_TWIN_SERIAL_CONSECUTIVE`), else 2–9 apart (someone was registered in between). Siblings are born
+  450+ days apart and write the eldest's birth place 80 % of the time; both share mother, address (70 % /
+  80 %) and often the family phone (35 % of records). Twin pairs at 1.5 % of units put 2.6 % of persons in
+  twin pairs, near the general share of people born a twin (general knowledge, not in the notes).
+* Kind 3, a relative's NIK (:data:`NIK_RELATIVE_RATE` = 0.5 % of records, :data:`NIK_RELATIVE_RATE_FAMILY`
+  = 5 % of the records of a sibling with a brother or sister of the other sex) [832 records, 0.83 %; the
+  lender applies too, so one NIK is on two people of one family, for 47 %]. The KK prints every member's NIK
+  on one card (§3.2) and wrong NIKs are a known cause of duplicates (§3.1); siblings often apply together,
+  which is when a card is lent or a line mixed up (our assumption, hence the higher family rate). The lender
+  is that sibling, else the parent of the other sex (same region, born 20–40 years earlier), so the NIK's
+  encoded birth date and sex always contradict the borrower's record.
+* Kind 4, a heavier variant of the same person (:data:`P_HEAVY_VARIANT`: 8 % of renewals, 5 % of refusal
+  re-applications that are not kind 1, 1.5 % of resubmissions and duplicates) [842 records, 0.84 %; 4.0 %
+  of later records]. Renewals come 6–40 months on, time enough to move, change phone, go on hajj or umrah
+  (title H./Hj. and bin/binti + father added, §1.2, §1.3) or register a second KTP (§3.1). Such a record
+  has a new address and phone, one or two changes of name structure (:data:`OP_WEIGHTS` ``"heavy"``: tokens
+  reordered, dropped, added or joined, a title or bin/binti added), and its written birth date off by a day
+  (40 %), a year (35 %) or replaced by 1 January (25 %, :data:`HEAVY_DOB`; 1 January is the usual placeholder
+  for an unknown date, our knowledge). Half of them (:data:`P_HEAVY_NEW_NIK`) give a new NIK that encodes the
+  first NIK's date and sex: the NIK's date segment is never corrected (§3.1), so two NIKs agree where the
+  written dates do not [55 % with a new NIK].
+
 Speed, measured on the 2-core box with other jobs running (``--workers 2``, default chunks): 100k rows in
 7 s (15k rows/s; spawning the workers dominates), 1M rows in 44 s (22.7k rows/s), 10M rows in 7 min 24 s
 (22.5k rows/s; 614 MB applications, 122 MB truth, 7 MB relatives; peak RSS 0.4 GB per process). A worker
 makes about 15k rows per CPU-second; the output depends on numpy's Generator and Python's ``random``, so
-pin those (the venv does) to reproduce bytes across machines.
+pin those (the venv does) to reproduce bytes across machines. Adding the hard kinds left the cost per row
+unchanged: 100k rows with ``--workers 1`` took 4.90 s of CPU before and 4.54 s after (wall 5.6–11.9 s and
+4.3–8.3 s: the box was shared, so CPU time is the figure to compare).
 """
 
 from __future__ import annotations
@@ -105,7 +154,7 @@ from bisect import bisect_right
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from itertools import accumulate
 from multiprocessing import active_children, get_context
@@ -185,9 +234,9 @@ NIK_MISSING_RATE = 0.05
 NIK_MALFORMED_RATE = 0.01
 NIK_TYPO_RATE = 0.015
 NIK_TRANSPOSE_RATE = 0.01
-NIK_RELATIVE_RATE = 0.005
-NIK_SECOND_RATE = 0.03  # persons with a later application
-NIK_SECOND_RATE_REFUSED = 0.10  # persons re-applying after a refusal
+NIK_RELATIVE_RATE = 0.005  # kind 3, any record: the NIK of the parent of the other sex
+NIK_RELATIVE_RATE_FAMILY = 0.05  # kind 3, a record of a sibling who has a brother/sister of the other sex
+NIK_SECOND_RATE = 0.03  # persons with a later application (not after a refusal: see P_SECOND_IDENTITY)
 NIK_DOB_MISMATCH_RATE = 0.02
 P_NIK_OUTSIDE_LAMPUNG = 0.08
 
@@ -217,12 +266,30 @@ PASSPORT_NO_NOISE_RATE = 0.04
 SEX_MISSING_RATE = 0.015
 SPARSE_ROW_RATE = 0.004
 
+# The four hard kinds of issue 12 (the docstring argues each rate from the domain notes).
+# Kind 1: a refused applicant comes back under a second identity.
+P_SECOND_IDENTITY = 0.15  # of first refusal re-applications
+P_SECOND_IDENTITY_OTHER_PROVINCE = 0.35  # else another Lampung regency
+P_SECOND_IDENTITY_INITIAL = 0.40  # a token reduced to an initial, else one dropped (a mononym gains one)
+P_SECOND_IDENTITY_SPELLING = 0.35  # and J/Y or oe/u changed in one token
+P_SECOND_IDENTITY_SAME_ADDRESS = 0.60
+P_SECOND_IDENTITY_SAME_PHONE = 0.50
+# Kind 2: twins' NIK serials are consecutive, else a few apart; siblings write one birth place.
+P_TWIN_SERIAL_CONSECUTIVE = 0.85
+TWIN_SERIAL_GAP = (2, 9)
+P_SIBLINGS_SAME_BIRTH_PLACE = 0.80
+# Kind 4: a heavier variant of the same person, by record kind.
+P_HEAVY_VARIANT = {"renewal": 0.08, "reapply_after_refusal": 0.05, "resubmit": 0.015, "duplicate_variant": 0.015}
+P_HEAVY_NEW_NIK = 0.50  # a second NIK that encodes the same birth date and sex as the first
+HEAVY_DOB = {"dob_day": 0.40, "dob_year": 0.35, "dob_placeholder": 0.25}
+
 # How many name changes a record gets, by kind; then which (weights; an op that does not apply is skipped).
 N_OPS: dict[str, tuple[float, ...]] = {
     "duplicate_variant": (0.35, 0.45, 0.20),
     "resubmit": (0.45, 0.40, 0.15),
     "renewal": (0.30, 0.45, 0.25),
     "reapply_after_refusal": (0.12, 0.38, 0.32, 0.18),
+    "heavy_variant": (0.0, 0.55, 0.45),
 }
 OP_WEIGHTS: dict[str, dict[str, float]] = {
     "clerk": {"typo": 5, "case_punct": 4, "muhammad": 5, "lexicon": 4, "initials": 2, "title": 2,
@@ -237,20 +304,25 @@ OP_WEIGHTS: dict[str, dict[str, float]] = {
                    "case_punct": 1},
     "mother": {"typo": 3, "lexicon": 3, "title": 2, "concatenation": 2, "token_dropped": 2, "old_spelling": 2,
                "case_punct": 1, "ie_ending": 1, "initials": 0.5},
+    # Kind 4: the name changed in structure, not in spelling.
+    "heavy": {"token_swap": 3, "token_dropped": 2, "token_added": 2, "concatenation": 2, "title": 2, "patronym": 3},
 }
 P_FIRST_RECORD_TYPO = 0.02
 P_FIRST_RECORD_CASE = 0.02
 
 NAME_VARIANTS = ("old_spelling", "muhammad", "lexicon", "sundanese_f_p", "ie_ending", "title", "patronym",
                  "boru", "token_dropped", "token_added", "token_swap", "initials", "concatenation", "typo",
-                 "case_punct", "balinese_marker")
-FIELD_VARIANTS = ("dob_swap", "dob_year", "dob_digit", "dob_placeholder", "dob_missing", "dob_impossible",
-                  "dob_deliberate", "nik_missing", "nik_malformed", "nik_typo", "nik_transpose", "nik_relative",
-                  "nik_second", "moved", "new_phone", "phone_junk", "phone_missing", "family_phone",
-                  "agent_phone", "mother_variant", "mother_missing", "passport_no_noise", "sex_missing",
-                  "sparse_row")
+                 "case_punct", "balinese_marker", "j_y_oe_u")
+# second_identity (kind 1), relative_nik (kind 3) and heavy_variant (kind 4) name the hard kinds of issue 12;
+# a record of one of them also lists the field changes it is made of (nik_second, moved, dob_year, ...).
+FIELD_VARIANTS = ("dob_swap", "dob_year", "dob_digit", "dob_day", "dob_placeholder", "dob_missing",
+                  "dob_impossible", "dob_deliberate", "nik_missing", "nik_malformed", "nik_typo", "nik_transpose",
+                  "relative_nik", "nik_second", "second_identity", "heavy_variant", "moved", "new_phone",
+                  "phone_junk", "phone_missing", "family_phone", "agent_phone", "mother_variant", "mother_missing",
+                  "passport_no_noise", "sex_missing", "sparse_row")
 PERSON_TAGS = ("risk", "sibling", "twin", "agent_phone", "common_name", "common_name_same_year", "second_nik",
-               "nik_dob_mismatch", "mononym", "balinese", "batak", "muslim_first", "old_spelling")
+               "second_identity", "nik_dob_mismatch", "mononym", "balinese", "batak", "muslim_first",
+               "old_spelling")
 
 # --------------------------------------------------------------------------------------------- offices
 # code: (name, date format, name case, sex style). Class labels outside Lampung are illustrative.
@@ -822,7 +894,32 @@ def _op(name: str, p: _Parts, n: _Name, rng: random.Random, extra: Callable[[boo
         i = _choice(rng, idx)
         toks[i] = _typo(toks[i], rng)
         return True
+    if name == "j_y_oe_u":
+        cands = [(i, new) for i in plain if toks[i] not in WESTERN and (new := _j_y_oe_u(toks[i], rng)) != toks[i]]
+        if not cands:
+            return False
+        i, new = _choice(rng, cands)
+        toks[i] = new
+        return True
     raise ValueError(f"unknown op {name}")
+
+
+def _j_y_oe_u(tok: str, rng: random.Random) -> str:
+    """One of the two spelling swaps a second identity uses (§1.1): J/Y (Jusuf/Yusuf) or oe/u (Soekarno/Sukarno)."""
+    low = tok.lower()
+    swaps = []
+    if "oe" in low:
+        swaps.append(low.replace("oe", "u"))
+    elif "u" in low:
+        swaps.append(low.replace("u", "oe"))
+    if low[0] in "jy":
+        swaps.append(("y" if low[0] == "j" else "j") + low[1:])
+    elif "y" in low[1:] and low[low.index("y", 1) - 1] not in "dtsn":  # Wahyu/Wahju, not Sanjaya/Sanyaya
+        swaps.append(low.replace("y", "j", 1))
+    if not swaps:
+        return tok
+    new = _choice(rng, swaps)
+    return new[:1].upper() + new[1:]
 
 
 def _case_punct(s: str, rng: random.Random) -> str:
@@ -919,8 +1016,9 @@ def _fmt_date(y: int, m: int, d: int, fmt: str) -> str:
     return f"{d}-{MONTHS_SHORT[m - 1]}-{y % 100:02d}"
 
 
-def _nik(region6: str, y: int, m: int, d: int, female: bool, serial: int) -> str:
-    return f"{region6}{d + 40 if female else d:02d}{m:02d}{y % 100:02d}{serial:04d}"
+def _nik_date(y: int, m: int, d: int, female: bool) -> str:
+    """The NIK's DDMMYY segment: the birth date, with 40 added to the day for women (§3.1)."""
+    return f"{d + 40 if female else d:02d}{m:02d}{y % 100:02d}"
 
 
 def _nik_serial(rng: random.Random) -> int:
@@ -1059,7 +1157,8 @@ class _Person:
     risk: bool
     tags: list[str]
     nik2: str = ""
-    relative_nik: str = ""
+    relative_nik: str = ""  # a sibling's NIK this person would borrow (kind 3); else a parent's, made on demand
+    parent_nik: str = ""
     family_phone: str = ""
     agent_phone: str = ""
     shelter: _Address | None = None
@@ -1108,10 +1207,11 @@ class _Chunk:
     def district(self, regency: str) -> tuple[str, str]:
         return _choice(self.rng, self.ref.districts[regency])
 
-    def unique_nik(self, region6: str, y: int, m: int, d: int, female: bool, serial: int | None = None) -> str:
+    def unique_nik(self, region6: str, date_segment: str, serial: int | None = None) -> str:
+        """A NIK of this region and DDMMYY segment not yet given in the chunk (the serial is bumped if needed)."""
         s = serial if serial is not None else _nik_serial(self.rng)
         for _ in range(400):
-            nik = _nik(region6, y, m, d, female, s)
+            nik = f"{region6}{date_segment}{s:04d}"
             if nik not in self.niks:
                 self.niks.add(nik)
                 return nik
@@ -1319,7 +1419,7 @@ class _Chunk:
                 nik_date = ((y, m, d % 28 + 1) if k == 0 else (y, m % 12 + 1, min(d, 28)) if k == 1
                             else (y + _choice(rng, (-1, 1)), m, min(d, 28)))
                 tags.append("nik_dob_mismatch")
-            nik = self.unique_nik(nik_region, *nik_date, not male)
+            nik = self.unique_nik(nik_region, _nik_date(*nik_date, not male))
         if risk is None:
             p = (P_RISK_WOMAN if not male and 17 <= age <= 45 else P_RISK_MAN if male and 18 <= age <= 45
                  else P_RISK_OTHER)
@@ -1379,6 +1479,8 @@ class _Chunk:
                             first_date=first_date if same_day else 0, surname=fam, mother=mother,
                             birth_regency=residence, nik_region=nik_region, address=addr, tags=("sibling",))
             p.family_phone = fphone
+            if members and rng.random() < P_SIBLINGS_SAME_BIRTH_PLACE:
+                p.birth_place = members[0].birth_place
             members.append(p)
             bd = bd + timedelta(days=_randint(rng, 450, 2500))
         self.link(members, "sibling")
@@ -1393,12 +1495,13 @@ class _Chunk:
         bd = date.fromordinal(first_date - _randint(rng, 17, 35) * 365 - _randrange(rng, 365))
         dob = (bd.year, bd.month, bd.day)
         serial = _nik_serial(rng)
+        gap = 1 if rng.random() < P_TWIN_SERIAL_CONSECUTIVE else _randint(rng, *TWIN_SERIAL_GAP)
         twins = []
         lead = _choice(rng, ("", "", "Muhammad")) if structure != "batak" else ""
         for k, (tok, male) in enumerate(((a, a_male), (b, b_male))):
             st = "batak" if structure == "batak" else "general"
             addr = home if k == 0 or rng.random() < P_TWINS_SAME_ADDRESS else None
-            nik = self.unique_nik(nik_region, *dob, not male, serial + k)
+            nik = self.unique_nik(nik_region, _nik_date(*dob, not male), serial + k * gap)
             p = self.person(male=male, structure=st, dob=dob, first_date=first_date if rng.random() < 0.5 else 0,
                             surname=surname if male else GENDERED_SURNAME.get(surname, surname), first=tok,
                             mother=mother, birth_regency=residence, nik=nik, address=addr, tags=("twin",))
@@ -1434,10 +1537,59 @@ class _Chunk:
             self.applications(p)
 
     def link(self, members: list[_Person], relation: str) -> None:
+        """Record the relation between every two members, and whose NIK each would borrow (kind 3).
+
+        The lender is a sibling of the other sex and another birth date, so the borrowed NIK contradicts the
+        borrower's date and sex; a member without one (a twin, or all of one sex) borrows a parent's NIK.
+        """
         for i, a in enumerate(members):
-            a.relative_nik = members[(i + 1) % len(members)].nik
+            lenders = [b for b in members if b.male != a.male and b.dob != a.dob]
+            a.relative_nik = _choice(self.rng, lenders).nik if lenders else ""
             for b in members[i + 1:]:
                 self.relatives.append((min(a.pid, b.pid), max(a.pid, b.pid), relation))
+
+    def parent_nik(self, p: _Person) -> str:
+        """The NIK of ``p``'s parent of the other sex, made once: same family region, born 20-40 years earlier."""
+        if not p.parent_nik:
+            rng = self.rng
+            date_segment = _nik_date(p.dob[0] - _randint(rng, 20, 40), _randint(rng, 1, 12), _randint(rng, 1, 28),
+                                     p.male)
+            p.parent_nik = self.unique_nik(p.nik[:6], date_segment)
+        return p.parent_nik
+
+    def second_identity(self, p: _Person, st: _State) -> list[str]:
+        """Kind 1: from this record on, ``p`` applies under a second identity; return the name changes made.
+
+        A NIK registered again in another regency (or province) with the same birth date and sex (§3.1, NIK
+        ganda), and the name with a token dropped or reduced to an initial (a mononym gains one), sometimes a
+        J/Y or oe/u spelling swap (§1.1). The birth date and mother's name stay; the caller keeps the address
+        and phone more often than for other re-applicants.
+        """
+        rng = self.rng
+        if rng.random() < P_SECOND_IDENTITY_OTHER_PROVINCE:
+            regency = _choice(rng, [r for r in _OUTSIDE_REGENCIES if r[:2] != p.nik[:2]])
+        else:
+            regency = _choice(rng, [r for r in LAMPUNG_REGENCIES if r.replace(".", "") != p.nik[:4]])
+        p.nik2 = st.nik = self.unique_nik(self.district(regency)[0], _nik_date(*p.dob, not p.male))
+        p.tags.extend(("second_nik", "second_identity"))
+        parts = _Parts(st.name)
+        n = st.name
+        if len(parts.tokens) < 2:
+            ops = ["token_added"]
+        elif rng.random() < P_SECOND_IDENTITY_INITIAL:
+            ops = ["initials"]
+        else:
+            ops = ["token_dropped"]
+        if rng.random() < P_SECOND_IDENTITY_SPELLING:
+            ops.append("j_y_oe_u")
+        applied = [op for op in ops if _op(op, parts, n, rng, self.extra_token)]
+        if ops[0] == "initials" and "initials" not in applied:  # the initial was there already ("M. Rizki")
+            _op("token_dropped", parts, n, rng, self.extra_token)
+            applied.insert(0, "token_dropped")
+        st.name = replace(n, tokens=list(parts.tokens), written=list(parts.tokens), cache={}, ops_ok=None,
+                          modern_of={k: v for k, v in n.modern_of.items() if k in parts.tokens})
+        st.second_identity = True
+        return applied
 
     # -- applications
     def applications(self, p: _Person) -> None:
@@ -1445,7 +1597,7 @@ class _Chunk:
         rng = self.rng
         first_office = p.home_office if rng.random() < P_HOME_OFFICE else self.other_office(p.home_office)
         events: list[tuple[str, int, str, int]] = [("original", p.first_date, first_office, -1)]
-        state = _State(p.nik, p.address, p.phone)
+        state = _State(p.nik, p.address, p.phone, p.name)
         k = 0
         while k < len(events):
             kind, day, office, prev = events[k]
@@ -1514,22 +1666,38 @@ class _Chunk:
         deliberate = kind == "reapply_after_refusal"
         duplicate = kind == "duplicate_variant"
 
-        # name
-        if first:
-            ops = []
+        # A hard kind (issue 12) is decided first: it fixes the name, NIK, date and address of this record.
+        ops: list[str] = []
+        new_identity = heavy = False
+        if deliberate and not st.identity_checked:
+            st.identity_checked = True
+            new_identity = rng.random() < P_SECOND_IDENTITY
+        if not first and not new_identity:
+            heavy = rng.random() < P_HEAVY_VARIANT[kind]
+        if new_identity:
+            variants.extend(self.second_identity(p, st))
+        elif first:
             if rng.random() < P_FIRST_RECORD_TYPO:
                 ops.append("typo")
             if rng.random() < P_FIRST_RECORD_CASE:
                 ops.append("case_punct")
         else:
             wkey = "deliberate" if deliberate else "renewal" if kind == "renewal" else "clerk"
-            ops = _pick_ops(rng, kind, OP_WEIGHTS[wkey], p.name)
-        full_name, applied = _render_name(p.name, ops, ocase, rng, self.extra_token)
+            ops = _pick_ops(rng, "heavy_variant" if heavy else kind, OP_WEIGHTS["heavy" if heavy else wkey],
+                            st.name)
+        full_name, applied = _render_name(st.name, ops, ocase, rng, self.extra_token)
+        if heavy and not applied:  # none of the drawn structure changes fitted this name; one always does
+            full_name, applied = _render_name(st.name, ["token_added"], ocase, rng, self.extra_token)
         variants.extend(applied)
+        if st.second_identity:
+            variants.append("second_identity")
+        if heavy:
+            variants.append("heavy_variant")
 
         # identity changes carried to this and later records
         if not first:
-            move = MOVE_RATE_REFUSED if deliberate else MOVE_RATE_DUPLICATE if duplicate else MOVE_RATE
+            move = (1.0 if heavy else 1.0 - P_SECOND_IDENTITY_SAME_ADDRESS if new_identity
+                    else MOVE_RATE_REFUSED if deliberate else MOVE_RATE_DUPLICATE if duplicate else MOVE_RATE)
             if rng.random() < move:
                 if p.shelter is not None and rng.random() < P_AGENT_SHELTER_ADDRESS:
                     st.address = p.shelter
@@ -1537,37 +1705,38 @@ class _Chunk:
                     near = _REGENCIES_OF_OFFICE[office]
                     st.address = self.address(_choice(rng, near) if rng.random() < 0.7 else self.residence_regency())
                 variants.append("moved")
-            change = (PHONE_CHANGE_RATE_REFUSED if deliberate else PHONE_CHANGE_RATE_DUPLICATE if duplicate
+            change = (1.0 if heavy else 1.0 - P_SECOND_IDENTITY_SAME_PHONE if new_identity
+                      else PHONE_CHANGE_RATE_REFUSED if deliberate else PHONE_CHANGE_RATE_DUPLICATE if duplicate
                       else PHONE_CHANGE_RATE)
             if rng.random() < change:
                 st.phone = _phone_number(rng)
                 variants.append("new_phone")
-            if not st.second_checked and (deliberate or rng.random() < 0.5):
+            if heavy and rng.random() < P_HEAVY_NEW_NIK:
+                # Registered again elsewhere: the region and serial differ, the date segment is the first NIK's.
+                p.nik2 = st.nik = self.unique_nik(self.district(self.residence_regency())[0], p.nik[6:12])
+                p.tags.append("second_nik")
+            elif not deliberate and not st.second_checked and rng.random() < 0.5:
                 st.second_checked = True
-                if rng.random() < (NIK_SECOND_RATE_REFUSED if deliberate else NIK_SECOND_RATE):
+                if rng.random() < NIK_SECOND_RATE:
                     kec = self.district(p.address.regency if rng.random() < 0.5 else self.residence_regency())[0]
-                    y, m, d = p.dob
-                    p.nik2 = self.unique_nik(kec, y, m, d, not p.male)
-                    st.nik = p.nik2
+                    p.nik2 = st.nik = self.unique_nik(kec, _nik_date(*p.dob, not p.male))
                     p.tags.append("second_nik")
 
-        # NIK
+        # NIK (a kind-1 or kind-4 record keeps its NIK clean: its shape is what the benchmark counts)
         nik: str | None = st.nik
         if st.nik == p.nik2 and p.nik2 and not first:
             variants.append("nik_second")
         r = rng.random()
-        if r < NIK_MISSING_RATE:
+        relative_rate = NIK_RELATIVE_RATE_FAMILY if p.relative_nik else NIK_RELATIVE_RATE
+        if new_identity or heavy:
+            pass
+        elif r < NIK_MISSING_RATE:
             nik = None
             variants.append("nik_missing")
-        elif r < NIK_MISSING_RATE + NIK_RELATIVE_RATE:
-            if not p.relative_nik:
-                y, m, d = p.dob
-                py = y - _randint(rng, 20, 35)
-                p.relative_nik = _nik(p.nik[:6], py, _randint(rng, 1, 12), _randint(rng, 1, 28), rng.random() < 0.5,
-                                      _nik_serial(rng))
-            nik = p.relative_nik
-            variants.append("nik_relative")
-        elif r < NIK_MISSING_RATE + NIK_RELATIVE_RATE + NIK_MALFORMED_RATE + NIK_TYPO_RATE + NIK_TRANSPOSE_RATE:
+        elif r < NIK_MISSING_RATE + relative_rate:
+            nik = p.relative_nik or self.parent_nik(p)
+            variants.append("relative_nik")
+        elif r < NIK_MISSING_RATE + relative_rate + NIK_MALFORMED_RATE + NIK_TYPO_RATE + NIK_TRANSPOSE_RATE:
             nik, v = _nik_fault(st.nik, rng)
             variants.append(v)
 
@@ -1575,7 +1744,21 @@ class _Chunk:
         fmt = ofmt if rng.random() >= P_OTHER_DATE_FORMAT else _choice(rng, DATE_FORMATS)
         y, m, d = p.dob
         dob: tuple[int, int, int] | None = (y, m, d)
-        if deliberate and rng.random() < P_DOB_DELIBERATE:
+        if new_identity:
+            pass  # the same birth date: a second KTP is registered with the true one
+        elif heavy:
+            err = _weighted(rng, HEAVY_DOB)
+            if err == "dob_placeholder" and (m, d) == (1, 1):
+                err = "dob_day"
+            if err == "dob_day":
+                bd = date(y, m, d) + timedelta(days=_choice(rng, (-1, 1)))
+                dob = (bd.year, bd.month, bd.day)
+            elif err == "dob_year":
+                dob = (y + _choice(rng, (-1, 1)), m, min(d, 28) if m == 2 else d)
+            else:
+                dob = (y, 1, 1)
+            variants.append(err)
+        elif deliberate and rng.random() < P_DOB_DELIBERATE:
             if rng.random() < 0.5:
                 dob = (y + _choice(rng, (-1, 1)), m, d)
             else:
@@ -1610,12 +1793,12 @@ class _Chunk:
         if ocase == "upper" and rng.random() < 0.7:
             birth_place = birth_place.upper()
         mother: str | None
-        if rng.random() < MOTHER_MISSING_RATE:
+        if rng.random() < MOTHER_MISSING_RATE and not new_identity:  # kind 1 gives the same mother's name
             mother = None
             variants.append("mother_missing")
         else:
             mops: list[str] = []
-            if not first and rng.random() < MOTHER_VARIANT_RATE:
+            if not first and not new_identity and rng.random() < MOTHER_VARIANT_RATE:
                 mops = _pick_ops(rng, "duplicate_variant", OP_WEIGHTS["mother"], p.mother)
             mother, mapplied = _render_name(p.mother, mops, ocase, rng, self.extra_token)
             if mapplied:
@@ -1645,7 +1828,7 @@ class _Chunk:
                 prior = _passport_noise(prior, rng)
                 variants.append("passport_no_noise")
 
-        if rng.random() < SPARSE_ROW_RATE:
+        if rng.random() < SPARSE_ROW_RATE and not (new_identity or heavy):
             sex = birth_date = birth_place = nik = mother = address = phone = prior = None
             variants.append("sparse_row")
         for col, v in zip(self.apps, (oname, application_date, full_name, sex, birth_date, birth_place, nik, mother,
@@ -1699,7 +1882,10 @@ class _State:
     nik: str
     address: _Address
     phone: str
+    name: _Name  # a second identity (kind 1) swaps in its own
     second_checked: bool = False
+    identity_checked: bool = False
+    second_identity: bool = False
 
 
 _START = START.toordinal()
@@ -1709,6 +1895,7 @@ _MOTHER_SECOND = FEMALE_MONONYMS + FEMALE_SURNAME_HEAD
 _MUHAMMAD_NOT_M = {f: w for f, w in MUHAMMAD_FORMS.items() if f != "M."}
 _TRUTH_BUILD = ("office", "year", "person_id", "kind", "seq", "prev", "variants")
 _REGENCIES_OF_OFFICE = {o: tuple(r for r, x in OFFICE_OF_REGENCY.items() if x == o) for o in OFFICES}
+_OUTSIDE_REGENCIES = tuple(dict.fromkeys((*OUTSIDE_RESIDENCE, *OUTSIDE_BIRTH)))
 
 
 def _dob_error(err: str, y: int, m: int, d: int, rng: random.Random) -> tuple[int, int, int] | None:

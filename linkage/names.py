@@ -7,7 +7,7 @@ stages in a fixed order (:data:`STEPS`):
    ``degrees``; other punctuation and digits split tokens.
 2. ``lexicon`` and ``eyd`` (B, C): every token through the whole-token lexicon of variant families
    (Muhammad/Moch./Muh., Achmad, Abd., Jusuf, ...) and from pre-1972 spelling to EYD (oe→u,
-   dj→j, tj→c, sj→sy, nj→ny, ch→kh, j→y only in old-spelling tokens, final -ie→-i), with the
+   dj→j, tj→c, sj→sy, nj→ny, ch→kh or h, j→y only in old-spelling tokens, final -ie→-i), with the
    over-merge pitfalls of §1.5 handled by exception lists. Tokens are made canonical *before* the
    parse below, so old-spelling titles (``Hadji``, ``Tjoet``) are recognised and normalising a
    canonical form again changes nothing.
@@ -30,7 +30,7 @@ Decisions worth knowing:
 * Titles are kept as short codes (``Haji``→``H``, ``Hajjah``→``HJ``, ``Raden``/``Rd.``→``R``,
   ``K.H.``→``KH``) so that two records can compare them as weak evidence.
 
->>> n = normalise_name("H. Moch. Rizki Ramadhan, S.Pd. binti Soekardi")
+>>> n = normalise_name("H. Moch. Rizki Ramadhan, S.Pd. bin Soekardi")
 >>> n.canonical, n.titles, n.degrees, n.patronym
 ('MUHAMMAD RIZKI RAMADAN', ('H',), ('SPD',), 'SUKARDI')
 >>> n.keys
@@ -188,6 +188,22 @@ _CH_TO_C: Final = {
     "CHAHYA": "CAHYA",
     "CHAHYO": "CAHYO",
 }
+# C7 (issue 12 §5). The EYD table maps the letter ch to kh (§1.1), but in Arabic names the old ch spelt
+# two letters, and today's spelling writes them apart: kha as kh (Chairul→KHAIRUL, Chadidjah→KHADIJAH),
+# ha as h (Rachman→RAHMAN, Machmud→MAHMUD, Ichsan→IHSAN, Machfud→MAHFUD), as it does the h of Malay and
+# Javanese words (Bacharuddin→BAHARUDDIN). We list the kha stems and let every other ch become h,
+# not the reverse: kha roots in names are a short closed set (khair, khadijah, khalid, khalil,
+# khatimah, khatib, fakhr, ikhlas, ikhwan, mukhlis, mukhtar, bukhari, zulaikha, syaikh), while ha
+# words are open-ended (Rahm-, Mahm-, Muham-, Hasan, Husn, Hamid, Halim, Ihsan, Fahmi, Zahra, ...).
+# A kha word missing here costs only its display form (it shows with h): the matching key is the same
+# either way, because rule D1 turns kh into h. A kh already written stays kh (Ikhsan, Makhfud).
+# Each stem is written as the old spelling has it; only the CH inside it becomes KH.
+_KHA_STEMS: Final = (
+    "CHAIR CHOIR CHAER CHADIJ CHODIJ CHALID CHOLID CHALIL CHOLIL CHALIF CHOLIF CHALIS CHOLIS CHATIM "
+    "CHOTIM CHATIB CHOTIB CHIDIR CHAMIS FACHR ICHLAS ICHWAN MUCHLIS MUCHLAS MUCHTAR BUCHAR BUCHOR "
+    "ZULAICH SYAICH SYECH ^ACHIR"
+).split()
+_KHA: Final = re.compile("|".join(_KHA_STEMS))
 
 # --- D. aggressive matching key (§1.4 D) ------------------------------------------------------
 
@@ -214,7 +230,9 @@ def _eyd(token: str) -> str:
     """Stage C: one token from pre-1972 spelling to EYD; a token in EYD already is returned as is.
 
     >>> [_eyd(t) for t in ("SOEKARNO", "DJOKO", "TJAHJO", "SOEJONO", "NJOMAN", "SANJAYA", "ACHMAD")]
-    ['SUKARNO', 'JOKO', 'CAHYO', 'SUYONO', 'NYOMAN', 'SANJAYA', 'AKHMAD']
+    ['SUKARNO', 'JOKO', 'CAHYO', 'SUYONO', 'NYOMAN', 'SANJAYA', 'AHMAD']
+    >>> [_eyd(t) for t in ("RACHMAN", "MACHMUD", "CHAIRUL", "CHADIDJAH", "FACHRUL", "ICHSAN")]
+    ['RAHMAN', 'MAHMUD', 'KHAIRUL', 'KHADIJAH', 'FAKHRUL', 'IHSAN']
     >>> [_eyd(t) for t in ("SOENJOTO", "SANDJAJA", "NOEL", "CHANDRA", "CHRISTIAN", "HABIBIE")]
     ['SUNYOTO', 'SANJAYA', 'NOEL', 'CANDRA', 'CHRISTIAN', 'HABIBI']
     """
@@ -227,7 +245,8 @@ def _eyd(token: str) -> str:
         elif token.startswith("NJ"):  # C0: initial nj is an old marker too
             token = "NY" + _J_TO_Y_NOT_NJ.sub("Y", token[2:])  # C6 then C1
     if "CH" in token and token not in _CH_KEEP:
-        token = token.replace("CH", "KH")  # C7
+        # C7: kh in the kha stems, h elsewhere (see _KHA_STEMS)
+        token = _KHA.sub(lambda m: m[0].replace("CH", "KH"), token).replace("CH", "H")
     if len(token) > 3 and token.endswith("IE"):
         token = token[:-1]  # C8 Dutch-style ending: HABIBIE → HABIBI
     return token
@@ -372,7 +391,7 @@ def normalise_name(raw: str | None, *, rules: Literal["indonesian", "latin"] = "
             empty result.
         rules: ``"latin"`` keeps only the clean-up (A1, A3) and collapses doubled letters in the
             key, for other countries' names, where Indonesian rules misfire (Mitchell is not an old
-            spelling of "Mitkhell").
+            spelling of "Mithell").
 
     Returns:
         The canonical display form, ordered tokens, space-free form, per-token keys, and the titles,

@@ -82,7 +82,7 @@ SPLIT = [
     ("Nurhayati bt. Hasan", "NURHAYATI", (), (), "HASAN", None),
     ("Siti Aminah Binti Soekardi, S.Pd.", "SITI AMINAH", (), ("SPD",), "SUKARDI", None),
     ("Hadji Achmad Djunaedi SE MM bin Ramli", "AHMAD JUNAEDI", ("H",), ("SE", "MM"), "RAMLI", None),
-    ("H. Moch. Rizki Ramadhan, S.Pd. binti Soekardi", "MUHAMMAD RIZKI RAMADAN", ("H",), ("SPD",), "SUKARDI", None),
+    ("H. Moch. Rizki Ramadhan, S.Pd. bin Soekardi", "MUHAMMAD RIZKI RAMADAN", ("H",), ("SPD",), "SUKARDI", None),
     ("H. Ahmad Dahlan, S.Pd., M.M.", "AHMAD DAHLAN", ("H",), ("SPD", "MM"), None, None),
     ("Prof. Dr. Ir. H. Budi Santoso, M.Sc.", "BUDI SANTOSO", ("PROF", "DR", "IR", "H"), ("MSC",), None, None),
     ("Drs. Budi Santoso, S.E., M.M.", "BUDI SANTOSO", ("DRS",), ("SE", "MM"), None, None),
@@ -190,7 +190,15 @@ CANONICAL = [
     ("C6 nj inside an old token", "Soenjoto", "SUNYOTO"),
     ("C6 EYD nj stays: Sanjaya Panji", "Sanjaya Panji", "SANJAYA PANJI"),
     ("C6 EYD nj stays: Anjani Banjar", "Anjani Banjar", "ANJANI BANJAR"),
-    ("C7 ch", "Machmud Chairul", "MAKHMUD KHAIRUL"),
+    ("C7 ch for the Arabic ha is h", "Machmud", "MAHMUD"),
+    ("C7 Rachmawati", "Rachmawati", "RAHMAWATI"),
+    ("C7 Bacharuddin", "Bacharuddin", "BAHARUDDIN"),
+    ("C7 Abdul Rachman", "Abdul Rachman", "ABDUL RAHMAN"),
+    ("C7 ha inside a token", "Ichsan Machfud Fachmi Muchsin", "IHSAN MAHFUD FAHMI MUHSIN"),
+    ("C7 ch for the Arabic kha is kh", "Chairul Choirul Chaerul Chadidjah", "KHAIRUL KHOIRUL KHAERUL KHADIJAH"),
+    ("C7 kha stems inside a token", "Fachri Ichwan Muchtar Zulaicha", "FAKHRI IKHWAN MUKHTAR ZULAIKHA"),
+    ("C7 ha then kha", "Chusnul Chotimah", "HUSNUL KHOTIMAH"),
+    ("C7 kh as written stays kh", "Ikhsan Makhfud Rakhman", "IKHSAN MAKHFUD RAKHMAN"),
     ("C7 Chandra is Candra", "Chandra", "CANDRA"),
     ("C7 Christian keeps ch", "Christian", "CHRISTIAN"),
     ("C7 Michael keeps ch", "Michael", "MICHAEL"),
@@ -238,6 +246,29 @@ KEYS = [
 @pytest.mark.parametrize(("rule", "token", "key"), KEYS, ids=[r for r, _, _ in KEYS])
 def test_rule_key(rule: str, token: str, key: str) -> None:
     assert token_key(token) == key
+
+
+def test_c7_ch_kh_and_h_spellings_share_a_key() -> None:
+    # C7 chooses the display form only: D1 (kh→h) gives the old ch, the kh and the h spelling one key.
+    for spellings in [
+        ("Rachman", "Rakhman", "Rahman"),
+        ("Machmud", "Makhmud", "Mahmud"),
+        ("Bacharuddin", "Bakharuddin", "Baharuddin"),
+        ("Chairul", "Khairul", "Hairul"),
+        ("Fachri", "Fakhri", "Fahri"),
+    ]:
+        keys = {name_key(normalise_name(s)) for s in spellings}
+        assert len(keys) == 1, (spellings, keys)
+
+
+def test_golden_binti_cases_are_women() -> None:
+    # binti is "daughter of"; a man is bin. H. (Haji) and KH are men's titles (a woman is Hj.).
+    daughter_of = re.compile(r"\b(?:binti|bt|bte|binte)\b", re.IGNORECASE)
+    written = [(c.id, side) for c in VARIANTS + DISTINCT for side in (c.left, c.right)]
+    written += [("SPLIT", raw) for raw, *_ in SPLIT]
+    sides = [(where, side) for where, side in written if daughter_of.search(side)]
+    assert sides, "no binti case to check"
+    assert [i for i, side in sides if {"H", "KH"} & set(normalise_name(side).titles)] == []
 
 
 def test_d4_merges_f_and_p_at_key_level_only() -> None:
