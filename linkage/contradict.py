@@ -24,6 +24,7 @@ __all__ = [
     "REASONS",
     "SEX_AND_BIRTH_DATE",
     "SEX_BY_NIK",
+    "TWIN_NIKS_NAME",
     "contradicts",
     "name_tokens",
     "names_differ",
@@ -35,8 +36,16 @@ SEX_BY_NIK: Final = "sex differs and each NIK encodes its own record's sex"
 NIK_BIRTH_DATE_BY_NIK: Final = "nik and birth_date differ, and each NIK encodes its own record's birth date"
 NIK_BIRTH_DATE_MOTHER: Final = "nik, birth_date and mother_name differ"
 NIK_BIRTH_DATE_NAME: Final = "nik, birth_date and full_name differ"
+TWIN_NIKS_NAME: Final = "the NIKs share region and birth date (a twin's pattern) and full_name differs"
 CANNOT_LINK: Final = "an officer decided cannot-link"
-REASONS: Final = (SEX_AND_BIRTH_DATE, SEX_BY_NIK, NIK_BIRTH_DATE_BY_NIK, NIK_BIRTH_DATE_MOTHER, NIK_BIRTH_DATE_NAME)
+REASONS: Final = (
+    SEX_AND_BIRTH_DATE,
+    SEX_BY_NIK,
+    NIK_BIRTH_DATE_BY_NIK,
+    NIK_BIRTH_DATE_MOTHER,
+    NIK_BIRTH_DATE_NAME,
+    TWIN_NIKS_NAME,
+)
 
 _NIK = re.compile(r"[0-9]{16}", re.ASCII)
 
@@ -62,6 +71,12 @@ def contradicts(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
        check), and mother's names that differ clearly. Two unrelated people.
     5. ``"nik, birth_date and full_name differ"``: as 4, with the full names differing clearly instead of the
        mothers' names. Siblings of one sex: same mother, other NIK, other birth date, other given name.
+    6. ``"the NIKs share region and birth date (a twin's pattern) and full_name differs"``: two valid NIKs
+       with the same first 12 digits (region and encoded birth date) and other serials, and full names that
+       differ even letter by letter (each has a token that is neither equal to, a prefix of nor an initial
+       of any token of the other). Twins are registered together, so their NIKs differ only in the serial,
+       often by one (domain notes §3.1), and their given names differ, often by one letter (Wahyudi /
+       Wahyuni): one person would need a mistyped serial and a replaced name at once.
 
     Birth dates differ *clearly* unless they are equal or one typical slip apart: day and month swapped, one
     digit changed, two neighbouring digits swapped (all on ``YYYYMMDD``), or the same day and month one year
@@ -69,8 +84,8 @@ def contradicts(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
     match if they are equal, one is a prefix or initial of the other (``M`` / ``MUHAMMAD``), or they are one
     edit apart (``AMINAH`` / ``AMINNAH``); names that are equal once spaces are removed never differ
     (``NURHAYATI`` / ``NUR HAYATI``). A dropped or abbreviated token is not a difference; a replaced one is.
-    Same-sex twins (same birth date and mother, NIKs one serial apart) are deliberately *not* covered: no
-    two independent fields tell them apart here, so the model must keep them apart.
+    Same-sex twins without NIKs (same birth date and mother) are not covered: no two independent fields
+    tell them apart, so the model must keep them apart.
 
     Args:
         a: a record with any of ``nik`` (16 digits), ``birth_date`` (``date`` or ``YYYY-MM-DD``),
@@ -109,6 +124,10 @@ def contradicts(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
             return NIK_BIRTH_DATE_MOTHER
         if names_differ(name_tokens(a.get("full_name_tokens")), name_tokens(b.get("full_name_tokens"))):
             return NIK_BIRTH_DATE_NAME
+    twins = nik_a and nik_b and nik_a != nik_b and nik_a[:12] == nik_b[:12]
+    full_a, full_b = name_tokens(a.get("full_name_tokens")), name_tokens(b.get("full_name_tokens"))
+    if twins and names_differ(full_a, full_b, strict=True):
+        return TWIN_NIKS_NAME
     return None
 
 
@@ -190,12 +209,14 @@ def name_tokens(value: Any) -> tuple[str, ...]:
     return tuple(w.casefold() for w in words if isinstance(w, str) and w.strip())
 
 
-def _token_match(x: str, y: str) -> bool:
-    return x.startswith(y) or y.startswith(x) or (min(len(x), len(y)) > 2 and _one_edit(x, y))
+def _token_match(x: str, y: str, strict: bool = False) -> bool:
+    return x.startswith(y) or y.startswith(x) or (not strict and min(len(x), len(y)) > 2 and _one_edit(x, y))
 
 
-def names_differ(a: Sequence[str], b: Sequence[str]) -> bool:
+def names_differ(a: Sequence[str], b: Sequence[str], *, strict: bool = False) -> bool:
+    """Each name has a token that matches no token of the other (equal, a prefix or initial, or, unless
+    ``strict``, one edit apart); names equal once spaces are removed never differ."""
     if not a or not b or "".join(a) == "".join(b):
         return False
-    a_extra = any(not any(_token_match(x, y) for y in b) for x in a)
-    return a_extra and any(not any(_token_match(y, x) for x in a) for y in b)
+    a_extra = any(not any(_token_match(x, y, strict) for y in b) for x in a)
+    return a_extra and any(not any(_token_match(y, x, strict) for x in a) for y in b)

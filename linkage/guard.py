@@ -16,7 +16,7 @@ are left whole, logged and counted (``unguarded_clusters``) rather than searched
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple, TypeAlias
 
@@ -32,6 +32,7 @@ from linkage.contradict import (
     NIK_BIRTH_DATE_NAME,
     SEX_AND_BIRTH_DATE,
     SEX_BY_NIK,
+    TWIN_NIKS_NAME,
     name_tokens,
     names_differ,
 )
@@ -151,19 +152,22 @@ def _dates_differ_clearly(a: NDArray[np.int32], b: NDArray[np.int32]) -> NDArray
 
 
 def _contradictions(
-    e: _Evidence, i: IntArray, j: IntArray, names: Callable[[IntArray, IntArray], list[str | None]]
+    e: _Evidence, i: IntArray, j: IntArray, names: _NameCheck
 ) -> tuple[IntArray, list[str]]:
     """:func:`contradicts` for the pairs ``(i[k], j[k])`` of records in ``e``: which pairs, and why.
 
     Rules 1-3 (sex, NIK and birth date) run on arrays; ``names(i, j)`` decides rules 4 and 5 (mother's name,
     then full name) for the few pairs whose NIKs and birth dates differ clearly but whose NIKs do not confirm
-    both birth dates. A property test holds this equal to :func:`contradicts`.
+    both birth dates, and rule 6 (full name) for the pairs left whose NIKs show a twin's pattern. A property
+    test holds this equal to :func:`contradicts`.
     """
     sexes = (e.sex[i] > 0) & (e.sex[j] > 0) & (e.sex[i] != e.sex[j])
     dates = (e.dob[i] != _NO_DATE) & (e.dob[j] != _NO_DATE) & (e.dob[i] != e.dob[j])
     niks = (e.nik[i] >= 0) & (e.nik[j] >= 0) & (e.nik[i] != e.nik[j])
-    maybe = np.flatnonzero(sexes | (niks & dates))  # every rule needs other sexes, or other NIKs and dates
-    i, j, sexes, dates, niks = i[maybe], j[maybe], sexes[maybe], dates[maybe], niks[maybe]
+    twins = niks & (e.nik[i] // 10_000 == e.nik[j] // 10_000)  # rule 6: the same first 12 digits
+    # every rule needs other sexes, or other NIKs and dates, or NIKs of a twin's pattern
+    maybe = np.flatnonzero(sexes | (niks & dates) | twins)
+    i, j, sexes, dates, niks, twins = i[maybe], j[maybe], sexes[maybe], dates[maybe], niks[maybe], twins[maybe]
     dates[dates] = _dates_differ_clearly(e.dob[i[dates]], e.dob[j[dates]])
     by_date = sexes & dates
     by_nik_sex = sexes & ~by_date & (e.nik_sex[i] == e.sex[i]) & (e.nik_sex[j] == e.sex[j])  # nik_sex 0: no NIK
@@ -177,6 +181,9 @@ def _contradictions(
     rest &= ~by_nik_date
     if rest.any():
         reasons[rest] = names(i[rest], j[rest])
+    twins &= reasons == None  # noqa: E711 (elementwise)
+    if twins.any():
+        reasons[twins] = names(i[twins], j[twins], twins=True)
     found = np.flatnonzero(reasons != None)  # noqa: E711 (elementwise)
     return maybe[found], reasons[found].tolist()
 
@@ -197,16 +204,22 @@ def _within_pairs(groups: IntArray) -> tuple[IntArray, IntArray]:
 
 
 class _NameCheck:
-    """Rules 4 and 5 of :func:`contradicts` (names) for pairs of records given by position in ``rows``."""
+    """Rules 4, 5 and 6 of :func:`contradicts` (names) for pairs of records given by position in ``rows``."""
 
     def __init__(self, data: Table, rows: IntArray) -> None:
         self._data, self._rows = data, rows
 
-    def __call__(self, i: IntArray, j: IntArray) -> list[str | None]:
+    def __call__(self, i: IntArray, j: IntArray, *, twins: bool = False) -> list[str | None]:
+        """Rules 4 and 5 for the pairs ``(i[k], j[k])``; with ``twins``, rule 6 instead."""
         needed = np.unique(np.r_[i, j])
         mothers = objects(self._data, "mother_name_canonical", self._rows[needed])
         fulls = objects(self._data, "full_name_tokens", self._rows[needed])
         names = {k: (name_tokens(m), name_tokens(f)) for k, m, f in zip(needed.tolist(), mothers, fulls, strict=True)}
+        if twins:
+            return [
+                TWIN_NIKS_NAME if names_differ(names[a][1], names[b][1], strict=True) else None
+                for a, b in zip(i.tolist(), j.tolist(), strict=True)
+            ]
         return [self._reason(names[a], names[b]) for a, b in zip(i.tolist(), j.tolist(), strict=True)]
 
     @staticmethod

@@ -31,6 +31,7 @@ from linkage.contradict import (
     NIK_BIRTH_DATE_NAME,
     SEX_AND_BIRTH_DATE,
     SEX_BY_NIK,
+    TWIN_NIKS_NAME,
     contradicts,
 )
 from linkage.errors import LinkageError
@@ -87,7 +88,17 @@ def like(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
 AGUS_OFF = like(AGUS, birth_date=date(1995, 7, 6))
 HARTONO_OFF = like(HARTONO, birth_date=date(1985, 1, 21))
 
+# Twin brothers: registered together, NIKs one serial apart, one birth date and mother (domain notes §3.1).
+JOKO = like(BUDI, nik="1871011205900002", full_name_tokens=["JOKO", "SANTOSO"])
+
 CONTRADICTING = [
+    pytest.param(BUDI, JOKO, TWIN_NIKS_NAME, id="twin-brothers"),
+    pytest.param(BUDI, like(JOKO, full_name_tokens=["BUDU", "SANTOSO"]), TWIN_NIKS_NAME, id="twins-one-letter-apart"),
+    pytest.param(
+        BUDI, like(JOKO, nik="1871011205900009", mother_name_canonical=None), TWIN_NIKS_NAME, id="twins-far-serials"
+    ),
+    # with Budi's mistyped NIK, Agus is still his brother: his own name and birth date
+    pytest.param(BUDI, like(AGUS, nik="1871011205900007"), TWIN_NIKS_NAME, id="brother-on-a-mistyped-nik"),
     pytest.param(BUDI, ANI, SEX_AND_BIRTH_DATE, id="brother-sister"),
     pytest.param(BUDI, RINA, SEX_BY_NIK, id="twins-of-other-sexes"),
     pytest.param(BUDI, AGUS, NIK_BIRTH_DATE_BY_NIK, id="brothers"),
@@ -111,7 +122,12 @@ COMPATIBLE = [
     pytest.param(BUDI, like(RINA, nik=None, full_name_tokens=None), id="twins-sister-only-sex"),
     pytest.param(BUDI, like(RINA, nik=BUDI["nik"]), id="twin-sister-on-his-nik: her NIK says M"),
     pytest.param(BUDI, like(ANI, birth_date=None, nik=None), id="sister-with-only-sex-known-to-differ"),
-    pytest.param(BUDI, like(AGUS, nik="1871011205900007"), id="nik-one-digit-typo"),
+    pytest.param(
+        BUDI, like(AGUS, nik="1871011205900007", full_name_tokens=BUDI["full_name_tokens"]), id="nik-one-digit-typo"
+    ),
+    # a typo in the serial beside a name that differs only as typos and initials do is no twin
+    pytest.param(BUDI, like(BUDI, nik="1871011205900002", full_name_tokens=["B", "SANTOSO"]), id="serial-and-initial"),
+    pytest.param(BUDI, like(BUDI, nik="1871011205900002", full_name_tokens=["SANTOSO"]), id="serial-name-dropped"),
     pytest.param(BUDI, like(AGUS, nik="1871011250900001"), id="nik-neighbours-swapped"),
     pytest.param(BUDI, like(AGUS, nik="18710112059"), id="nik-invalid-is-missing"),
     pytest.param(BUDI, like(AGUS, nik=None), id="nik-missing"),
