@@ -47,8 +47,7 @@ _DEFAULT_THRESHOLD: Final = 0.9  # as the links migration (linkage.tables) assum
 
 # Each stored record's side: its identity, or itself when no run has linked it ('record:' never starts an
 # identity id, which is ID- and hex digits).
-_SIDES: Final = """
-sides AS (
+_SIDES: Final = """sides AS (
     SELECT n.record_id, n.office, n.application_date, n.decision, coalesce(n.no_identity_evidence, false) AS bare,
            m.identity_id, coalesce(m.identity_id, 'record:' || n.record_id) AS side
     FROM applications_normalised n LEFT JOIN membership m ON m.record_id = n.record_id
@@ -56,7 +55,7 @@ sides AS (
 
 # parameters: floor, refusals, since
 _REVIEW: Final = f"""
-WITH {_SIDES.strip()},
+WITH {_SIDES},
 scored AS (
     SELECT p.record_id_l, p.record_id_r, p.match_probability, coalesce(p.vetoed, false) AS vetoed
     FROM pairs p {LATEST_PAIR}
@@ -190,7 +189,7 @@ def unevidenced(store: Store) -> pd.DataFrame:
     """
     floor, _ = run_cuts(store)
     listed: pd.DataFrame = store.sql(
-        f"""WITH {_SIDES.strip()},
+        f"""WITH {_SIDES},
             scored AS (
                 SELECT p.record_id_l, p.record_id_r, p.match_probability, coalesce(p.vetoed, false) AS vetoed
                 FROM pairs p {LATEST_PAIR}
