@@ -18,6 +18,11 @@ Queries only, through :class:`~linkage.store.Store` (a read-only store will do).
   spec or threshold the run used. The strongest path is the maximin path, read off a maximum spanning tree
   (Hu 1961, "The maximum capacity route problem"). ``None`` when no link path joins them.
 * A pair scored by more than one run counts as the latest run scored it.
+* Each alert has a **level**. ``linked``: the above, X's identity holds R; its ``reason`` says what ties
+  them: ``direct`` (the pair X–R), ``via`` (a path of links), ``must_link`` (an officer's decision with no
+  scored pair) or ``no_link_path``. ``review``: X's identity does not hold R, but a stored pair at or above
+  the run's review floor joins X to R's identity, a possible match that is not a link; its reason says why
+  it did not link (:mod:`linkage.review`). Linked alerts come first, then review ones by probability.
 
 Record ids and identity ids are not logged; counts are.
 """
@@ -28,18 +33,22 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pandas as pd
 
 from linkage.errors import InputError, did_you_mean
 from linkage.history import LATEST_PAIR
+from linkage.review import review_alerts
 from linkage.schema import DECISIONS, REFUSALS
 
 if TYPE_CHECKING:
     from linkage.store import Store
 
-__all__ = ["alerts", "office_shopping"]
+__all__ = ["LEVELS", "alerts", "office_shopping"]
+
+Level = Literal["linked", "review", "all"]
+LEVELS: Final[tuple[Level, ...]] = ("linked", "review", "all")
 
 log = logging.getLogger(__name__)
 
@@ -65,23 +74,27 @@ def alerts(
     store: Store,
     since: date | None = None,
     refusals: Sequence[str] = REFUSALS,
+    level: str = "all",
 ) -> list[dict[str, Any]]:
-    """Office shopping: every application whose identity was refused earlier at another office.
+    """Office shopping: every application whose identity was refused earlier at another office, or may be.
 
     Args:
         store: an open store (read-only will do).
         since: only applications X lodged on or after this day.
         refusals: the decisions that count as a refusal (see :mod:`linkage.evaluate`).
+        level: ``"linked"``, ``"review"`` or ``"all"`` (both, linked first).
 
     Returns:
-        One dict per (application X, earlier refusal R elsewhere), ordered by X's date, X's record id,
-        R's record id: ``record_id, office, application_date, decision`` of X, ``refused_record_id,
-        refused_office, refused_date, refused_decision, refusal_reason`` of R (the reason as written),
-        ``identity_id``, ``match_probability``, ``direct`` (the pair X–R was scored) and ``via`` (the
-        records between them on the strongest path; empty when direct or without a path).
+        The linked alerts, one dict per (application X, earlier refusal R elsewhere), ordered by X's date,
+        X's record id, R's record id: ``record_id, office, application_date, decision`` of X,
+        ``refused_record_id, refused_office, refused_date, refused_decision, refusal_reason`` of R (the
+        reason as written), ``identity_id`` and ``refused_identity_id`` (the same), ``level``
+        (``"linked"``), ``reason``, ``match_probability``, ``direct`` (the pair X–R was scored) and ``via``
+        (the records between them on the strongest path; empty when direct or without a path). Then the
+        review alerts, highest probability first, with the same fields (:func:`linkage.review.review_alerts`).
 
     Raises:
-        InputError: a refusal is not one of the normalised decisions.
+        InputError: a refusal is not one of the normalised decisions, or the level is unknown.
 
     >>> from linkage.store import Store
     >>> with Store(":memory:") as store:
@@ -89,6 +102,11 @@ def alerts(
     []
     """
     refused = _refusals(refusals)
+    if level not in LEVELS:
+        raise InputError(f"unknown alert level {level!r}{did_you_mean(level, LEVELS)}; use one of {', '.join(LEVELS)}")
+    review = review_alerts(store, since, refused) if level != "linked" else []
+    if level == "review":
+        return review
     rows = store.sql(
         f"""{_CANDIDATES}
             SELECT c.*, a.decision_reason AS refusal_reason
@@ -105,20 +123,23 @@ def alerts(
     for alert in found:
         x, r = alert["record_id"], alert["refused_record_id"]
         pair = (x, r) if x < r else (r, x)
+        alert.update(refused_identity_id=alert["identity_id"], level="linked")
         if pair in scored:
-            alert.update(match_probability=scored[pair], direct=True, via=[])
+            alert.update(match_probability=scored[pair], direct=True, via=[], reason="direct")
             continue
         identity = alert["identity_id"]
         if identity not in trees:
             trees[identity] = _spanning_tree((a, b, p) for (a, b), p in edges.get(identity, {}).items())
         path = _maximin(trees[identity], x, r)
+        via = [] if path is None else path[1][1:-1]
         alert.update(
             match_probability=None if path is None else path[0],
             direct=False,
-            via=[] if path is None else path[1][1:-1],
+            via=via,
+            reason="no_link_path" if path is None else "via" if via else "must_link",
         )
-    log.info("alerts: %d alerts over %d identities", len(found), len(identities))
-    return found
+    log.info("alerts: %d linked over %d identities, %d for review", len(found), len(identities), len(review))
+    return found + review
 
 
 def _refusals(refusals: Sequence[str]) -> list[str]:
@@ -240,15 +261,17 @@ def office_shopping(store: Store, since: date | None = None, refusals: Sequence[
         refusals: the decisions that count as a refusal.
 
     Returns:
-        ``month`` (``YYYY-MM``), ``office``, ``alerts`` ((X, R) pairs), ``applications`` (distinct X) and
-        ``identities`` (distinct), ordered by month and office. Counts only: no personal data.
+        ``month`` (``YYYY-MM``), ``office``, then of the linked alerts ``alerts`` ((X, R) pairs),
+        ``applications`` (distinct X) and ``identities`` (distinct), and of the review alerts, counted apart,
+        ``review_alerts`` and ``review_applications``; ordered by month and office. Counts only: no personal
+        data.
 
     >>> from linkage.store import Store
     >>> with Store(":memory:") as store:
-    ...     office_shopping(store).columns.tolist()
-    ['month', 'office', 'alerts', 'applications', 'identities']
+    ...     office_shopping(store).columns.tolist()  # doctest: +NORMALIZE_WHITESPACE
+    ['month', 'office', 'alerts', 'applications', 'identities', 'review_alerts', 'review_applications']
     """
-    result: pd.DataFrame = store.sql(
+    linked: pd.DataFrame = store.sql(
         f"""{_CANDIDATES}
             SELECT strftime(application_date, '%Y-%m') AS month, office, count(*) AS alerts,
                    count(DISTINCT record_id) AS applications, count(DISTINCT identity_id) AS identities
@@ -256,4 +279,13 @@ def office_shopping(store: Store, since: date | None = None, refusals: Sequence[
         [_refusals(refusals), since or date.min],
         table="office_shopping",
     ).df()
-    return result
+    review = pd.DataFrame(review_alerts(store, since, _refusals(refusals)), columns=["application_date", "office",
+                                                                                  "record_id"])  # fmt: skip
+    review["month"] = pd.to_datetime(review["application_date"]).dt.strftime("%Y-%m")
+    counted = review.groupby(["month", "office"], as_index=False).agg(
+        review_alerts=("record_id", "size"), review_applications=("record_id", "nunique")
+    )
+    result = linked.merge(counted, on=["month", "office"], how="outer").sort_values(["month", "office"])
+    counts = ["alerts", "applications", "identities", "review_alerts", "review_applications"]
+    result[counts] = result[counts].fillna(0).astype("int64")
+    return result.reset_index(drop=True)

@@ -232,6 +232,14 @@ _EVIDENCE_SQL: Final = """
     FROM applications_normalised WHERE record_id IN (SELECT record_id FROM members)"""
 
 
+# A record without identity evidence (a name and nothing else; issue 12 §4) is never linked on a score: its
+# pairs stay in `pairs` for review (linkage.alerts), but clustering sees none of them, so it stays its own
+# identity unless an officer's must-link joins it. A name alone cannot tell namesakes apart.
+_EVIDENCED: Final = """
+    record_id_l NOT IN (SELECT record_id FROM applications_normalised WHERE no_identity_evidence)
+    AND record_id_r NOT IN (SELECT record_id FROM applications_normalised WHERE no_identity_evidence)"""
+
+
 @dataclass
 class Reclustered:
     """What the cluster stage of a link run found: identities for its records, the changes, the kept links."""
@@ -253,7 +261,7 @@ def recluster(store: Store, threshold: float, *, full: bool, run_id: str, max_gu
     """
     if full:
         store.sql("CREATE OR REPLACE TEMP TABLE members AS SELECT record_id FROM applications_normalised")
-        pairs_sql = "SELECT record_id_l, record_id_r, match_probability FROM scored_pairs"
+        pairs_sql = f"SELECT record_id_l, record_id_r, match_probability FROM scored_pairs WHERE {_EVIDENCED}"
     else:
         store.sql(
             """CREATE OR REPLACE TEMP TABLE members AS
@@ -271,16 +279,16 @@ def recluster(store: Store, threshold: float, *, full: bool, run_id: str, max_gu
             {"cut": threshold},
             table="members",
         )
-        pairs_sql = """
+        pairs_sql = f"""
             SELECT record_id_l, record_id_r, match_probability FROM pairs
             WHERE match_probability >= $cut
               AND record_id_l IN (SELECT record_id FROM members) AND record_id_r IN (SELECT record_id FROM members)
               AND record_id_l NOT IN (SELECT record_id FROM pending)
-              AND record_id_r NOT IN (SELECT record_id FROM pending)
+              AND record_id_r NOT IN (SELECT record_id FROM pending) AND {_EVIDENCED}
             UNION ALL
             SELECT record_id_l, record_id_r, match_probability FROM scored_pairs
             WHERE record_id_l IN (SELECT record_id FROM members)
-              AND record_id_r IN (SELECT record_id FROM members)"""
+              AND record_id_r IN (SELECT record_id FROM members) AND {_EVIDENCED}"""
     records = store.df(_EVIDENCE_SQL, table="members")
     pairs = store.df(pairs_sql, {"cut": threshold} if not full else None, table="pairs")
     decided = store.rows(

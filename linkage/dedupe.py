@@ -2,9 +2,10 @@
 
 A dedupe is an ingest into a fresh working store, a full link run of :mod:`linkage.engine` (the same
 orchestration as ``linkage link --full``) and an export: ``clusters.parquet``, ``pairs.parquet``,
-``summary.json``, ``report.html`` and, when it trained, ``model.json`` and the model's charts. The working store
-is ``DIR/store.duckdb``: a later dedupe into the same folder replaces it, but a store that a dedupe did not
-make (a shared store from ``linkage ingest``) is never touched.
+``no_identity_evidence.parquet`` (the records without identity evidence, each with its candidates: see
+:func:`linkage.review.unevidenced`), ``summary.json``, ``report.html`` and, when it trained, ``model.json``
+and the model's charts. The working store is ``DIR/store.duckdb``: a later dedupe into the same folder
+replaces it, but a store that a dedupe did not make (a shared store from ``linkage ingest``) is never touched.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from linkage.config import Config
 from linkage.engine import drop_scratch, run_link, run_threshold
 from linkage.errors import InputError, StoreError
 from linkage.pipeline import ingest
+from linkage.review import unevidenced
 from linkage.spec import load_spec
 from linkage.store import Store
 
@@ -47,6 +49,7 @@ class DedupeSummary:
     identities: int = 0
     multi_record_identities: int = 0
     largest_identity: int = 0
+    no_identity_evidence: int = 0  # records with a name and nothing else: never linked on a score
     clusters_cut_by_guard: int = 0
     edges_cut_by_guard: int = 0
     model_id: str = ""
@@ -163,7 +166,7 @@ def dedupe(
         )  # fmt: skip
         summary.clusters_cut_by_guard, summary.edges_cut_by_guard = linked.guard_clusters_split, linked.guard_edges_cut
         with clock.stage("export"):
-            sizes = _export(store, out)
+            sizes, summary.no_identity_evidence = _export(store, out)
             by_size = charts.identities_by_size(sizes)
             summary.identities = int(by_size.sum())
             summary.multi_record_identities = int(by_size[by_size.index > 1].sum())
@@ -180,19 +183,24 @@ def dedupe(
     return summary
 
 
-def _export(store: Store, out: Path) -> Any:
-    """``clusters.parquet`` (every record's identity and its size) and ``pairs.parquet`` (scored pairs with
-    each comparison's level and weight), both in record-id order: the same input in any row order writes the
-    same files. Returns the records' cluster sizes."""
+def _export(store: Store, out: Path) -> tuple[Any, int]:
+    """``clusters.parquet`` (every record's identity, its size and the record's ``no_identity_evidence``
+    flag), ``pairs.parquet`` (scored pairs with each comparison's level and weight) and
+    ``no_identity_evidence.parquet`` (each record without identity evidence and its candidates), all in
+    record-id order: the same input in any row order writes the same files. Returns the records' cluster
+    sizes and the number of records without identity evidence."""
     clusters = store.arrow(
-        """SELECT record_id, identity_id, count(*) OVER (PARTITION BY identity_id) AS cluster_size
-           FROM membership ORDER BY record_id""",
+        """SELECT m.record_id, m.identity_id, count(*) OVER (PARTITION BY m.identity_id) AS cluster_size,
+                  coalesce(n.no_identity_evidence, false) AS no_identity_evidence
+           FROM membership m JOIN applications_normalised n USING (record_id) ORDER BY m.record_id""",
         table="clusters",
     )
     pq.write_table(clusters, out / "clusters.parquet")
     pairs = store.arrow("SELECT * FROM scored_pairs ORDER BY record_id_l, record_id_r", table="pairs")
     pq.write_table(pairs, out / "pairs.parquet")
-    return clusters.column("cluster_size").to_pandas()
+    bare = unevidenced(store)
+    bare.to_parquet(out / "no_identity_evidence.parquet", index=False)
+    return clusters.column("cluster_size").to_pandas(), int(bare["record_id"].nunique())
 
 
 def _report(

@@ -73,22 +73,26 @@ def _page(table: pd.DataFrame) -> str:
             x=alt.X("month:O", title="month of the application"),
             y=alt.Y("sum(alerts):Q", title="alerts (application, earlier refusal elsewhere)", stack="zero"),
             color=alt.Color("office:N", title="office of the application"),
-            tooltip=["month:O", "office:N", "alerts:Q", "applications:Q", "identities:Q"],
+            tooltip=["month:O", "office:N", "alerts:Q", "applications:Q", "identities:Q", "review_alerts:Q"],
         )
         .properties(width=640, height=320)
     )
     body = (
         "<p>An alert is an application whose identity holds a refusal lodged on an earlier day at another "
-        "office (definitions: linkage/alerts.py). Counts only; the applications are listed by "
-        "<code>linkage alerts</code>.</p>" + table.to_html(index=False, border=0, escape=True)
+        "office (definitions: linkage/alerts.py); the chart counts these linked alerts. A review alert, counted "
+        "apart (<code>review_alerts</code>, <code>review_applications</code>), is a refused person's record "
+        "that a scored pair joins to the application without linking them: a possible match for an officer "
+        "to look at. Counts only; the applications are listed by <code>linkage alerts</code>.</p>"
+        + table.to_html(index=False, border=0, escape=True)
     )
     return page("linkage: office shopping", body, [chart.to_dict()])
 
 
 def export(store: Store, out: Path) -> int:
-    """Write ``record_id, identity_id`` of every stored record, in record-id order, as Parquet or CSV.
+    """Write ``record_id, identity_id, no_identity_evidence`` of every stored record, in record-id order.
 
-    A record that no link run has placed yet has an empty identity_id.
+    A record that no link run has placed yet has an empty identity_id; one without identity evidence (a
+    name and nothing else) is flagged, and is its own identity unless an officer joined it.
 
     Args:
         store: an open store (read-only will do).
@@ -108,7 +112,7 @@ def export(store: Store, out: Path) -> int:
     """
     suffix = _suffix(out, EXPORT_FORMATS, "export")
     rows = store.arrow(
-        """SELECT n.record_id, m.identity_id
+        """SELECT n.record_id, m.identity_id, coalesce(n.no_identity_evidence, false) AS no_identity_evidence
            FROM applications_normalised n LEFT JOIN membership m ON m.record_id = n.record_id
            ORDER BY n.record_id""",
         table="export",

@@ -30,7 +30,7 @@ from typing import Any, Final, Literal, TypeVar
 from linkage import dates, names, nik, passport, phone, places
 from linkage.schema import DECISIONS
 
-__all__ = ["COLUMNS", "STEPS", "Normalised", "normalise_batch", "normalise_parallel"]
+__all__ = ["COLUMNS", "IDENTITY_EVIDENCE", "STEPS", "Normalised", "normalise_batch", "normalise_parallel"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -81,7 +81,12 @@ COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("postcode", "VARCHAR"),
     ("locality", "VARCHAR"),
     ("region", "VARCHAR"),
+    ("no_identity_evidence", "BOOLEAN"),
 )
+
+# The normalised columns that identify a person beyond the name (issue 12 §4): a record with none of them
+# (junk such as "-" is already None here) is an application all the same, but is never linked automatically.
+IDENTITY_EVIDENCE: Final = ("birth_date", "nik", "mother_name_canonical", "phone", "address", "prior_passport_no")
 
 # Indonesian decision words (domain notes §5.2) onto the canonical decisions.
 _DECISION_WORDS: Final[dict[str, str]] = {
@@ -288,7 +293,12 @@ def _step_record_id(raw: Columns, out: Columns, issues: list[Issue], ctx: _Conte
     out["record_id"] = list(raw["record_id"])
 
 
-# Order matters: the NIK cross-check reads the normalised birth date and sex.
+def _step_evidence(raw: Columns, out: Columns, issues: list[Issue], ctx: _Context) -> None:
+    columns = [out[c] for c in IDENTITY_EVIDENCE]
+    out["no_identity_evidence"] = [all(v is None for v in row) for row in zip(*columns, strict=True)]
+
+
+# Order matters: the NIK cross-check reads the normalised birth date and sex; the evidence flag reads them all.
 STEPS: Final = (
     ("record_id", _step_record_id),
     ("office_decision", _step_office_decision),
@@ -298,6 +308,7 @@ STEPS: Final = (
     ("places", _step_places),
     ("nik", _step_nik),
     ("contact", _step_contact),
+    ("evidence", _step_evidence),
 )
 
 

@@ -55,6 +55,9 @@ class Profile:
     with_degrees: int = 0
     with_patronym: int = 0
     top_name_tokens: list[tuple[str, int]] = field(default_factory=list)
+    no_identity_evidence: int = 0
+    """applications with a name and nothing else that identifies a person (never linked on a score)"""
+    no_identity_evidence_share: float = 0.0
     quarantine_by_reason: dict[str, int] = field(default_factory=dict)
     field_issues_by_reason: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -85,6 +88,10 @@ def profile(store: Store, *, top: int = 10) -> Profile:
         norm_share = store.rows(f"SELECT {norm} FROM applications_normalised")[0]
         shares = zip(ROLES, raw_share, norm_share, strict=True)
         p.fill = {r: (float(a), None if b is None else float(b)) for r, a, b in shares}
+        p.no_identity_evidence = int(
+            store.scalar("SELECT count(*) FILTER (WHERE no_identity_evidence) FROM applications_normalised")
+        )
+        p.no_identity_evidence_share = p.no_identity_evidence / p.applications
         p.nik_status = _counts(store, "SELECT nik_status, count(*) FROM applications_normalised GROUP BY 1")
         agree = store.rows("SELECT avg(nik_dob_agrees::INT), avg(nik_sex_agrees::INT) FROM applications_normalised")
         p.nik_dob_agrees, p.nik_sex_agrees = agree[0]

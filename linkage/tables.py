@@ -32,6 +32,7 @@ from typing import Any, Final
 import pyarrow as pa
 
 from linkage.normalise import COLUMNS as NORMALISED_COLUMNS
+from linkage.normalise import IDENTITY_EVIDENCE
 from linkage.schema import ROLES
 
 __all__ = [
@@ -175,6 +176,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             JOIN membership ma ON ma.record_id = e.a JOIN membership mb ON mb.record_id = e.b
             WHERE ma.identity_id = mb.identity_id
             GROUP BY a, b""",
+    ),
+    # 5 → 6: records without identity evidence (issue 12 §4), flagged from their normalised values, as
+    # normalisation flags new ones. A store made at version 6 already has the column, hence IF NOT EXISTS.
+    (
+        "ALTER TABLE applications_normalised ADD COLUMN IF NOT EXISTS no_identity_evidence BOOLEAN",
+        "UPDATE applications_normalised SET no_identity_evidence = "
+        + " AND ".join(f"{column} IS NULL" for column in IDENTITY_EVIDENCE),
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -38,8 +38,12 @@ def pairwise_f1(clusters: pd.DataFrame, truth: pd.DataFrame) -> tuple[float, flo
 
 def test_outputs_cover_every_record(run: Path) -> None:
     clusters = pd.read_parquet(run / "clusters.parquet")
-    assert list(clusters.columns) == ["record_id", "identity_id", "cluster_size"]
+    assert list(clusters.columns) == ["record_id", "identity_id", "cluster_size", "no_identity_evidence"]
     assert len(clusters) == 20_000 and clusters.record_id.is_unique
+    # a record without identity evidence is never linked on a score (issue 12 §4)
+    assert (clusters.loc[clusters.no_identity_evidence, "cluster_size"] == 1).all()
+    bare = pd.read_parquet(run / "no_identity_evidence.parquet")
+    assert set(bare.record_id) == set(clusters.record_id[clusters.no_identity_evidence])
     sizes = clusters.groupby("identity_id").size()
     assert (clusters.cluster_size == clusters.identity_id.map(sizes)).all()
     pairs = pd.read_parquet(run / "pairs.parquet")

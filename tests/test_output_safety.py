@@ -101,10 +101,10 @@ def test_the_csv_export_neutralises_formula_cells(db: Path, tmp_path: Path) -> N
     result = runner.invoke(app, ["export", "--db", str(db), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert cells(out) == [
-        ["record_id", "identity_id"],
-        ["'" + COMMAND, IDENTITY],
-        ["'" + FORMULA, IDENTITY],
-        ["plain", ""],
+        ["record_id", "identity_id", "no_identity_evidence"],
+        ["'" + COMMAND, IDENTITY, "True"],
+        ["'" + FORMULA, IDENTITY, "True"],
+        ["plain", "", "True"],
     ]
 
 
@@ -115,6 +115,7 @@ def test_the_parquet_export_keeps_values_exactly(db: Path, tmp_path: Path) -> No
     assert pq.read_table(out).to_pydict() == {
         "record_id": [COMMAND, FORMULA, "plain"],
         "identity_id": [IDENTITY, IDENTITY, None],
+        "no_identity_evidence": [True, True, True],  # a name and nothing else
     }
 
 
@@ -123,8 +124,8 @@ def test_the_csv_report_neutralises_formula_cells(db: Path, tmp_path: Path) -> N
     result = runner.invoke(app, ["report", "office-shopping", "--db", str(db), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert cells(out) == [
-        ["month", "office", "alerts", "applications", "identities"],
-        ["2024-03", "'@SUM(1+1)", "1", "1", "1"],
+        ["month", "office", "alerts", "applications", "identities", "review_alerts", "review_applications"],
+        ["2024-03", "'@SUM(1+1)", "1", "1", "1", "0", "0"],
     ]
 
 

@@ -212,6 +212,9 @@ def test_alerts_are_refusals_on_an_earlier_day_at_another_office(store: Store) -
         "match_probability": 0.99,  # the latest run's score of the pair, not RUN1's 0.6
         "direct": True,
         "via": [],
+        "refused_identity_id": A,
+        "level": "linked",
+        "reason": "direct",
     }
 
 
@@ -225,6 +228,9 @@ def test_an_indirect_alert_takes_the_bottleneck_of_the_strongest_path(store: Sto
     assert by_pair["D3", "D1"]["direct"] is True
     # the only path crosses a pair whose latest decision is cannot-link: no probability, still an alert
     assert (by_pair["E2", "E1"]["match_probability"], by_pair["E2", "E1"]["direct"]) == (None, False)
+    reasons = {pair: a["reason"] for pair, a in by_pair.items()}
+    assert reasons == {("B2", "B1"): "via", ("D2", "D1"): "via", ("D3", "D1"): "direct", ("E2", "E1"): "no_link_path",
+                       ("A2", "A1"): "direct"}  # fmt: skip
 
 
 def test_the_runs_links_decide_which_pairs_tie_records(tmp_path: Path) -> None:
@@ -374,14 +380,17 @@ def test_an_unknown_key_names_it_and_the_nearest(store: Store) -> None:
 # ------------------------------------------------------------------------------- report and export
 
 
+NO_REVIEW = {"review_alerts": 0, "review_applications": 0}
+
+
 def test_office_shopping_counts_by_office_and_month(store: Store) -> None:
     table = office_shopping(store)
     assert table.to_dict(orient="records") == [
-        {"month": "2024-02", "office": "Kalianda", "alerts": 1, "applications": 1, "identities": 1},
-        {"month": "2024-02", "office": "Liwa", "alerts": 1, "applications": 1, "identities": 1},
-        {"month": "2024-03", "office": "Kalianda", "alerts": 1, "applications": 1, "identities": 1},
-        {"month": "2024-03", "office": "Metro", "alerts": 1, "applications": 1, "identities": 1},
-        {"month": "2024-05", "office": "Liwa", "alerts": 1, "applications": 1, "identities": 1},
+        {"month": "2024-02", "office": "Kalianda", "alerts": 1, "applications": 1, "identities": 1, **NO_REVIEW},
+        {"month": "2024-02", "office": "Liwa", "alerts": 1, "applications": 1, "identities": 1, **NO_REVIEW},
+        {"month": "2024-03", "office": "Kalianda", "alerts": 1, "applications": 1, "identities": 1, **NO_REVIEW},
+        {"month": "2024-03", "office": "Metro", "alerts": 1, "applications": 1, "identities": 1, **NO_REVIEW},
+        {"month": "2024-05", "office": "Liwa", "alerts": 1, "applications": 1, "identities": 1, **NO_REVIEW},
     ]
     assert office_shopping(store, since=dt.date(2024, 3, 1))["alerts"].sum() == 3
 
@@ -414,11 +423,11 @@ def test_export_writes_every_stored_record_in_record_id_order(store: Store, tmp_
     expected = sorted((record, identity) for record, *_, identity in ROWS)
     assert export(store, tmp_path / "ids.parquet") == len(ROWS)
     table = pq.read_table(tmp_path / "ids.parquet")
-    assert table.column_names == ["record_id", "identity_id"]
-    assert list(zip(*table.to_pydict().values(), strict=True)) == expected
+    assert table.column_names == ["record_id", "identity_id", "no_identity_evidence"]
+    assert list(zip(*table.to_pydict().values(), strict=True)) == [(r, i, True) for r, i in expected]
     assert export(store, tmp_path / "ids.csv") == len(ROWS)
     frame = pd.read_csv(tmp_path / "ids.csv", keep_default_na=False)
-    assert list(frame.itertuples(index=False, name=None)) == [(r, i or "") for r, i in expected]
+    assert list(frame.itertuples(index=False, name=None)) == [(r, i or "", True) for r, i in expected]
 
 
 # ------------------------------------------------------------------------------------------- commands
@@ -509,7 +518,8 @@ def test_alerts_after_a_real_link_run_match_a_pandas_reckoning(tmp_path: Path) -
     ingest([tmp_path / "a.parquet"], config, db=db)
     link(db, config)
     with Store(db, read_only=True) as store:
-        found = alerts(store)
+        found = alerts(store, level="linked")
+        review = alerts(store, level="review")
         apps = store.sql(
             """SELECT m.identity_id, n.record_id, n.office, n.application_date, n.decision
                FROM membership m JOIN applications_normalised n USING (record_id)"""
@@ -538,5 +548,11 @@ def test_alerts_after_a_real_link_run_match_a_pandas_reckoning(tmp_path: Path) -
             assert a["match_probability"] == pairs[pair]
         else:
             assert pair not in pairs and (a["match_probability"] is None or a["match_probability"] >= threshold)
+    identity = dict(zip(apps.record_id, apps.identity_id, strict=True))
+    for a in review:  # a refused person's record paired with X, in another identity, at or above the floor
+        assert identity[a["record_id"]] != identity[a["refused_record_id"]]
+        partner = a["refused_record_id"] if a["direct"] else a["via"][0]
+        assert pairs[tuple(sorted((a["record_id"], partner)))] == a["match_probability"] >= 0.5
+    assert [a["match_probability"] for a in review] == sorted((a["match_probability"] for a in review), reverse=True)
     exported = pq.read_table(tmp_path / "ids.parquet").to_pandas()
     assert exported.identity_id.notna().all() and exported.record_id.is_monotonic_increasing

@@ -205,6 +205,10 @@ def _print_profile(p: Profile, *, issues: bool = True) -> None:
     _print_counts("Applications by decision", p.by_decision, "decision")
     _print_counts("NIK status", p.nik_status, "status")
     console.print(
+        f"Without identity evidence (a name and nothing else; never linked on a score): "
+        f"{p.no_identity_evidence:,} applications ({_pct(p.no_identity_evidence_share)})"
+    )
+    console.print(
         f"NIK-encoded birth date agrees with the stated one: {_pct(p.nik_dob_agrees)}; "
         f"NIK-encoded sex agrees: {_pct(p.nik_sex_agrees)}"
     )

@@ -112,39 +112,66 @@ def alerts_command(
         list[str] | None,
         typer.Option("--refusal", help="A decision that counts as a refusal; repeat for more (none given: rejected)."),
     ] = None,
+    level: Annotated[
+        str,
+        typer.Option(
+            "--level",
+            metavar="linked|review|all",
+            help="linked: the identity holds the refusal; review: a pair at or above the review floor "
+            "joins them but did not link; all: both, linked first.",
+        ),
+    ] = "all",
     as_json: JsonOption = False,
 ) -> None:
     """Show office shopping: applications whose identity was refused on an earlier day at another office.
 
-    One row per application and earlier refusal elsewhere, with the refusal's office, date and reason and
-    the probability that ties the two: the pair's own when it was scored, else the weakest link of the
-    strongest path between them through the identity's links (the records on it are listed).
-    Definitions: linkage/alerts.py.
+    Linked alerts: one row per application and earlier refusal elsewhere in its identity, with the refusal's
+    office, date and reason and the probability that ties the two: the pair's own when it was scored, else
+    the weakest link of the strongest path between them through the identity's links (the records on it
+    are listed). Review alerts, apart and highest probability first: a refusal in another identity that a
+    scored pair at or above the review floor joins to the application, with why it did not link
+    (possible_relative, no_identity_evidence, split_by_guard, weak_evidence). Definitions: linkage/alerts.py.
     """
-    from linkage.alerts import alerts
+    from linkage.alerts import LEVELS, alerts
+    from linkage.errors import did_you_mean
     from linkage.schema import REFUSALS
 
+    if level not in LEVELS:
+        raise typer.BadParameter(
+            f"unknown level {level!r}{did_you_mean(level, LEVELS)}; one of {', '.join(LEVELS)}", param_hint="'--level'"
+        )
     with _read_store(config, db) as store:
-        found = alerts(store, _since(since), tuple(refusal) if refusal else REFUSALS)
+        found = alerts(store, _since(since), tuple(refusal) if refusal else REFUSALS, level)
     if as_json:
         _print_json(found)
         return
-    table = Table(title=f"Office shopping: {len(found):,} applications after a refusal elsewhere")
-    for name in ("date", "office", "record", "decision", "refused", "at office", "refused record", "reason", "p",
-                 "tied"):  # fmt: skip
-        table.add_column(name, overflow="fold", justify="right" if name == "p" else "left")
-    for a in found:
-        p = "–" if a["match_probability"] is None else f"{a['match_probability']:.4f}"
-        if a["direct"]:
-            tied = "pair"
-        elif a["match_probability"] is None:
-            tied = "no link path"
-        else:
-            tied = "via " + ", ".join(a["via"]) if a["via"] else "must-link decision"
-        cells = (a["application_date"], a["office"], a["record_id"], a["decision"], a["refused_date"],
-                 a["refused_office"], a["refused_record_id"], a["refusal_reason"], p, tied)  # fmt: skip
-        table.add_row(*(_shown("–" if c is None else str(c)) for c in cells))
-    console.print(table)
+    linked = [a for a in found if a["level"] == "linked"]
+    review = [a for a in found if a["level"] == "review"]
+    if level != "review":
+        table = Table(title=f"Office shopping: {len(linked):,} applications after a refusal elsewhere")
+        for name in ("date", "office", "record", "decision", "refused", "at office", "refused record", "reason",
+                     "p", "tied"):  # fmt: skip
+            table.add_column(name, overflow="fold", justify="right" if name == "p" else "left")
+        for a in linked:
+            p = "–" if a["match_probability"] is None else f"{a['match_probability']:.4f}"
+            tied = {"direct": "pair", "no_link_path": "no link path", "must_link": "must-link decision"}.get(
+                a["reason"], "via " + ", ".join(a["via"])
+            )
+            cells = (a["application_date"], a["office"], a["record_id"], a["decision"], a["refused_date"],
+                     a["refused_office"], a["refused_record_id"], a["refusal_reason"], p, tied)  # fmt: skip
+            table.add_row(*(_shown("–" if c is None else str(c)) for c in cells))
+        console.print(table)
+    if level != "linked":
+        table = Table(title=f"For review: {len(review):,} possible matches with a refused person, not linked")
+        for name in ("p", "why", "date", "office", "record", "refused", "at office", "refused record", "reason",
+                     "paired with"):  # fmt: skip
+            table.add_column(name, overflow="fold", justify="right" if name == "p" else "left")
+        for a in review:
+            cells = (f"{a['match_probability']:.4f}", a["reason"], a["application_date"], a["office"], a["record_id"],
+                     a["refused_date"], a["refused_office"], a["refused_record_id"], a["refusal_reason"],
+                     ", ".join(a["via"]) or "the refusal")  # fmt: skip
+            table.add_row(*(_shown("–" if c is None else str(c)) for c in cells))
+        console.print(table)
 
 
 def report_command(
@@ -157,8 +184,9 @@ def report_command(
     """Write a report. office-shopping: alerts, applications and identities by office and month.
 
     An alert is an application whose identity was refused on an earlier day at another office (see
-    `linkage alerts`). The .html page holds a stacked bar chart by month coloured by office, and the
-    table; both carry counts only.
+    `linkage alerts`); review alerts (a refused person's record a scored pair joins to it without a link)
+    are counted apart. The .html page holds a stacked bar chart of linked alerts by month coloured by
+    office, and the table; both carry counts only.
     """
     from linkage.alerts import office_shopping
     from linkage.errors import did_you_mean
@@ -172,8 +200,11 @@ def report_command(
     with _read_store(config, db) as store:
         table = office_shopping(store, _since(since))
     write_report(table, out)
-    alerts = int(table["alerts"].sum())
-    console.print(f"{_shown(report)}: {len(table):,} office-months, {alerts:,} alerts written to {_shown(out)}")
+    alerts, review = int(table["alerts"].sum()), int(table["review_alerts"].sum())
+    console.print(
+        f"{_shown(report)}: {len(table):,} office-months, {alerts:,} linked and {review:,} review alerts written "
+        f"to {_shown(out)}"
+    )
 
 
 def export_command(
@@ -181,7 +212,7 @@ def export_command(
     config: ConfigOption = None,
     db: DbOption = None,
 ) -> None:
-    """Write every stored record's identity: record_id, identity_id (empty until linked), in record_id order."""
+    """Write every stored record's identity: record_id, identity_id (empty until linked), no_identity_evidence."""
     from linkage.exports import export
 
     with _read_store(config, db) as store:
