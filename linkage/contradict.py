@@ -28,6 +28,7 @@ __all__ = [
     "contradicts",
     "name_tokens",
     "names_differ",
+    "twin_names",
 ]
 
 # Reasons `contradicts` returns, strongest first.
@@ -74,9 +75,11 @@ def contradicts(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
     6. ``"the NIKs share region and birth date (a twin's pattern) and full_name differs"``: two valid NIKs
        with the same first 12 digits (region and encoded birth date) and other serials, and full names that
        differ even letter by letter (each has a token that is neither equal to, a prefix of nor an initial
-       of any token of the other). Twins are registered together, so their NIKs differ only in the serial,
-       often by one (domain notes §3.1), and their given names differ, often by one letter (Wahyudi /
-       Wahyuni): one person would need a mistyped serial and a replaced name at once.
+       of any token of the other), the first tokens (given names) among them. Twins are registered
+       together, so their NIKs differ only in the serial, often by one (domain notes §3.1), and their given
+       names differ, often by one letter (Wahyudi / Wahyuni): one person would need a mistyped serial and a
+       replaced given name at once. A changed family name beside the same given name is left to the model,
+       which reads the documents (a shared prior passport number) that this rule does not.
 
     Birth dates differ *clearly* unless they are equal or one typical slip apart: day and month swapped, one
     digit changed, two neighbouring digits swapped (all on ``YYYYMMDD``), or the same day and month one year
@@ -126,7 +129,7 @@ def contradicts(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
             return NIK_BIRTH_DATE_NAME
     twins = nik_a and nik_b and nik_a != nik_b and nik_a[:12] == nik_b[:12]
     full_a, full_b = name_tokens(a.get("full_name_tokens")), name_tokens(b.get("full_name_tokens"))
-    if twins and names_differ(full_a, full_b, strict=True):
+    if twins and twin_names(full_a, full_b):
         return TWIN_NIKS_NAME
     return None
 
@@ -211,6 +214,11 @@ def name_tokens(value: Any) -> tuple[str, ...]:
 
 def _token_match(x: str, y: str, strict: bool = False) -> bool:
     return x.startswith(y) or y.startswith(x) or (not strict and min(len(x), len(y)) > 2 and _one_edit(x, y))
+
+
+def twin_names(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Rule 6's names: they differ letter by letter, and so do their first tokens (the given names)."""
+    return bool(a and b) and not _token_match(a[0], b[0], strict=True) and names_differ(a, b, strict=True)
 
 
 def names_differ(a: Sequence[str], b: Sequence[str], *, strict: bool = False) -> bool:

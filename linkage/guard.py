@@ -35,6 +35,7 @@ from linkage.contradict import (
     TWIN_NIKS_NAME,
     name_tokens,
     names_differ,
+    twin_names,
 )
 from linkage.errors import LinkageError, Problem
 from linkage.graph import Graph, IntArray, Table, column, objects
@@ -217,7 +218,7 @@ class _NameCheck:
         names = {k: (name_tokens(m), name_tokens(f)) for k, m, f in zip(needed.tolist(), mothers, fulls, strict=True)}
         if twins:
             return [
-                TWIN_NIKS_NAME if names_differ(names[a][1], names[b][1], strict=True) else None
+                TWIN_NIKS_NAME if twin_names(names[a][1], names[b][1]) else None
                 for a, b in zip(i.tolist(), j.tolist(), strict=True)
             ]
         return [self._reason(names[a], names[b]) for a, b in zip(i.tolist(), j.tolist(), strict=True)]

@@ -128,6 +128,8 @@ COMPATIBLE = [
     # a typo in the serial beside a name that differs only as typos and initials do is no twin
     pytest.param(BUDI, like(BUDI, nik="1871011205900002", full_name_tokens=["B", "SANTOSO"]), id="serial-and-initial"),
     pytest.param(BUDI, like(BUDI, nik="1871011205900002", full_name_tokens=["SANTOSO"]), id="serial-name-dropped"),
+    # the same given name with another family name: the model decides (a shared passport may confirm him)
+    pytest.param(BUDI, like(JOKO, full_name_tokens=["BUDI", "RAMADHAN"]), id="serial-family-name-changed"),
     pytest.param(BUDI, like(AGUS, nik="1871011250900001"), id="nik-neighbours-swapped"),
     pytest.param(BUDI, like(AGUS, nik="18710112059"), id="nik-invalid-is-missing"),
     pytest.param(BUDI, like(AGUS, nik=None), id="nik-missing"),

@@ -552,7 +552,7 @@ def test_alerts_after_a_real_link_run_match_a_pandas_reckoning(tmp_path: Path) -
     for a in review:  # a refused person's record paired with X, in another identity, at or above the floor
         assert identity[a["record_id"]] != identity[a["refused_record_id"]]
         partner = a["refused_record_id"] if a["direct"] else a["via"][0]
-        assert pairs[tuple(sorted((a["record_id"], partner)))] == a["match_probability"] >= 0.5
+        assert pairs[tuple(sorted((a["record_id"], partner)))] == a["match_probability"] >= load_spec(None).review_floor
     assert [a["match_probability"] for a in review] == sorted((a["match_probability"] for a in review), reverse=True)
     exported = pq.read_table(tmp_path / "ids.parquet").to_pandas()
     assert exported.identity_id.notna().all() and exported.record_id.is_monotonic_increasing
