@@ -148,6 +148,8 @@ INPUT_COLUMNS: Final[tuple[InputColumn, ...]] = (
                 "450890", ("nik",)),
     InputColumn("nik_contradicts", "the NIK's encoded birth date or sex contradicts the record's own",
                 "true, false (also when nothing can be compared)", "false", ("nik", "birth_date", "sex")),
+    InputColumn("nik_date_agrees", "the NIK's encoded birth date is the record's own written one",
+                "true, false (also when nothing can be compared)", "true", ("nik", "birth_date")),
 )  # fmt: skip
 
 
@@ -310,7 +312,8 @@ SELECT
     -- date or sex may be a relative's.
     CASE WHEN length(nik_digits) >= 4 THEN nik_digits[1:4] END AS nik_region,
     CASE WHEN length(nik_digits) = 16 THEN nik_digits[7:12] END AS nik_date,
-    coalesce(NOT nik_dob_agrees OR NOT nik_sex_agrees, false) AS nik_contradicts
+    coalesce(NOT nik_dob_agrees OR NOT nik_sex_agrees, false) AS nik_contradicts,
+    coalesce(nik_dob_agrees, false) AS nik_date_agrees
 FROM base
 JOIN ids USING (record_id)
 LEFT JOIN full_name_counts USING (record_id)

@@ -57,7 +57,8 @@ def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
 
 NIK_ONE_EDIT = "one digit changed, added, dropped or two swapped, not in the serial of two valid NIKs"
 NIK_CONTRADICTS = "exact, but it contradicts one record's own birth date or sex"
-NIK_SIBLING = "same regency, other date (a sibling's pattern)"
+NIK_TWIN = "same region and date, other serial (a twin's pattern)"
+NIK_SIBLING = "same regency, other district or date (a sibling's or a neighbour's)"
 NIK_ELSEWHERE = "another regency or province"
 NIK_SAME_DATE = "written dates differ, the two NIKs encode the same date and sex"
 
@@ -110,8 +111,8 @@ CASES = [
     ("nik", {"nik": "1871014508900001"}, {"nik": "18.7101.450890.0001"}, "exact"),
     # damerau_levenshtein <= 1: one digit changed, two neighbours swapped, and (on digit strings of
     # different lengths) one digit dropped or added, the last two also in the serial (one side is no NIK)
-    ("nik", {"nik": "1871014508900001"}, {"nik": "1871024508900001"}, NIK_ONE_EDIT),  # changed (district)
-    ("nik", {"nik": "1871014508900001"}, {"nik": "1871104508900001"}, NIK_ONE_EDIT),  # swapped (district)
+    ("nik", {"nik": "1871014508900001"}, {"nik": "1871014508900002"}, NIK_TWIN),
+    ("nik", {"nik": "1871014508900001"}, {"nik": "1871014508900011"}, NIK_TWIN),
     ("nik", {"nik": "1871014508900001"}, {"nik": "187101450890001"}, NIK_ONE_EDIT),  # dropped (serial)
     ("nik", {"nik": "1871014508900001"}, {"nik": "187014508900001"}, NIK_ONE_EDIT),  # dropped (regency)
     ("nik", {"nik": "1871014508900001"}, {"nik": "18710145508900001"}, NIK_ONE_EDIT),  # added (birth day)
@@ -137,6 +138,14 @@ CASES = [
     ("nik", {"nik": "1871014508900001"}, {"nik": "1871014508900001", "birth_date": "06-08-1990"}, NIK_CONTRADICTS),
     ("nik", {"nik": "1871015208900001"}, {"nik": "1871015208900001"}, "exact"),
     ("nik", {"nik": "1871014508900001"}, {"nik": "1871015203950002"}, NIK_SIBLING),  # one family, other date
+    # a sister born a year later: the NIKs differ in one digit of the date, each NIK encodes its own record's date
+    ("nik", {"nik": "1871014508900001"}, {"nik": "1871014508910001", "birth_date": "05-08-1991"}, NIK_SIBLING),
+    # the same digit mistyped: the NIK contradicts the birth date written beside it
+    ("nik", {"nik": "1871014508900001"}, {"nik": "1871014508910001"}, NIK_ONE_EDIT),
+    # born the same day in the next district: serial 0001 in both, one digit of the district code apart
+    ("nik", {"nik": "1871014508900001"}, {"nik": "1871024508900001"}, NIK_SIBLING),
+    # ... but a district code mistyped into no district at all is a typo
+    ("nik", {"nik": "1871014508900001"}, {"nik": "1871004508900001"}, NIK_ONE_EDIT),
     ("nik", {"nik": "1871014508900001"}, {"nik": "1802014508900001"}, NIK_ELSEWHERE),  # a second KTP
     ("nik", {"nik": "1871014508900001"}, {"nik": "3201014508900007"}, NIK_ELSEWHERE),  # another province
     ("dob", {"birth_date": None}, {}, "null"),
