@@ -27,7 +27,7 @@ __all__ = ["FUNCTIONS", "fragment_problems", "fragments", "spec_problems"]
 FUNCTIONS: Final[frozenset[str]] = frozenset(
     {
         # the SQL macros of linkage.prepare.MACROS
-        "name_typo", "token_in", "names_typo_within", "names_explained_by",
+        "name_typo", "token_in", "names_typo_within", "names_explained_by", "first_letter", "names_abbreviated",
         # text
         "length", "len", "strlen", "lower", "upper", "trim", "ltrim", "rtrim", "left", "right", "substr",
         "substring", "replace", "reverse", "concat", "contains", "starts_with", "ends_with", "prefix", "suffix",

@@ -220,6 +220,7 @@ _KEY_SUBS: Final = (
 _SY_DIGRAPH: Final = re.compile(r"SY(?=[AEIOU])")
 _ASPIRATED_H: Final = re.compile(r"(?<=[BDGT])H")
 _F_V: Final = str.maketrans("FV", "PP")
+_INITIAL: Final = {"F": "P", "V": "P", "Q": "K", "J": "Y"}
 _DOUBLES: Final = re.compile(r"(.)\1+")
 _Y_AFTER_CONSONANT: Final = re.compile(r"(?<=[^AEIOUY])Y")
 # Arabic sun-letter assimilation: Abdul Rahman is also written Abdurrahman, Abdul Salam Abdussalam.
@@ -265,7 +266,13 @@ def token_key(token: str) -> str:
     ['AHMAD', 'AISA', 'RAMADAN', 'SOPIAN', 'MUHAMAD', 'ZAINAL', 'LUH']
     >>> token_key("SAPUTRA") != token_key("SAPUTRI"), token_key("DESSY")
     (True, 'DESI')
+    >>> [token_key(t) for t in ("Y", "J", "F", "M")]  # initials: the first letter of the keys they stand for
+    ['Y', 'Y', 'P', 'M']
     """
+    if len(token) == 1:
+        # An initial stands for the first letter of a token's key: F and V are P there (D4), Q is K, and an
+        # old-spelling J is today's Y (§1.1: Jusuf/Yusuf); D6 would make a Y the vowel I.
+        return _INITIAL.get(token, token)
     key = token
     for old, new in _KEY_SUBS:
         if old in key:

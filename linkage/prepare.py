@@ -191,13 +191,22 @@ def _name_columns(source: str, name: str, *, counts: bool = False) -> str:
     {source}_tokens AS {name}_tokens,
     list_filter({keys}, lambda k: length(k) > 1) AS {name}_full_keys,
     list_filter({keys}, lambda k: length(k) = 1) AS {name}_initials,
-    list_transform({keys}, lambda k: k[1]) AS {name}_first_letters,
+    list_transform({keys}, lambda k: replace(k[1], 'J', 'Y')) AS {name}_first_letters,  -- as MACROS' first_letter
     list_transform({keys}[2:], lambda k, i: {keys}[i] || k) AS {name}_joined,{counted}"""
 
 
 # SQL macros the comparison levels of a spec may call (created with the model input). Token lists with
 # their counts in the data (see _token_counts): a typo is one edit that makes a rare spelling.
 MACROS: Final = """
+-- the letter a token's initial is written with: a key's first letter, an old-spelling J as today's Y (the
+-- key of a one-letter token, linkage.names.token_key, folds it the same way)
+CREATE OR REPLACE MACRO first_letter(k) AS replace(k[1], 'J', 'Y');
+-- every full token of a is one of b's keys or abbreviated to one of b's initials, and every initial of a
+-- stands for one of b's tokens (bf: b's first letters): M. WAHYUDI MAHESWARA / MOCHAMAD W. MAHESWARA
+CREATE OR REPLACE MACRO names_abbreviated(ak, ai, bk, bi, bf) AS
+    list_bool_and(list_transform(list_filter(ak, lambda x: length(x) > 1),
+        lambda x: list_contains(bk, x) OR list_contains(bi, first_letter(x))))
+    AND list_has_all(bf, ai);
 -- (one edit keeps the first or the last letter: a cheap test first, the edit distance only then)
 CREATE OR REPLACE MACRO name_typo(x, y, nx, ny) AS
     CASE WHEN length(x) >= 3 AND abs(length(x) - length(y)) <= 1 AND (x[1] = y[1] OR x[-1] = y[-1])
