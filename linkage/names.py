@@ -132,6 +132,9 @@ _DEGREES_BARE: Final = _DEGREES - {"MA", "AM", "AP", "BA", "SS", "MT", "MH", "SA
 _PATRONYM: Final = frozenset({"BIN", "BINTI", "BT", "BTE", "BINTE"})
 _BATAK_PARTICLES: Final = frozenset({"BR", "BORU"})
 _BALINESE_MARKERS: Final = frozenset({"I", "NI"})
+# The initials of the birth-order names (Wayan, Putu, Gede, Luh, Made, Kadek, Komang, Ketut, Nengah, Nyoman):
+# NI K. INDAH is NI KETUT INDAH cut short, and the marker goes as it does there.
+_BIRTH_ORDER_INITIALS: Final = frozenset("WPGLMKN")
 # Birth-order and caste tokens that make a leading I/NI a Balinese gender marker (§1.2, rule A8).
 _BALINESE_NEXT: Final = frozenset(
     """
@@ -369,7 +372,7 @@ def _pop_titles(tokens: list[str], titles: list[str]) -> str | None:
     marker = None
     while len(tokens) > 1:
         first, second = tokens[0], tokens[1]
-        if first in _BALINESE_MARKERS and second in _BALINESE_NEXT:
+        if first in _BALINESE_MARKERS and (second in _BALINESE_NEXT or second in _BIRTH_ORDER_INITIALS):
             marker = marker or first  # a second marker ("I Gusti Ni Luh") goes too, so reruns agree
             del tokens[0]
         elif (first, second) in _TITLE_PAIRS and len(tokens) > 2:
