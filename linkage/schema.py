@@ -34,7 +34,7 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field("office", "VARCHAR", False, "Immigration office that received the application", "Kanim Bandar Lampung"),
     Field("application_date", "DATE", False, "Date the application was lodged", "2024-03-05"),
     Field(
-        "full_name", "VARCHAR", True, "Applicant's full name as written, titles and all", "H. Moch. Rizki binti Sukardi"
+        "full_name", "VARCHAR", True, "Applicant's full name as written, titles and all", "H. Moch. Rizki bin Sukardi"
     ),
     Field("sex", "VARCHAR", False, "Sex as stated: L/P, M/F, Laki-laki/Perempuan", "L"),
     Field(
