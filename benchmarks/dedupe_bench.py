@@ -303,7 +303,7 @@ def score(data: Path, runs: dict[str, dict[str, Any]], outs: dict[str, Path]) ->
 
 
 HARD_KINDS = {
-    "second_identity": "1. second identity after a refusal: linked to the record it follows",
+    "second_identity": "1. second identity after a refusal: its first record linked to the one it follows",
     "relative_nik": "3. a relative's NIK: the borrower's record shares no identity with another person",
     "heavy_variant": "4. heavy variant: linked to the record it follows",
 }
@@ -312,7 +312,8 @@ HARD_KINDS = {
 def hard_kinds(clusters: Any, truth: Any) -> dict[str, tuple[int, int]]:
     """Issue 12's kinds in the truth's ``variants``: ``{variant: (right, cases)}`` (kind 2 is the relatives
     table). A kind-1 or kind-4 record is right when it shares its identity with the record it follows
-    (``prev_record_id``); a kind-3 record when its identity holds no record of another person."""
+    (``prev_record_id``), counted where it crosses: the record it follows is not of its kind; a kind-3
+    record when its identity holds no record of another person."""
     import pandas as pd
 
     frame = truth.merge(clusters, on="record_id")
@@ -327,6 +328,10 @@ def hard_kinds(clusters: Any, truth: Any) -> dict[str, tuple[int, int]]:
             out[kind] = (right, len(chosen))
             continue
         chosen = chosen[chosen.prev_record_id.notna() & chosen.prev_record_id.isin(identity)]
+        # the crossing only: a record that follows one of its own kind (a duplicate under the second
+        # identity, the same NIK, name and contacts) is no case of it
+        before = dict(zip(frame.record_id, variants, strict=True))
+        chosen = chosen[[kind not in before.get(p, "").split(";") for p in chosen.prev_record_id]]
         same = pd.Series([identity[p] for p in chosen.prev_record_id], index=chosen.index) == chosen.identity_id
         out[kind] = (int(same.sum()), len(chosen))
     return out

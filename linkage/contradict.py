@@ -14,6 +14,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from linkage.names import token_key
 from linkage.nik import parse_nik
 
 __all__ = [
@@ -217,8 +218,15 @@ def _token_match(x: str, y: str, strict: bool = False) -> bool:
 
 
 def twin_names(a: Sequence[str], b: Sequence[str]) -> bool:
-    """Rule 6's names: they differ letter by letter, and so do their first tokens (the given names)."""
+    """Rule 6's names: they differ letter by letter, and so do their first tokens (the given names), once
+    each token is its matching key (RIZKY and RIZKI, SOFYAN and SOPIAN are one name; WAHYUDI and WAHYUNI two).
+    """
+    a, b = _keys(a), _keys(b)
     return bool(a and b) and not _token_match(a[0], b[0], strict=True) and names_differ(a, b, strict=True)
+
+
+def _keys(tokens: Sequence[str]) -> tuple[str, ...]:
+    return tuple(token_key(t.upper()) for t in tokens)
 
 
 def names_differ(a: Sequence[str], b: Sequence[str], *, strict: bool = False) -> bool:

@@ -86,7 +86,10 @@ COLUMNS: Final[tuple[tuple[str, str], ...]] = (
 
 # The normalised columns that identify a person beyond the name (issue 12 §4): a record with none of them
 # (junk such as "-" is already None here) is an application all the same, but is never linked automatically.
-IDENTITY_EVIDENCE: Final = ("birth_date", "nik", "mother_name_canonical", "phone", "address", "prior_passport_no")
+# "nik_digits", not "nik": a mistyped NIK (15 digits, a bad date part) is still evidence the model compares.
+IDENTITY_EVIDENCE: Final = (
+    "birth_date", "nik_digits", "mother_name_canonical", "phone", "address", "prior_passport_no"
+)  # fmt: skip
 
 # Indonesian decision words (domain notes §5.2) onto the canonical decisions.
 _DECISION_WORDS: Final[dict[str, str]] = {

@@ -144,7 +144,7 @@ INPUT_COLUMNS: Final[tuple[InputColumn, ...]] = (
     InputColumn("bare_name_set_hash", "hash of bare_name_set", "hash", "17989327751509984854", _FULL),
     InputColumn("nik_region", "the regency a NIK was first registered in (PPKK, its first 4 digits)", "digits", "1871",
                 ("nik",)),
-    InputColumn("nik_date", "the birth date and sex a 16-digit NIK encodes (DDMMYY, women's day + 40)", "digits",
+    InputColumn("nik_date", "the birth date and sex a valid NIK encodes (DDMMYY, women's day + 40)", "digits",
                 "450890", ("nik",)),
     InputColumn("nik_contradicts", "the NIK's encoded birth date or sex contradicts the record's own",
                 "true, false (also when nothing can be compared)", "false", ("nik", "birth_date", "sex")),
@@ -320,7 +320,7 @@ SELECT
     -- of another regency is a second KTP or a borrowed one; a NIK that contradicts its own record's birth
     -- date or sex may be a relative's.
     CASE WHEN length(nik_digits) >= 4 THEN nik_digits[1:4] END AS nik_region,
-    CASE WHEN length(nik_digits) = 16 THEN nik_digits[7:12] END AS nik_date,
+    CASE WHEN nik IS NOT NULL THEN nik_digits[7:12] END AS nik_date,  -- a valid NIK's: not 000000 of junk
     coalesce(NOT nik_dob_agrees OR NOT nik_sex_agrees, false) AS nik_contradicts,
     coalesce(nik_dob_agrees, false) AS nik_date_agrees
 FROM base

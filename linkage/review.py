@@ -62,7 +62,9 @@ _SIDES: Final = """sides AS (
 _REVIEW: Final = f"""
 WITH {_SIDES},
 scored AS (
-    SELECT p.record_id_l, p.record_id_r, p.match_probability, coalesce(p.vetoed, false) AS vetoed
+    -- held by the veto: its condition held and it lowered the weight (a pair below the cap keeps its own)
+    SELECT p.record_id_l, p.record_id_r, p.match_probability,
+           coalesce(p.vetoed AND p.model_match_weight > p.match_weight, false) AS vetoed
     FROM pairs p {LATEST_PAIR}
 ),
 ends AS (
@@ -204,7 +206,8 @@ def unevidenced(store: Store) -> pd.DataFrame:
     listed: pd.DataFrame = store.sql(
         f"""WITH {_SIDES},
             scored AS (
-                SELECT p.record_id_l, p.record_id_r, p.match_probability, coalesce(p.vetoed, false) AS vetoed
+                SELECT p.record_id_l, p.record_id_r, p.match_probability,
+                       coalesce(p.vetoed AND p.model_match_weight > p.match_weight, false) AS vetoed
                 FROM pairs p {LATEST_PAIR}
             ),
             ends AS (

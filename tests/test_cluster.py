@@ -128,6 +128,15 @@ COMPATIBLE = [
     # a typo in the serial beside a name that differs only as typos and initials do is no twin
     pytest.param(BUDI, like(BUDI, nik="1871011205900002", full_name_tokens=["B", "SANTOSO"]), id="serial-and-initial"),
     pytest.param(BUDI, like(BUDI, nik="1871011205900002", full_name_tokens=["SANTOSO"]), id="serial-name-dropped"),
+    # one given name spelt two ways beside a serial typo: the names' keys agree (RIZKY/RIZKI, SOFYAN/SOPIAN)
+    pytest.param(
+        like(BUDI, full_name_tokens=["RIZKY", "SANTOSO"]),
+        like(BUDI, nik="1871011205900002", full_name_tokens=["RIZKI", "SANTOSO"]),
+        id="serial-and-spelling",
+    ),
+    pytest.param(
+        like(BUDI, full_name_tokens=["SOFYAN"]), like(JOKO, full_name_tokens=["SOPIAN"]), id="serial-and-sundanese-p"
+    ),
     # the same given name with another family name: the model decides (a shared passport may confirm him)
     pytest.param(BUDI, like(JOKO, full_name_tokens=["BUDI", "RAMADHAN"]), id="serial-family-name-changed"),
     pytest.param(BUDI, like(AGUS, nik="1871011250900001"), id="nik-neighbours-swapped"),

@@ -33,7 +33,8 @@ COMMON = ["Rini Saputri", "Rina Saputri", "Agus Saputra", "Agus Saputri", "Wahyu
 BACKGROUND = [{"full_name": name, "record_id": f"bg{i}-{n}"} for i, name in enumerate(COMMON) for n in range(20)]
 
 
-def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
+def _pair(left: dict[str, Any], right: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    """The model input of records a (BASE with ``left``) and b (BASE with ``right``) among the background."""
     rows = [{**BASE, **left, "record_id": "a"}, {**BASE, **right, "record_id": "b"}, *BACKGROUND]
     raw = {role: [r.get(role) for r in rows] for role in ROLES}
     out = normalise_batch(raw, today=dt.date(2026, 11, 28))
@@ -41,18 +42,40 @@ def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
     con.register("incoming", arrow_table(out.columns, COLUMNS))
     con.execute("CREATE TABLE applications_normalised AS SELECT * FROM incoming")
     prepare.prepare_full(Store.on(con), SPEC)
+    return con
+
+
+def _level_index(con: duckdb.DuckDBPyConnection, comparison: str) -> int:
     spec = next(c for c in SPEC.comparison if c.name == comparison)
-    for lvl in spec.levels:
+    for k, lvl in enumerate(spec.levels):
         if lvl.else_:
-            return lvl.label
+            return k
         # the spec's conditions are written on the sides l and r, as in blocking rules
         found = con.execute(
             f"""SELECT {lvl.sql} FROM (SELECT * FROM model_input WHERE record_id = 'a') AS l
                 CROSS JOIN (SELECT * FROM model_input WHERE record_id = 'b') AS r"""
         ).fetchall()[0][0]
         if found:
-            return lvl.label
+            return k
     raise AssertionError("no else level")
+
+
+def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
+    spec = next(c for c in SPEC.comparison if c.name == comparison)
+    return spec.levels[_level_index(_pair(left, right), comparison)].label
+
+
+def vetoed(left: dict[str, Any], right: dict[str, Any]) -> bool:
+    """The spec's veto on the pair, its gammas numbered as Splink numbers them: the null level -1, the
+    other levels from the bottom (the else level 0) up."""
+    con = _pair(left, right)
+    gammas = {}
+    for comp in SPEC.comparison:
+        k = _level_index(con, comp.name)
+        gammas[f"gamma_{comp.name}"] = -1 if comp.levels[k].null else len(comp.levels) - 1 - k
+    assert SPEC.veto is not None
+    select = ", ".join(f"{g}::INTEGER AS {name}" for name, g in gammas.items())
+    return bool(con.execute(f"SELECT {SPEC.veto.sql} FROM (SELECT {select})").fetchall()[0][0])
 
 
 NIK_ONE_EDIT = "one digit changed, added, dropped or two swapped, not in the serial of two valid NIKs"
@@ -153,6 +176,8 @@ CASES = [
     ("nik", {"nik": "1871014508900001"}, {"nik": "1871024508900001"}, NIK_SIBLING),
     # ... but a district code mistyped into no district at all is a typo
     ("nik", {"nik": "1871014508900001"}, {"nik": "1871004508900001"}, NIK_ONE_EDIT),
+    # ... and so is a regency code mistyped into another valid one (Kota Metro for Bandar Lampung)
+    ("nik", {"nik": "1871014508900001"}, {"nik": "1872014508900001"}, NIK_ONE_EDIT),
     ("nik", {"nik": "1871014508900001"}, {"nik": "1802014508900001"}, NIK_ELSEWHERE),  # a second KTP
     ("nik", {"nik": "1871014508900001"}, {"nik": "3201014508900007"}, NIK_ELSEWHERE),  # another province
     ("dob", {"birth_date": None}, {}, "null"),
@@ -234,6 +259,32 @@ CASES = [
     ("address", {"address": None}, {"address": "Desa Sukamaju"}, "null"),
     ("prior_passport", {"prior_passport_no": "-"}, {"prior_passport_no": "B1234567"}, "null"),
 ]
+
+
+# The veto on literal pairs (issue 12). BASE: Siti Aminah, a woman born 05-08-1990; her NIK 1871014508900001.
+MOTHER = {"mother_name": "Sumarni", "address": "Dusun Sidorejo RT 2/RW 4, Jabung"}
+VETO_CASES = [
+    # a twin sister: another given name, NIK of one region and date, serial next to hers
+    pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "Rina Lestari",
+                  "nik": "1871014508900002"}, True, id="twin-held"),
+    # a second identity: a name cut short and respelt, a NIK of another regency, the same birth date
+    pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "S. Aminnah Jusuf",
+                  "nik": "1802034508900007"}, False, id="second-identity-released"),
+    # ... but a sister registered in another regency is born on another day: held
+    pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "Rina Lestari",
+                  "birth_date": "12-03-1994", "nik": "1802035203940001"}, True, id="sibling-elsewhere-held"),
+    # a brother on her NIK: it contradicts his own birth date and sex, and the dates are far apart: held
+    pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "Budi Santoso",
+                  "birth_date": "12-03-1995", "sex": "L", "nik": "1871014508900001"}, True, id="relative-nik-held"),
+    # her own NIK beside a birth date mistyped by a day and a name cut short: not held
+    pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "Siti",
+                  "birth_date": "06-08-1990", "nik": "1871014508900001"}, False, id="own-nik-typo-date"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("left", "right", "held"), VETO_CASES)
+def test_veto_on_literal_pairs(left: dict[str, Any], right: dict[str, Any], held: bool) -> None:
+    assert vetoed(left, right) is held
 
 
 @pytest.mark.parametrize(("comparison", "left", "right", "expected"), CASES, ids=[f"{c[0]}:{c[3]}" for c in CASES])

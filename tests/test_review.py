@@ -1,7 +1,7 @@
 """The review band (issue 12 §3, §4): review alerts, and records without identity evidence.
 
 The literal store below is ingested from a CSV; the tables a link run writes (membership, pairs, links,
-decisions) and the run's manifest (threshold 0.9, review floor 0.5) are filled by SQL. Each pair of records
+decisions) and the run's manifest (threshold 0.9, review floor 0.3) are filled by SQL. Each pair of records
 is one case; the first of each is refused at Metro or Kalianda, the second applied later elsewhere:
 
     P1 P2   different identities, a vetoed twin-like pair (0.5)                   -> review, possible_relative
@@ -11,7 +11,8 @@ is one case; the first of each is refused at Metro or Kalianda, the second appli
     M1 M2 X M1 refused and M2 one identity; X, elsewhere, paired with M2 at 0.8     -> review (X, M1) via M2
     K1 K2   a pair at 0.85, but an officer's cannot-link between K2 and K3 (K1's)  -> none
     L1 L2   one identity, a pair at 0.99 (also a link)                          -> linked only
-    S1 S2   different identities, a pair at 0.4, below the floor                   -> none
+    S1 S2   different identities, a pair at 0.25, below the floor                  -> none
+    V1 V2   different identities, the veto's condition held at 0.35 but lowered nothing -> review, weak_evidence
 
 The real runs at the end link a sample with bare copies of some of its records (a name and nothing else).
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -53,6 +55,8 @@ ROWS = [
     ("G2", "Agus Salim", "Liwa", "2024-02-01", "issued", "ID-g2", EVIDENCE),
     ("W1", "Dewi Sartika", "Metro", "2024-01-01", "rejected", "ID-w1", EVIDENCE),
     ("W2", "Dewi Sartika", "Liwa", "2024-02-01", "issued", "ID-w2", EVIDENCE),
+    ("V1", "Rina Wati", "Metro", "2024-01-01", "rejected", "ID-v1", EVIDENCE),
+    ("V2", "Rini Wati", "Liwa", "2024-02-01", "issued", "ID-v2", EVIDENCE),
     ("N1", "Bambang Pamungkas", "Metro", "2024-01-01", "rejected", "ID-n1", EVIDENCE),
     ("N2", "Bambang Pamungkas", "Liwa", "2024-02-01", "issued", "ID-n2", BARE),
     ("M1", "Hadi Susanto", "Metro", "2024-01-01", "rejected", "ID-m", EVIDENCE),
@@ -68,6 +72,8 @@ ROWS = [
 ]
 PAIRS = [  # left, right, probability, vetoed
     ("P1", "P2", 0.5, True),
+    # the veto's condition held, but the model's own weight was already below its cap: no relative held here
+    ("V1", "V2", 0.35, True),
     ("G1", "G2", 0.95, False),
     ("W1", "W2", 0.7, False),
     ("N1", "N2", 0.97, False),
@@ -76,7 +82,7 @@ PAIRS = [  # left, right, probability, vetoed
     ("K1", "K2", 0.85, False),
     ("K1", "K3", 0.99, False),
     ("L1", "L2", 0.99, False),
-    ("S1", "S2", 0.4, False),
+    ("S1", "S2", 0.25, False),
 ]
 LINKS = [("K1", "K3"), ("L1", "L2"), ("M1", "M2")]
 
@@ -95,8 +101,12 @@ def literal_store(folder: Path, *, cannot_link: bool = True) -> Path:
         for record, *_, identity, _ in ROWS:
             store.sql("INSERT INTO membership VALUES (?, NULL, ?, ?)", [record, identity, run])
         for left, right, p, vetoed in PAIRS:
+            # a pair the veto held scored higher before it (its model weight); the weights are the probabilities'
+            weight = math.log2(p / (1 - p))
+            model_weight = 25.0 if vetoed and p == 0.5 else weight
             store.sql(
-                "INSERT INTO pairs VALUES (?, ?, ?, 0, 0, ?, [], [], 'm1', ?)", [left, right, p, vetoed, run]
+                "INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, [], [], 'm1', ?)",
+                [left, right, p, weight, model_weight, vetoed, run],
             )
         for left, right in LINKS:
             store.sql("INSERT INTO links VALUES (?, ?, 0.99, 'scored', 0.9, 'm1', ?)", [left, right, run])
@@ -106,7 +116,7 @@ def literal_store(folder: Path, *, cannot_link: bool = True) -> Path:
                    TIMESTAMPTZ '2024-03-01 00:00:00+00', ?)""",
                 [run],
             )
-        store.finish_run(run, "succeeded", {"threshold": 0.9, "review_floor": 0.5})
+        store.finish_run(run, "succeeded", {"threshold": 0.9, "review_floor": 0.3})
     return db
 
 
@@ -132,6 +142,7 @@ def test_review_alerts_say_why_the_pair_did_not_link_best_first(store: Store) ->
         ("X", "M1", 0.8, "weak_evidence"),
         ("W2", "W1", 0.7, "weak_evidence"),
         ("P2", "P1", 0.5, "possible_relative"),
+        ("V2", "V1", 0.35, "weak_evidence"),  # the veto's condition held, but it lowered nothing
     ]  # not K2 (a cannot-link with K1's identity), L2 (linked), S2 (below the floor)
     assert all(a["level"] == "review" for a in review)
     x = review[2]
@@ -144,7 +155,7 @@ def test_a_linked_alert_stays_linked_and_is_not_listed_for_review_again(store: S
     assert (found[0]["level"], found[0]["record_id"], found[0]["refused_record_id"]) == ("linked", "L2", "L1")
     linked = alerts(store, level="linked")
     assert {(a["record_id"], a["refused_record_id"]) for a in linked} == {("L2", "L1")}
-    assert [a["level"] for a in found] == ["linked"] * len(linked) + ["review"] * 5
+    assert [a["level"] for a in found] == ["linked"] * len(linked) + ["review"] * 6
     assert sum((a["record_id"], a["refused_record_id"]) == ("L2", "L1") for a in found) == 1
     assert linked[0]["reason"] == "direct"
 
@@ -168,15 +179,15 @@ def test_review_alerts_follow_since_and_refusals(store: Store) -> None:
 
 
 def test_the_run_cuts_are_the_latest_link_runs(store: Store) -> None:
-    assert run_cuts(store) == (0.5, 0.9)
+    assert run_cuts(store) == (0.3, 0.9)
 
 
 def test_the_report_counts_the_two_levels_apart(store: Store) -> None:
     table = office_shopping(store)
     rows = {(r["month"], r["office"]): r for r in table.to_dict(orient="records")}
-    assert (rows["2024-02", "Liwa"]["alerts"], rows["2024-02", "Liwa"]["review_alerts"]) == (1, 4)
+    assert (rows["2024-02", "Liwa"]["alerts"], rows["2024-02", "Liwa"]["review_alerts"]) == (1, 5)
     assert (rows["2024-03", "Metro"]["alerts"], rows["2024-03", "Metro"]["review_alerts"]) == (0, 1)
-    assert table["alerts"].sum() == 1 and table["review_alerts"].sum() == 5
+    assert table["alerts"].sum() == 1 and table["review_alerts"].sum() == 6
 
 
 def test_alerts_command_shows_the_levels_apart(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -189,7 +200,7 @@ def test_alerts_command_shows_the_levels_apart(db: Path, monkeypatch: pytest.Mon
     shown = runner.invoke(app, ["alerts", "--db", str(db)])
     assert shown.exit_code == 0, shown.output
     text = " ".join(shown.output.split())
-    assert text.index("1 applications after a refusal elsewhere") < text.index("For review: 5 possible matches")
+    assert text.index("1 applications after a refusal elsewhere") < text.index("For review: 6 possible matches")
     assert text.index("no_identity_evidence") < text.index("split_by_guard") < text.index("possible_relative")
     linked = runner.invoke(app, ["alerts", "--db", str(db), "--level", "linked"])
     assert "For review" not in linked.output and "refusal elsewhere" in linked.output
