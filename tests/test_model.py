@@ -281,6 +281,9 @@ VETO_CASES = [
     # a brother on her NIK: it contradicts his own birth date and sex, and the dates are far apart: held
     pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "Budi Santoso",
                   "birth_date": "12-03-1995", "sex": "L", "nik": "1871014508900001"}, True, id="relative-nik-held"),
+    # a sister on her NIK mistyped by one digit: the name and the birth date both disagree, so it confirms nothing
+    pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "Rina Lestari",
+                  "birth_date": "12-03-1995", "nik": "1871014508960001"}, True, id="sister-on-a-mistyped-nik-held"),
     # her own NIK beside a birth date mistyped by a day and a name cut short: not held
     pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "Siti",
                   "birth_date": "06-08-1990", "nik": "1871014508900001"}, False, id="own-nik-typo-date"),
