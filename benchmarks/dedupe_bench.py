@@ -292,10 +292,10 @@ def score(data: Path, runs: dict[str, dict[str, Any]], outs: dict[str, Path]) ->
             with_evidence = applications[~applications.record_id.isin(name_only)]
             run["traceability_with_evidence"] = evaluate(clusters, truth, with_evidence).traceability
             run["name_only"] = len(name_only)
-        if method == "ours" and applications is not None:
+        if method == "ours" and applications is not None and store.exists():
             run["hard"] = hard_kinds(clusters, truth)
             with Store(store, read_only=True) as s:
-                run["review"] = review_figures(s, truth, name_only)
+                run["review"] = review_figures(s, truth, applications, name_only)
         if method == "ours":
             run["guard"] = unguarded(outs[method], clusters)
             components = run["guard"].pop("clusters")
@@ -337,22 +337,23 @@ def hard_kinds(clusters: Any, truth: Any) -> dict[str, tuple[int, int]]:
     return out
 
 
-def review_figures(store: Any, truth: Any, name_only: set[str]) -> dict[str, Any]:
+def review_figures(store: Any, truth: Any, applications: Any, name_only: set[str]) -> dict[str, Any]:
     """The review band through ``linkage.alerts.alerts``: review alerts per 1,000 applications and their
     yield (the share whose X and R are one person), and the share of later applications by a refused person
     at another office that an alert surfaces (linked, or linked or review), over the records with identity
-    evidence (X and the refusal), with the name-only ones apart."""
+    evidence (X and the refusal), with the name-only ones apart. ``applications``: the store's
+    (:func:`linkage.measure.applications_from_store`), read once by the caller."""
     import pandas as pd
 
     from linkage.alerts import alerts
-    from linkage.measure import applications_from_store
 
     person = dict(zip(truth.record_id, truth.person_id, strict=True))
     found = pd.DataFrame(alerts(store))
     review = found[found.level == "review"] if len(found) else found
-    n = store.count("applications_normalised")
-    apps = applications_from_store(store)
-    apps = apps.assign(person_id=apps.record_id.map(person), application_date=pd.to_datetime(apps.application_date))
+    n = len(applications)
+    apps = applications.assign(
+        person_id=applications.record_id.map(person), application_date=pd.to_datetime(applications.application_date)
+    )
     refused = apps[apps.decision == "rejected"]
     later = apps.merge(refused, on="person_id", suffixes=("", "_r"))
     later = later[

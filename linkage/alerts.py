@@ -271,16 +271,16 @@ def office_shopping(store: Store, since: date | None = None, refusals: Sequence[
     ...     office_shopping(store).columns.tolist()  # doctest: +NORMALIZE_WHITESPACE
     ['month', 'office', 'alerts', 'applications', 'identities', 'review_alerts', 'review_applications']
     """
+    refused = _refusals(refusals)
     linked: pd.DataFrame = store.sql(
         f"""{_CANDIDATES}
             SELECT strftime(application_date, '%Y-%m') AS month, office, count(*) AS alerts,
                    count(DISTINCT record_id) AS applications, count(DISTINCT identity_id) AS identities
             FROM candidates GROUP BY ALL ORDER BY month, office""",
-        [_refusals(refusals), since or date.min],
+        [refused, since or date.min],
         table="office_shopping",
     ).df()
-    review = pd.DataFrame(review_alerts(store, since, _refusals(refusals)), columns=["application_date", "office",
-                                                                                  "record_id"])  # fmt: skip
+    review = pd.DataFrame(review_alerts(store, since, refused), columns=["application_date", "office", "record_id"])
     review["month"] = pd.to_datetime(review["application_date"]).dt.strftime("%Y-%m")
     counted = review.groupby(["month", "office"], as_index=False).agg(
         review_alerts=("record_id", "size"), review_applications=("record_id", "nunique")

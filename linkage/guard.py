@@ -159,7 +159,8 @@ def _contradictions(
 
     Rules 1-3 (sex, NIK and birth date) run on arrays; ``names(i, j)`` decides rules 4 and 5 (mother's name,
     then full name) for the few pairs whose NIKs and birth dates differ clearly but whose NIKs do not confirm
-    both birth dates, and rule 6 (full name) for the pairs left whose NIKs show a twin's pattern. A property
+    both birth dates, and ``names.twins(i, j)`` rule 6 (full name) for the pairs left whose NIKs show a
+    twin's pattern. A property
     test holds this equal to :func:`contradicts`.
     """
     sexes = (e.sex[i] > 0) & (e.sex[j] > 0) & (e.sex[i] != e.sex[j])
@@ -184,7 +185,7 @@ def _contradictions(
         reasons[rest] = names(i[rest], j[rest])
     twins &= reasons == None  # noqa: E711 (elementwise)
     if twins.any():
-        reasons[twins] = names(i[twins], j[twins], twins=True)
+        reasons[twins] = names.twins(i[twins], j[twins])
     found = np.flatnonzero(reasons != None)  # noqa: E711 (elementwise)
     return maybe[found], reasons[found].tolist()
 
@@ -210,18 +211,21 @@ class _NameCheck:
     def __init__(self, data: Table, rows: IntArray) -> None:
         self._data, self._rows = data, rows
 
-    def __call__(self, i: IntArray, j: IntArray, *, twins: bool = False) -> list[str | None]:
-        """Rules 4 and 5 for the pairs ``(i[k], j[k])``; with ``twins``, rule 6 instead."""
+    def __call__(self, i: IntArray, j: IntArray) -> list[str | None]:
+        """Rules 4 and 5 for the pairs ``(i[k], j[k])``."""
         needed = np.unique(np.r_[i, j])
         mothers = objects(self._data, "mother_name_canonical", self._rows[needed])
         fulls = objects(self._data, "full_name_tokens", self._rows[needed])
         names = {k: (name_tokens(m), name_tokens(f)) for k, m, f in zip(needed.tolist(), mothers, fulls, strict=True)}
-        if twins:
-            return [
-                TWIN_NIKS_NAME if twin_names(names[a][1], names[b][1]) else None
-                for a, b in zip(i.tolist(), j.tolist(), strict=True)
-            ]
         return [self._reason(names[a], names[b]) for a, b in zip(i.tolist(), j.tolist(), strict=True)]
+
+    def twins(self, i: IntArray, j: IntArray) -> list[str | None]:
+        """Rule 6 for the pairs ``(i[k], j[k])``, whose NIKs show a twin's pattern: the full names only."""
+        needed = np.unique(np.r_[i, j])
+        fulls = objects(self._data, "full_name_tokens", self._rows[needed])
+        names = {k: name_tokens(f) for k, f in zip(needed.tolist(), fulls, strict=True)}
+        pairs = zip(i.tolist(), j.tolist(), strict=True)
+        return [TWIN_NIKS_NAME if twin_names(names[a], names[b]) else None for a, b in pairs]
 
     @staticmethod
     def _reason(a: tuple[tuple[str, ...], tuple[str, ...]], b: tuple[tuple[str, ...], tuple[str, ...]]) -> str | None:

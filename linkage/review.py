@@ -58,20 +58,23 @@ _SIDES: Final = """sides AS (
     FROM applications_normalised n LEFT JOIN membership m ON m.record_id = n.record_id
 )"""
 
-# parameters: floor, name_only_floor, refusals, since
-_REVIEW: Final = f"""
-WITH {_SIDES},
-scored AS (
-    -- held by the veto: its condition held and it lowered the weight (a pair below the cap keeps its own)
+# Each stored pair (the latest run's score) from both of its records' side, x the record and y the other,
+# with whether the veto held it: its condition held and it lowered the weight (a pair below the cap keeps
+# its own, so it is no relative held back).
+_ENDS: Final = f"""scored AS (
     SELECT p.record_id_l, p.record_id_r, p.match_probability,
            coalesce(p.vetoed AND p.model_match_weight > p.match_weight, false) AS vetoed
     FROM pairs p {LATEST_PAIR}
 ),
 ends AS (
-    SELECT record_id_l AS x, record_id_r AS y, match_probability, vetoed FROM scored WHERE match_probability >= $floor
+    SELECT record_id_l AS x, record_id_r AS y, match_probability, vetoed FROM scored
     UNION ALL
-    SELECT record_id_r, record_id_l, match_probability, vetoed FROM scored WHERE match_probability >= $floor
-),
+    SELECT record_id_r, record_id_l, match_probability, vetoed FROM scored
+)"""
+
+# parameters: floor, name_only_floor, refusals, since
+_REVIEW: Final = f"""
+WITH {_SIDES}, {_ENDS},
 latest AS (
     SELECT kind, record_id_a, record_id_b FROM decisions
     QUALIFY row_number() OVER (PARTITION BY least(record_id_a, record_id_b), greatest(record_id_a, record_id_b)
@@ -88,7 +91,7 @@ candidates AS (
            r.decision AS refused_decision, r.identity_id AS refused_identity_id,
            e.y AS paired_record_id, e.match_probability, e.vetoed, x.bare OR y.bare AS bare
     FROM ends e
-    JOIN sides x ON x.record_id = e.x
+    JOIN sides x ON x.record_id = e.x AND e.match_probability >= $floor
     JOIN sides y ON y.record_id = e.y
     JOIN sides r ON r.side = y.side
     WHERE list_contains($refusals::VARCHAR[], r.decision)
@@ -204,16 +207,7 @@ def unevidenced(store: Store) -> pd.DataFrame:
     """
     floor, _ = run_cuts(store)
     listed: pd.DataFrame = store.sql(
-        f"""WITH {_SIDES},
-            scored AS (
-                SELECT p.record_id_l, p.record_id_r, p.match_probability,
-                       coalesce(p.vetoed AND p.model_match_weight > p.match_weight, false) AS vetoed
-                FROM pairs p {LATEST_PAIR}
-            ),
-            ends AS (
-                SELECT record_id_l AS x, record_id_r AS y, match_probability, vetoed FROM scored
-                UNION ALL SELECT record_id_r, record_id_l, match_probability, vetoed FROM scored
-            )
+        f"""WITH {_SIDES}, {_ENDS}
             SELECT s.record_id, s.office, s.application_date, s.identity_id, e.y AS candidate_record_id,
                    c.identity_id AS candidate_identity_id, e.match_probability, e.vetoed
             FROM sides s

@@ -45,7 +45,9 @@ def train(store: Store, spec: ModelSpec) -> Any:
     training = linker.training
     counted = {rule: training_pairs(store, rule) for rule in spec.training}
     runnable = [rule for rule in spec.training if (n := counted[rule]) is None or n >= MIN_TRAINING_PAIRS]
-    training.estimate_probability_two_random_records_match(list(spec.deterministic), recall=spec.deterministic_recall)
+    training.estimate_probability_two_random_records_match(
+        list(spec.deterministic), recall=spec.deterministic_recall
+    )
     prior = float(linker._settings_obj._probability_two_random_records_match)
     if not 0 < prior < 1:  # no deterministic pair: λ = 0, and every match weight would be -∞
         raise ConfigError(
