@@ -203,14 +203,14 @@ def run_plain_splink(data: Path, out: Path) -> dict[str, Any]:
     return {"seconds": seconds, "pairs": int(pairs.as_duckdbpyrelation().count("*").fetchall()[0][0])}
 
 
-def run_ours(data: Path, out: Path) -> dict[str, Any]:
+def run_ours(data: Path, out: Path, threshold: float | None = None) -> dict[str, Any]:
     from linkage.config import load_config
     from linkage.dedupe import dedupe
 
     if is_febrl(data):
         summary = dedupe([data / "applications.csv"], load_config(FEBRL_CONFIG), out, spec_path=FEBRL_SPEC)
     else:
-        summary = dedupe([data / "applications.parquet"], load_config(None), out)
+        summary = dedupe([data / "applications.parquet"], load_config(None), out, threshold=threshold)
     return {"seconds": summary.seconds, "pairs": summary.pairs_scored}
 
 
@@ -221,10 +221,10 @@ RUNNERS = {
 }
 
 
-def child(method: str, data: Path, out: Path) -> None:
+def child(method: str, data: Path, out: Path, threshold: float | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    extra = RUNNERS[method](data, out)
+    extra = run_ours(data, out, threshold) if method == "ours" else RUNNERS[method](data, out)
     extra["wall"] = time.perf_counter() - t0
     hwm = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB; workers start from our RSS
@@ -235,9 +235,10 @@ def child(method: str, data: Path, out: Path) -> None:
 # ----------------------------------------------------------------------------------------- the parent
 
 
-def run_method(method: str, data: Path, out: Path) -> dict[str, Any]:
+def run_method(method: str, data: Path, out: Path, threshold: float | None = None) -> dict[str, Any]:
     """Run one method in a fresh process; wall and peak RSS of that process (and children it waited for)."""
     cmd = [sys.executable, __file__, "--method", method, "--data", str(data), "--out", str(out)]
+    cmd += ["--threshold", str(threshold)] if threshold is not None else []
     t0 = time.perf_counter()
     with open(out.parent / f"{out.name}.log", "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -294,8 +295,12 @@ def score(data: Path, runs: dict[str, dict[str, Any]], outs: dict[str, Path]) ->
             run["name_only"] = len(name_only)
         if method == "ours" and applications is not None and store.exists():
             run["hard"] = hard_kinds(clusters, truth)
+            pairs = pd.read_parquet(
+                outs[method] / "pairs.parquet", columns=["record_id_l", "record_id_r", "match_probability", "vetoed"]
+            )
+            threshold = json.loads((outs[method] / "summary.json").read_text(encoding="utf-8"))["threshold"]
             with Store(store, read_only=True) as s:
-                run["review"] = review_figures(s, truth, applications, name_only)
+                run["review"] = review_figures(s, truth, applications, name_only, pairs, threshold)
         if method == "ours":
             run["guard"] = unguarded(outs[method], clusters)
             components = run["guard"].pop("clusters")
@@ -337,12 +342,15 @@ def hard_kinds(clusters: Any, truth: Any) -> dict[str, tuple[int, int]]:
     return out
 
 
-def review_figures(store: Any, truth: Any, applications: Any, name_only: set[str]) -> dict[str, Any]:
+def review_figures(
+    store: Any, truth: Any, applications: Any, name_only: set[str], pairs: Any = None, threshold: float = 0.9
+) -> dict[str, Any]:
     """The review band through ``linkage.alerts.alerts``: review alerts per 1,000 applications and their
     yield (the share whose X and R are one person), and the share of later applications by a refused person
     at another office that an alert surfaces (linked, or linked or review), over the records with identity
     evidence (X and the refusal), with the name-only ones apart. ``applications``: the store's
-    (:func:`linkage.measure.applications_from_store`), read once by the caller."""
+    (:func:`linkage.measure.applications_from_store`), read once by the caller. With the run's scored
+    ``pairs`` and ``threshold``, also where the untraced ones went (:func:`untraced_causes`)."""
     import pandas as pd
 
     from linkage.alerts import alerts
@@ -374,7 +382,13 @@ def review_figures(store: Any, truth: Any, applications: Any, name_only: set[str
         return int(per_x.sum()), len(per_x)
 
     same = (review.record_id.map(person) == review.refused_record_id.map(person)) if len(review) else pd.Series()
+    linked = found[found.level == "linked"] if len(found) else found
+    causes = None
+    if pairs is not None:
+        traced = set(zip(linked.record_id, linked.refused_record_id, strict=True)) if len(linked) else set()
+        causes = untraced_causes(later[~bare], traced, pairs, threshold)
     return {
+        "untraced": causes,
         "applications": n,
         "review_alerts": len(review),
         "review_per_1000": 1000 * len(review) / n if n else None,
@@ -384,6 +398,36 @@ def review_figures(store: Any, truth: Any, applications: Any, name_only: set[str
         "surfaced": share({"linked", "review"}, later[~bare]),
         "surfaced_name_only": share({"linked", "review"}, later[bare]),
     }
+
+
+UNTRACED = {
+    "not_scored": "never blocked, or scored below the review floor",
+    "vetoed": "held by the relatives veto (p = 0.5)",
+    "band": "in the review band, below the threshold",
+    "guard": "at or above the threshold, but the guard cut the chain",
+}
+
+
+def untraced_causes(later: Any, traced: set[tuple[str, str]], pairs: Any, threshold: float) -> dict[str, int]:
+    """Where the later applications by a refused person that no linked alert traces went, by the best scored
+    pair between X and the refusals it follows (``later``: rows X, R as in :func:`review_figures`; ``traced``:
+    the (X, R) that a linked alert names). Each untraced X is counted once, under :data:`UNTRACED`."""
+    best: dict[tuple[str, str], tuple[float, bool]] = {}
+    for left, right, p, vetoed in zip(
+        pairs.record_id_l, pairs.record_id_r, pairs.match_probability, pairs.vetoed, strict=True
+    ):
+        best[(left, right)] = best[(right, left)] = (float(p), bool(vetoed))
+    rows = later.assign(hit=[(x, r) in traced for x, r in zip(later.record_id, later.record_id_r, strict=True)])
+    missed = rows[~rows.record_id.isin(rows.loc[rows.hit, "record_id"])]
+    counts = dict.fromkeys(UNTRACED, 0)
+    for _, group in missed.groupby("record_id"):
+        scored = [best[k] for k in zip(group.record_id, group.record_id_r, strict=True) if k in best]
+        if not scored:
+            counts["not_scored"] += 1
+            continue
+        p, vetoed = max(scored)
+        counts["vetoed" if vetoed else "band" if p < threshold else "guard"] += 1
+    return counts
 
 
 def unguarded(out: Path, clusters: Any) -> dict[str, Any]:
@@ -473,6 +517,16 @@ REVIEW_HEADER = [
     "review yield | review reasons |",
     "|---|---|---|---|---|---|---|",
 ]
+UNTRACED_NOTE = [
+    "Where the untraced went (ours, synthetic data): each later application by a refused person at another office,",
+    "with identity evidence, that no linked alert traces, under the best scored pair between it and the refusals",
+    "it follows: " + "; ".join(f"{k}: {v}" for k, v in UNTRACED.items()) + ". What a lower threshold would",
+    "link is the band; a vetoed pair is never linked, whatever the threshold.",
+]
+UNTRACED_HEADER = [
+    "| dataset | untraced | " + " | ".join(UNTRACED) + " |",
+    "|---|---|" + "---|" * len(UNTRACED),
+]
 HARD_NOTE = [
     "The hard kinds of issue 12 (ours, synthetic data), counted from the truth's `variants`; kind 2 (twins and",
     "siblings) is the relatives table above. " + "; ".join(HARD_KINDS.values()) + ".",
@@ -496,6 +550,13 @@ def review_row(dataset: str, run: dict[str, Any]) -> str | None:
         f"| {dataset} | {ratio(*r['linked_traced'])} | {ratio(*r['surfaced'])} | {ratio(*r['surfaced_name_only'])} | "
         f"{fmt(r['review_per_1000'], 2)} | {fmt(r['review_yield'], 3)} | {reasons or '-'} |"
     )
+
+
+def untraced_row(dataset: str, run: dict[str, Any]) -> str | None:
+    causes = (run.get("review") or {}).get("untraced")
+    if causes is None:
+        return None
+    return f"| {dataset} | {sum(causes.values()):,} | " + " | ".join(f"{causes[k]:,}" for k in UNTRACED) + " |"
 
 
 def hard_row(dataset: str, run: dict[str, Any]) -> str | None:
@@ -560,12 +621,17 @@ def main() -> None:
         default="dedupe",
         help="RESULTS.md section to write (default dedupe); another name keeps a partial run beside the full one",
     )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="ours on the synthetic sets at this match probability instead of the model's (FEBRL keeps its own)",
+    )
     parser.add_argument("--method", choices=list(RUNNERS), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.method:
-        child(args.method, args.data, args.out)
+        child(args.method, args.data, args.out, args.threshold)
         return
     (HERE / "data").mkdir(exist_ok=True)
     datasets = [(f"synthetic {r:,}", synthetic(r, args.seed)) for r in args.rows]
@@ -585,7 +651,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines, notes, kin, guard = list(header), [], list(RELATIVES_HEADER), list(GUARD_HEADER)
-    review, hard = list(REVIEW_HEADER), list(HARD_HEADER)
+    review, hard, untraced = list(REVIEW_HEADER), list(HARD_HEADER), list(UNTRACED_HEADER)
     print("\n".join(header[-2:]), flush=True)
     with tempfile.TemporaryDirectory(dir=HERE / "data") as tmp:
         for label, data in datasets:
@@ -593,7 +659,7 @@ def main() -> None:
             runs = {}
             for method in args.methods:
                 outs[method].mkdir(parents=True, exist_ok=True)
-                runs[method] = run_method(method, data, outs[method])
+                runs[method] = run_method(method, data, outs[method], args.threshold)
             if "ours" not in outs:
                 outs["ours"] = Path(tmp) / data.name / "ours"
             score(data, runs, outs)
@@ -614,6 +680,8 @@ def main() -> None:
                     kin.append(line)
                 if (line := review_row(label, run)) is not None:
                     review.append(line)
+                if (line := untraced_row(label, run)) is not None:
+                    untraced.append(line)
                 if (line := hard_row(label, run)) is not None:
                     hard.append(line)
                 if (line := guard_row(label, run)) is not None:
@@ -625,7 +693,8 @@ def main() -> None:
                             f"says the guard cut {g['clusters_cut']:,}: are pairs.parquet the pairs clustered?"
                         )
                         print(notes[-1], flush=True)
-    for note, table in ((RELATIVES_NOTE, kin), (REVIEW_NOTE, review), (HARD_NOTE, hard), (GUARD_NOTE, guard)):
+    tables = (RELATIVES_NOTE, kin), (REVIEW_NOTE, review), (UNTRACED_NOTE, untraced), (HARD_NOTE, hard)
+    for note, table in (*tables, (GUARD_NOTE, guard)):
         if len(table) > 2:  # more than the header and its rule
             print("", *table, sep="\n", flush=True)
             lines += ["", *note, "", *table]
@@ -634,6 +703,7 @@ def main() -> None:
     command += " --independent " + " ".join(map(str, args.independent)) if args.independent else ""
     command += f" --febrl {' '.join(args.febrl)} --seed {args.seed}"
     command += f" --methods {' '.join(args.methods)}" if list(args.methods) != list(METHODS) else ""
+    command += f" --threshold {args.threshold:g}" if args.threshold is not None else ""
     command += f" --section {args.section}`" if args.section != "dedupe" else "`"
     if not args.no_write:
         title = "Dedupe: exact-NIK vs plain Splink vs ours"

@@ -81,6 +81,8 @@ def vetoed(left: dict[str, Any], right: dict[str, Any]) -> bool:
 NIK_ONE_EDIT = "one digit changed, added, dropped or two swapped, not in the serial of two valid NIKs"
 NIK_CONTRADICTS = "exact, but it contradicts one record's own birth date or sex"
 CONTACT_NO_PHONE = "address differs, no phone to compare"
+CONTACT_MOVED_WITH_NIK = "differs, beside NIKs of two regencies (one move)"
+SEX_MISENTERED = "written sexes differ, two NIKs encode one"
 NAME_DROPPED = "token dropped, added or an initial"
 NIK_TWIN = "same region and date, other serial (a twin's pattern)"
 NIK_SIBLING = "same regency, other district or date (a sibling's or a neighbour's)"
@@ -109,6 +111,9 @@ CASES = [
     # a rare spelling one edit from a common name, at either end of the token
     ("name", {"full_name": "Situ Aminah"}, {"full_name": "Siti Aminah"}, "one token with a typo"),
     ("name", {"full_name": "Witi Aminah"}, {"full_name": "Siti Aminah"}, "one token with a typo"),
+    # two tokens of one name cannot both stand for one token of the other (two sisters): not a typo
+    ("name", {"full_name": "Skti Titi Santoso"}, {"full_name": "Siti Zulaika Santoso"},
+     "tokens dropped, added or joined, with a typo"),
     # variants together: a token added and another misspelt; two tokens written as one
     (
         "name",
@@ -221,6 +226,10 @@ CASES = [
     ("sex", {"sex": "L"}, {"sex": "M"}, "same"),
     ("sex", {"sex": "L"}, {"sex": "Perempuan"}, "different"),
     ("sex", {"sex": None, "nik": "1871014508900001"}, {"sex": "P"}, "same"),  # the NIK's day + 40 says F
+    # a man's sex on a record whose NIK, like the other record's, says a woman: the sex was mis-entered
+    ("sex", {"sex": "L", "nik": "1871014508900001"}, {"nik": "1802034508900007"}, SEX_MISENTERED),
+    # ... but a brother and a sister carry NIKs of two sexes: different
+    ("sex", {"sex": "L", "nik": "1871010508900001"}, {"nik": "1871014508900002"}, "different"),
     ("contact", {"phone": "0812-3456-7890"}, {"phone": "+62 812 3456 7890"}, "same phone"),
     ("contact", {"phone": "0812-3456-7890"}, {"phone": "0813-3456-7890"}, "phone differs, no address to compare"),
     ("contact", {"phone": "0812-3456-7890", "address": "Jl. Kartini RT 003/RW 005 Kel. Palapa"},
@@ -246,6 +255,12 @@ CASES = [
         "similar address text (Jaro-Winkler ≥ 0.9)",
     ),
     ("contact", {"address": "Jl. Kartini 5 Kel. Palapa"}, {"address": "Desa Sukamaju"}, CONTACT_NO_PHONE),
+    # a second KTP after a move: the new address is part of the one event that the NIK's level counts
+    ("contact", {"nik": "1871014508900001", "phone": "0812-3456-7890", "address": "Jl. Kartini 5 Kel. Palapa"},
+     {"nik": "1802034508900007", "phone": "0813-3456-7890", "address": "Desa Sukamaju"}, CONTACT_MOVED_WITH_NIK),
+    # ... but a move within the regency the NIKs share is still a move
+    ("contact", {"nik": "1871014508900001", "phone": "0812-3456-7890", "address": "Jl. Kartini 5 Kel. Palapa"},
+     {"nik": "1871034508900007", "phone": "0813-3456-7890", "address": "Desa Sukamaju"}, "both differ (moved)"),
     ("prior_passport", {"prior_passport_no": "b 123 4567"}, {"prior_passport_no": "B1234567"}, "same"),
     ("prior_passport", {"prior_passport_no": "B1234567"}, {"prior_passport_no": "B7654321"}, "different"),
     ("patronym", {"full_name": "Siti Aminah binti Sukardi"}, {"full_name": "Siti Aminah bt. Sukardi"}, "same"),
@@ -272,9 +287,15 @@ VETO_CASES = [
     # a twin sister: another given name, NIK of one region and date, serial next to hers
     pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "Rina Lestari",
                   "nik": "1871014508900002"}, True, id="twin-held"),
-    # a second identity: a name cut short and respelt, a NIK of another regency, the same birth date
-    pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "S. Aminnah Jusuf",
+    # a second identity: a name respelt (only similar), a NIK of another regency, the same birth date
+    pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "Siti Aminatun",
                   "nik": "1802034508900007"}, False, id="second-identity-released"),
+    # a twin sister who holds a second KTP: a NIK of another regency, the same birth date, another name: held
+    pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "Rina Lestari",
+                  "nik": "1802034508900007"}, True, id="twin-with-a-second-ktp-held"),
+    # a second identity with the sex mis-entered on it: both NIKs say a woman, so the sex does not hold it
+    pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "Siti Aminatun", "sex": "L",
+                  "nik": "1802034508900007"}, False, id="second-identity-sex-misentered-released"),
     # ... but a sister registered in another regency is born on another day: held
     pytest.param({**MOTHER, "nik": "1871014508900001"}, {**MOTHER, "full_name": "Rina Lestari",
                   "birth_date": "12-03-1994", "nik": "1802035203940001"}, True, id="sibling-elsewhere-held"),
@@ -510,3 +531,21 @@ def test_no_runnable_training_rule_names_the_roles_the_rules_need(tmp_path: Path
     shown = str(caught.value)
     assert "training rule 'l.nik_digits = r.nik_digits' needs nik" in shown
     assert "birth_date or nik (dob_unordered)" in shown and "--spec" in shown
+
+
+# Splink's EM does not estimate a comparison in a session whose training rule reads any of its columns
+# (splink/internals/em_training_session.py). The NIK rule must leave every comparison but the NIK's to be
+# estimated, and the name rule every one but the name's: a birth-date level that read nik_digits once left
+# the birth date unestimated below its first two levels, on Splink's default m.
+def test_each_training_rule_holds_back_only_its_own_comparison() -> None:
+    from splink.internals.parse_sql import get_columns_used_from_sql
+
+    comparisons = model.settings_for(SPEC).get_settings("duckdb").comparisons
+    held_back = []
+    for rule in SPEC.training:
+        columns = set(get_columns_used_from_sql(rule, sqlglot_dialect="duckdb"))
+        held_back.append(
+            {c.output_column_name for c in comparisons
+             if columns & {col.input_name for col in c._input_columns_used_by_case_statement}}
+        )  # fmt: skip
+    assert held_back == [{"nik"}, {"name"}]
