@@ -189,12 +189,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 6 → 7: access and audit (issue 13 §3): the officer service's users, their tokens as hashes only
     # (linkage.access says why SHA-256), and an append-only audit of every request: who, when, what was
     # asked as a hash of its fields (never the values), which identities came back, and the answer's status.
+    # IF NOT EXISTS: a store whose earlier migration is applied again (a test does) keeps its users and audit.
     (
-        """CREATE TABLE users (
+        """CREATE TABLE IF NOT EXISTS users (
             name VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, office VARCHAR, token_hash VARCHAR NOT NULL UNIQUE,
             created_at TIMESTAMPTZ NOT NULL, revoked_at TIMESTAMPTZ)""",
-        "CREATE SEQUENCE audit_seq",
-        """CREATE TABLE audit (
+        "CREATE SEQUENCE IF NOT EXISTS audit_seq",
+        """CREATE TABLE IF NOT EXISTS audit (
             audit_no BIGINT DEFAULT nextval('audit_seq'), requested_at TIMESTAMPTZ NOT NULL, user_name VARCHAR,
             role VARCHAR, endpoint VARCHAR NOT NULL, method VARCHAR NOT NULL, query_hash VARCHAR, identities VARCHAR[],
             status INTEGER NOT NULL, duration_ms DOUBLE)""",
