@@ -18,6 +18,8 @@ Tables, named after the stage that writes them::
     relink                    ingest: linked records whose values changed, to be linked again
     decisions                 decide: officers' must-link and cannot-link decisions
     events                    link, decide, ingest: identity changes (created, merged, split, record moved)
+    users                     users add: the officer service's users, role, office, token hash, revoked when
+    audit                     the officer service: every request, append-only (who, when, what, status)
     schema_version            the version of this layout, for forward migrations
 
 Each migration takes a store from one schema version to the next; :class:`linkage.store.Store` applies the
@@ -183,6 +185,20 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE applications_normalised ADD COLUMN IF NOT EXISTS no_identity_evidence BOOLEAN",
         "UPDATE applications_normalised SET no_identity_evidence = "
         + " AND ".join(f"{column} IS NULL" for column in IDENTITY_EVIDENCE),
+    ),
+    # 6 → 7: access and audit (issue 13 §3): the officer service's users, their tokens as hashes only
+    # (linkage.access says why SHA-256), and an append-only audit of every request: who, when, what was
+    # asked as a hash of its fields (never the values), which identities came back, and the answer's status.
+    # IF NOT EXISTS: a store whose earlier migration is applied again (a test does) keeps its users and audit.
+    (
+        """CREATE TABLE IF NOT EXISTS users (
+            name VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, office VARCHAR, token_hash VARCHAR NOT NULL UNIQUE,
+            created_at TIMESTAMPTZ NOT NULL, revoked_at TIMESTAMPTZ)""",
+        "CREATE SEQUENCE IF NOT EXISTS audit_seq",
+        """CREATE TABLE IF NOT EXISTS audit (
+            audit_no BIGINT DEFAULT nextval('audit_seq'), requested_at TIMESTAMPTZ NOT NULL, user_name VARCHAR,
+            role VARCHAR, endpoint VARCHAR NOT NULL, method VARCHAR NOT NULL, query_hash VARCHAR, identities VARCHAR[],
+            status INTEGER NOT NULL, duration_ms DOUBLE)""",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
