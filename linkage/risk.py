@@ -1,0 +1,349 @@
+"""Risk indicators per identity (issue 13 §5): what a person *did*, never who the person *is*.
+
+An officer at the counter sees, beside a matched identity, the facts in its records that call for a closer look.
+Each :class:`Indicator` has a ``kind`` (one of :data:`KINDS`), an English ``summary`` and its ``evidence``: the
+record ids it rests on and counts, so that every indicator can be followed to the applications behind it.
+
+* ``earlier_refusal``: one per refusal in the identity (decision in ``refusals``, by default
+  :data:`linkage.schema.REFUSALS`) lodged on or before ``today`` (an undated one counts: it is on record), with
+  its office, date and reason as written.
+* ``several_offices``: applications at two or more offices within ``window_days`` of each other (at most that
+  many days from the first to the last). The dated applications are read in date order and cut into windows
+  greedily: each window starts at the earliest application not in an earlier window that starts one, so windows
+  never overlap and the same store always gives the same ones. One indicator per window that spans two offices.
+* ``several_niks``: more than one distinct valid NIK among the identity's records (a second KTP, or a borrowed
+  one). The evidence groups the record ids by NIK and never holds a NIK: the caller decides what to show.
+* ``nik_contradicts``: records whose valid NIK encodes another birth date or sex than the record's own (the
+  normalised ``nik_dob_agrees`` / ``nik_sex_agrees``, as the model input's ``nik_contradicts`` reads them; a
+  NIK that is not valid is a typo more often than someone else's, so it takes no part).
+* ``shared_contact``: a phone, or a household address (village, RT and RW all known), that records of at least
+  :data:`SHARED_WITH` *other* identities carry too (a possible recruiter's or agent's). Records no link run
+  has placed yet take no part: they may be this very person's.
+
+**What no indicator uses.** Age, sex, religion, ethnicity and region of origin are not risk: profiling by them
+(domain notes §5.3 quotes offices that did) would flag people for who they are. No indicator reads a birth date,
+a sex, a place of birth or a NIK's region as a value. ``nik_contradicts`` compares a NIK with the record that
+carries it (consistency of one document with another), whatever either says; ``several_niks`` counts NIKs.
+``tests/test_risk.py`` holds the kinds to exactly these five.
+
+Queries only, through :class:`~linkage.store.Store` (a read-only store will do): one query reads the records of
+all the identities asked for (the members through ``membership``, the store's key), the first four kinds are
+reckoned from those rows, and one more query finds the other records that share their contacts. Two queries
+whatever the number of identities. Record ids and identity ids are not logged; counts are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from linkage.errors import InputError
+from linkage.schema import DECISIONS, REFUSALS
+
+if TYPE_CHECKING:
+    from linkage.store import Store
+
+__all__ = ["KINDS", "SHARED_WITH", "WINDOW_DAYS", "Indicator", "indicators"]
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["earlier_refusal", "several_offices", "several_niks", "nik_contradicts", "shared_contact"]
+KINDS: Final[tuple[Kind, ...]] = (
+    "earlier_refusal", "several_offices", "several_niks", "nik_contradicts", "shared_contact"
+)  # fmt: skip
+"""The kinds of indicator, in the order an identity's indicators are listed."""
+
+WINDOW_DAYS: Final = 180
+"""Applications at several offices within this many days of each other are an indicator ("a few months")."""
+
+# A phone or a household is an indicator when records of at least this many other identities carry it. One
+# other is the common innocent case and must not flag anyone: a family shares one phone and the family card's
+# address (domain notes §3.2, §3.4), so a spouse, a parent or a sibling who also applied makes one. Two others
+# still happen in a family, but then the officer sees the count and the records, and a recruiter's number or a
+# sponsor's address gathers many more; three would miss a small agent's first few clients.
+SHARED_WITH: Final = 2
+_LISTED: Final = 20  # other identities' record ids listed in a shared contact's evidence (all are counted)
+
+# The identities' records, with what the indicators read; parameters: the identity ids.
+_RECORDS: Final = """
+SELECT m.identity_id, n.record_id, n.office, n.application_date, n.decision, a.decision_reason, n.nik,
+       n.nik IS NOT NULL AND NOT n.nik_dob_agrees AS nik_date_contradicts,
+       n.nik IS NOT NULL AND NOT n.nik_sex_agrees AS nik_sex_contradicts,
+       n.phone, n.address_village, n.address_rt, n.address_rw
+FROM membership m
+JOIN applications_normalised n ON n.record_id = m.record_id
+LEFT JOIN applications a ON a.record_id = m.record_id
+WHERE m.identity_id IN (SELECT unnest($ids::VARCHAR[]))
+ORDER BY m.identity_id, n.record_id"""
+
+# The linked records of identities other than the asking one that carry one of the phones or households;
+# parameters: the identity ids, the phones, and the households as parallel lists of village, RT and RW.
+_SHARING: Final = """
+WITH households AS (
+    SELECT unnest($villages::VARCHAR[]) AS village, unnest($rts::VARCHAR[]) AS rt, unnest($rws::VARCHAR[]) AS rw
+),
+found AS (
+    SELECT n.record_id, 'phone' AS contact, n.phone AS phone, NULL AS village, NULL AS rt, NULL AS rw
+    FROM applications_normalised n WHERE n.phone IN (SELECT unnest($phones::VARCHAR[]))
+    UNION ALL
+    SELECT n.record_id, 'household', NULL, n.address_village, n.address_rt, n.address_rw
+    FROM applications_normalised n
+    JOIN households h ON n.address_village = h.village AND n.address_rt = h.rt AND n.address_rw = h.rw
+)
+SELECT f.contact, f.phone, f.village, f.rt, f.rw, m.identity_id, f.record_id
+FROM found f JOIN membership m ON m.record_id = f.record_id
+WHERE m.identity_id IS NOT NULL
+ORDER BY f.record_id"""
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One risk indicator of an identity: its kind, a line of English, and the records and counts behind it."""
+
+    kind: Kind
+    summary: str
+    evidence: dict[str, Any] = field(default_factory=dict)  # record ids, counts, offices, ISO dates: plain JSON
+
+
+@dataclass(frozen=True)
+class _Record:
+    identity_id: str
+    record_id: str
+    office: str | None
+    application_date: dt.date | None
+    decision: str | None
+    decision_reason: str | None
+    nik: str | None
+    nik_date_contradicts: bool | None
+    nik_sex_contradicts: bool | None
+    phone: str | None
+    village: str | None
+    rt: str | None
+    rw: str | None
+
+    @property
+    def household(self) -> tuple[str, str, str] | None:
+        """Village, RT and RW when all three are known: one household (a street address alone is not)."""
+        if self.village is None or self.rt is None or self.rw is None:
+            return None
+        return self.village, self.rt, self.rw
+
+
+def indicators(
+    store: Store,
+    identity_ids: Sequence[str],
+    *,
+    today: dt.date | None = None,
+    window_days: int = WINDOW_DAYS,
+    refusals: Sequence[str] = REFUSALS,
+) -> dict[str, list[Indicator]]:
+    """The risk indicators of each identity, from its records in the store (see the module docstring).
+
+    Args:
+        store: an open store (read-only will do).
+        identity_ids: the identities; an id the store does not hold has no indicators.
+        today: the day of the question; a refusal lodged after it is not an earlier one, and applications
+            after it take no part in ``several_offices`` (default: the machine's date).
+        window_days: the longest span, in days, of applications at several offices that is an indicator.
+        refusals: the decisions that count as a refusal (see :mod:`linkage.evaluate`).
+
+    Returns:
+        Every identity asked for, each with its indicators in the order of :data:`KINDS`, then by the first
+        record id of their evidence.
+
+    Raises:
+        InputError: ``window_days`` is negative, or a refusal is not one of the normalised decisions.
+
+    >>> from linkage.store import Store
+    >>> with Store(":memory:") as store:
+    ...     indicators(store, ["ID-0123456789abcdef"])
+    {'ID-0123456789abcdef': []}
+    """
+    if window_days < 0:
+        raise InputError(f"window_days must be 0 or more days, not {window_days!r}")
+    unknown = [r for r in refusals if r not in DECISIONS]
+    if unknown:
+        raise InputError(f"unknown decision {unknown[0]!r} as a refusal; use one of {', '.join(DECISIONS)}")
+    ids = sorted(set(identity_ids))
+    day = today if today is not None else dt.date.today()
+    records: dict[str, list[_Record]] = defaultdict(list)
+    if ids:
+        for row in store.rows(_RECORDS, {"ids": ids}, table="risk"):
+            records[row[0]].append(_Record(*row))
+    shared = _shared_contacts(store, records)
+    found: dict[str, list[Indicator]] = {}
+    for identity in ids:
+        mine = records.get(identity, [])
+        found[identity] = [
+            *_earlier_refusals(mine, day, refusals),
+            *_several_offices(mine, day, window_days),
+            *_several_niks(mine),
+            *_nik_contradicts(mine),
+            *shared.get(identity, []),
+        ]
+    log.info(
+        "risk: %d identities, %d records, %d indicators",
+        len(ids), sum(map(len, records.values())), sum(map(len, found.values())),
+    )  # fmt: skip
+    return found
+
+
+def _earlier_refusals(records: Iterable[_Record], today: dt.date, refusals: Sequence[str]) -> list[Indicator]:
+    """One indicator per refusal lodged on or before ``today`` (or undated), oldest first."""
+    refused = [
+        r for r in records
+        if r.decision in refusals and (r.application_date is None or r.application_date <= today)
+    ]  # fmt: skip
+    refused.sort(key=lambda r: (r.application_date or dt.date.max, r.record_id))
+    return [
+        Indicator(
+            "earlier_refusal",
+            f"{r.decision} at {r.office or 'an unknown office'}"
+            f"{f' on {r.application_date.isoformat()}' if r.application_date else ', undated'}"
+            f"{f': {r.decision_reason}' if r.decision_reason else ''}",
+            {
+                "records": [r.record_id],
+                "office": r.office,
+                "date": r.application_date.isoformat() if r.application_date else None,
+                "decision": r.decision,
+                "reason": r.decision_reason,
+            },
+        )
+        for r in refused
+    ]
+
+
+def _several_offices(records: Iterable[_Record], today: dt.date, window_days: int) -> list[Indicator]:
+    """Windows of at most ``window_days`` that hold applications at two or more offices (see the module doc).
+
+    >>> from datetime import date
+    >>> def app(i, office, day):
+    ...     return _Record("I", i, office, day, None, None, None, None, None, None, None, None, None)
+    >>> found = _several_offices([app("a", "Metro", date(2024, 1, 1)), app("b", "Liwa", date(2024, 6, 29)),
+    ...                           app("c", "Liwa", date(2025, 1, 1))], date(2025, 6, 1), 180)
+    >>> [(i.evidence["records"], i.evidence["span_days"]) for i in found]
+    [(['a', 'b'], 180)]
+    """
+    dated = sorted(
+        (r.application_date, r.record_id, r)
+        for r in records
+        if r.office is not None and r.application_date is not None and r.application_date <= today
+    )
+    found: list[Indicator] = []
+    start = 0
+    while start < len(dated):
+        first = dated[start][0]
+        end = start
+        while end + 1 < len(dated) and dated[end + 1][0] <= first + dt.timedelta(days=window_days):
+            end += 1
+        window = [r for _, _, r in dated[start : end + 1]]
+        offices = sorted({r.office for r in window if r.office is not None})
+        if len(offices) < 2:
+            start += 1
+            continue
+        last = dated[end][0]
+        span = (last - first).days
+        found.append(
+            Indicator(
+                "several_offices",
+                f"{len(window)} applications at {len(offices)} offices ({', '.join(offices)}) within {span} days, "
+                f"{first.isoformat()} to {last.isoformat()}",
+                {
+                    "records": [r.record_id for r in window],
+                    "offices": offices,
+                    "span_days": span,
+                    "first": first.isoformat(),
+                    "last": last.isoformat(),
+                },
+            )
+        )
+        start = end + 1
+    return found
+
+
+def _several_niks(records: Iterable[_Record]) -> list[Indicator]:
+    """One indicator when the records hold two or more distinct valid NIKs: record ids grouped by NIK."""
+    by_nik: dict[str, list[str]] = defaultdict(list)
+    for r in records:
+        if r.nik is not None:
+            by_nik[r.nik].append(r.record_id)
+    if len(by_nik) < 2:
+        return []
+    groups = sorted(sorted(group) for group in by_nik.values())  # by their first record id: no NIK order leaks
+    return [
+        Indicator(
+            "several_niks",
+            f"{len(groups)} different valid NIKs across {sum(map(len, groups))} applications",
+            {"niks": len(groups), "records_by_nik": groups, "records": [r for group in groups for r in group]},
+        )
+    ]
+
+
+def _nik_contradicts(records: Iterable[_Record]) -> list[Indicator]:
+    """One indicator naming the records whose valid NIK encodes another birth date or sex than theirs."""
+    date = sorted(r.record_id for r in records if r.nik_date_contradicts)
+    sex = sorted(r.record_id for r in records if r.nik_sex_contradicts)
+    both = sorted(set(date) | set(sex))
+    if not both:
+        return []
+    what = " and ".join(part for part, ids in (("birth date", date), ("sex", sex)) if ids)
+    return [
+        Indicator(
+            "nik_contradicts",
+            f"{len(both)} application{'s' if len(both) > 1 else ''} whose NIK encodes another {what} than the "
+            f"record states",
+            {"records": both, "birth_date": date, "sex": sex},
+        )
+    ]
+
+
+def _shared_contacts(store: Store, records: dict[str, list[_Record]]) -> dict[str, list[Indicator]]:
+    """The ``shared_contact`` indicators of each identity: one query for all their phones and households."""
+    phones = sorted({r.phone for rs in records.values() for r in rs if r.phone is not None})
+    households = sorted({h for rs in records.values() for r in rs if (h := r.household) is not None})
+    if not phones and not households:
+        return {}
+    # (contact, value) -> identity -> its record ids carrying the value
+    holders: dict[tuple[str, Any], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for contact, phone, village, rt, rw, identity, record in store.rows(
+        _SHARING,
+        {
+            "phones": phones,
+            "villages": [h[0] for h in households],
+            "rts": [h[1] for h in households],
+            "rws": [h[2] for h in households],
+        },
+        table="risk",
+    ):
+        holders[(contact, phone if contact == "phone" else (village, rt, rw))][identity].append(record)
+    found: dict[str, list[Indicator]] = defaultdict(list)
+    for identity, mine in sorted(records.items()):
+        values: set[tuple[str, Any]] = {("phone", r.phone) for r in mine if r.phone is not None}
+        values |= {("household", h) for r in mine if (h := r.household) is not None}
+        for contact, value in values:
+            by_identity = holders.get((contact, value), {})
+            own = sorted(r.record_id for r in mine if (r.phone if contact == "phone" else r.household) == value)
+            others = sorted((i, rs) for i, rs in by_identity.items() if i != identity)
+            if len(others) < SHARED_WITH:
+                continue
+            other_records = sorted(r for _, rs in others for r in rs)
+            what = "phone number" if contact == "phone" else "household address (village, RT and RW)"
+            found[identity].append(
+                Indicator(
+                    "shared_contact",
+                    f"{what} shared with {len(others)} other identities ({len(other_records)} applications)",
+                    {
+                        "contact": contact,
+                        "records": own,
+                        "other_identities": len(others),
+                        "other_records": len(other_records),
+                        "other_record_ids": other_records[:_LISTED],
+                    },
+                )
+            )
+        found[identity].sort(key=lambda i: (i.evidence["records"][0], i.evidence["contact"]))
+    return found
