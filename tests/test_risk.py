@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from linkage import cli
+from linkage import cli, risk
 from linkage.cli import app
 from linkage.config import Config
 from linkage.errors import InputError
@@ -157,6 +157,14 @@ def test_an_unknown_or_empty_ask_has_no_indicators(store: Store) -> None:
         "ID-ffffffffffffffff": [],
         ID["P"]: [],
     }
+
+
+def test_the_answer_does_not_depend_on_how_the_keys_are_chunked(
+    store: Store, found: dict[str, list[Indicator]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys go to the store 50 at a time (an index answers that many); one at a time gives the same answer."""
+    monkeypatch.setattr(risk, "_CHUNK", 1)
+    assert indicators(store, list(ID.values())[::-1], today=TODAY) == found
 
 
 def test_bad_arguments_are_input_errors(store: Store) -> None:
