@@ -369,3 +369,73 @@ def test_history_command_shows_indicators_as_a_table_and_in_json(db: Path, wide:
     assert "Risk indicators" in text and "several_offices" in text and "within 180 days" in text
     quiet = runner.invoke(app, ["history", "--db", str(db), "P1"])
     assert quiet.exit_code == 0 and "Risk indicators" not in quiet.output
+
+
+# ------------------------------------------------------------------------------- after a real link run
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "applications.parquet"
+
+
+def test_indicators_after_a_real_link_run_match_a_pandas_reckoning(tmp_path: Path) -> None:
+    """Differential: every identity `linkage link` makes of 3,000 sample applications, against pandas."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from linkage.config import load_config
+    from linkage.engine import link
+
+    frame = pq.read_table(SAMPLE).to_pandas().sort_values(["application_date", "record_id"]).head(3000)
+    frame.to_parquet(tmp_path / "a.parquet", index=False)
+    config, db = load_config(None), tmp_path / "s.duckdb"
+    ingest([tmp_path / "a.parquet"], config, db=db)
+    link(db, config)
+    with Store(db, read_only=True) as store:
+        apps = store.df(
+            """SELECT m.identity_id, n.record_id, n.office, n.application_date, n.decision, n.nik, n.phone,
+                      n.address_village, n.address_rt, n.address_rw,
+                      n.nik IS NOT NULL AND (NOT n.nik_dob_agrees OR NOT n.nik_sex_agrees) AS contradicts
+               FROM membership m JOIN applications_normalised n USING (record_id)"""
+        )
+        found = indicators(store, sorted(apps.identity_id.unique()), today=TODAY)
+    assert len(found) == apps.identity_id.nunique()
+    got = {kind: set() for kind in KINDS}
+    for identity, listed in found.items():
+        for i in listed:
+            if i.kind == "several_offices":
+                window = apps[apps.record_id.isin(i.evidence["records"])]
+                assert (window.identity_id == identity).all() and window.office.nunique() >= 2
+                assert (window.application_date.max() - window.application_date.min()).days <= 180
+                got[i.kind].add(identity)
+            elif i.kind == "shared_contact":
+                got[i.kind].add((identity, i.evidence["contact"], i.evidence["other_identities"]))
+            else:
+                got[i.kind].add((identity, tuple(i.evidence["records"])))
+    dated = pd.to_datetime(apps.application_date)
+    refused = apps[(apps.decision == "rejected") & (dated.isna() | (dated <= pd.Timestamp(TODAY)))]
+    assert got["earlier_refusal"] == set(zip(refused.identity_id, ((r,) for r in refused.record_id), strict=True))
+    niks = apps.dropna(subset=["nik"]).groupby("identity_id")
+    several = {i: g for i, g in niks if g.nik.nunique() > 1}
+    assert got["several_niks"] == {(i, tuple(sorted(g.record_id))) for i, g in several.items()}
+    contradicting = apps[apps.contradicts.fillna(False).astype(bool)].groupby("identity_id").record_id
+    assert got["nik_contradicts"] == {(i, tuple(sorted(rs))) for i, rs in contradicting}
+    # several offices: an identity has a window exactly when two of its applications at two offices are 180
+    # days apart or less (the greedy windows start at each such pair's first application or earlier)
+    on_time = apps.dropna(subset=["office", "application_date"])
+    on_time = on_time[pd.to_datetime(on_time.application_date) <= pd.Timestamp(TODAY)]
+    pairs = on_time.merge(on_time, on="identity_id")
+    gap = (pd.to_datetime(pairs.application_date_y) - pd.to_datetime(pairs.application_date_x)).dt.days
+    close = pairs[(pairs.office_x != pairs.office_y) & gap.between(0, 180)]
+    assert got["several_offices"] == set(close.identity_id)
+    # shared contacts: phones and households against every other identity
+    keyed = pd.concat([
+        apps.dropna(subset=["phone"]).assign(contact="phone", value=lambda f: f.phone),
+        apps.dropna(subset=["address_village", "address_rt", "address_rw"]).assign(
+            contact="household", value=lambda f: f.address_village + "|" + f.address_rt + "|" + f.address_rw
+        ),
+    ])  # fmt: skip
+    holders = keyed.groupby(["contact", "value"]).identity_id.nunique().rename("holders").reset_index()
+    shared = keyed.merge(holders, on=["contact", "value"])
+    shared = shared[shared.holders - 1 >= SHARED_WITH]
+    expected = set(zip(shared.identity_id, shared.contact, shared.holders - 1, strict=True))
+    assert got["shared_contact"] == expected
+    assert all(got.values()), "the sample holds every kind (168, 30, 6, 132 and 46): the test must be able to fail"
