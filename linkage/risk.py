@@ -46,7 +46,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from linkage.errors import InputError
+from linkage.errors import InputError, did_you_mean
 from linkage.schema import DECISIONS, REFUSALS
 
 if TYPE_CHECKING:
@@ -151,8 +151,8 @@ def indicators(
         refusals: the decisions that count as a refusal (see :mod:`linkage.evaluate`).
 
     Returns:
-        Every identity asked for, each with its indicators in the order of :data:`KINDS`, then by the first
-        record id of their evidence.
+        Every identity asked for, each with its indicators in the order of :data:`KINDS`; within a kind,
+        refusals and windows by date (undated refusals last), shared contacts by their first record id.
 
     Raises:
         InputError: ``window_days`` is negative, or a refusal is not one of the normalised decisions.
@@ -166,7 +166,10 @@ def indicators(
         raise InputError(f"window_days must be 0 or more days, not {window_days!r}")
     unknown = [r for r in refusals if r not in DECISIONS]
     if unknown:
-        raise InputError(f"unknown decision {unknown[0]!r} as a refusal; use one of {', '.join(DECISIONS)}")
+        raise InputError(
+            f"unknown decision {unknown[0]!r} as a refusal{did_you_mean(unknown[0], DECISIONS)}; "
+            f"use one of {', '.join(DECISIONS)}"
+        )
     ids = sorted(set(identity_ids))
     day = today if today is not None else dt.date.today()
     records = _records(store, ids, refusals)
@@ -191,10 +194,10 @@ def indicators(
 def _records(store: Store, ids: list[str], refusals: Sequence[str]) -> dict[str, list[_Record]]:
     """The records of each identity, by record id; the reason as written is read for the refusals only."""
     identity = {r: i for i, r in _lookup(store, _MEMBERS, ids)}
-    rows = _lookup(store, _RECORDS, identity)
+    rows = sorted(_lookup(store, _RECORDS, identity), key=lambda row: str(row[0]))
     reasons = dict(_lookup(store, _REASONS, (row[0] for row in rows if row[3] in refusals)))
     records: dict[str, list[_Record]] = defaultdict(list)
-    for record_id, office, day, decision, nik, date_contradicts, sex_contradicts, *contact in sorted(rows):
+    for record_id, office, day, decision, nik, date_contradicts, sex_contradicts, *contact in rows:
         records[identity[record_id]].append(
             _Record(identity[record_id], record_id, office, day, decision, reasons.get(record_id), nik,
                     date_contradicts, sex_contradicts, *contact)

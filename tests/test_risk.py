@@ -170,8 +170,8 @@ def test_the_answer_does_not_depend_on_how_the_keys_are_chunked(
 def test_bad_arguments_are_input_errors(store: Store) -> None:
     with pytest.raises(InputError, match="window_days"):
         indicators(store, [ID["R"]], window_days=-1)
-    with pytest.raises(InputError, match="'refused'"):
-        indicators(store, [ID["R"]], refusals=("refused",))
+    with pytest.raises(InputError, match=r"'rejectd'.*did you mean 'rejected'"):
+        indicators(store, [ID["R"]], refusals=("rejectd",))
 
 
 # ---------------------------------------------------------------------------------------- earlier refusals
