@@ -162,9 +162,12 @@ def test_an_unknown_or_empty_ask_has_no_indicators(store: Store) -> None:
 def test_the_answer_does_not_depend_on_how_the_keys_are_chunked(
     store: Store, found: dict[str, list[Indicator]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Keys go to the store 50 at a time (an index answers that many); one at a time gives the same answer."""
+    """Keys go to the store 50 at a time (an index answers that many), all at once from 1,000 keys; one at a
+    time, or all at once, gives the same answer."""
     monkeypatch.setattr(risk, "_CHUNK", 1)
     assert indicators(store, list(ID.values())[::-1], today=TODAY) == found
+    monkeypatch.setattr(risk, "_SCAN_FROM", 2)
+    assert indicators(store, list(ID.values()), today=TODAY) == found
 
 
 def test_bad_arguments_are_input_errors(store: Store) -> None:
