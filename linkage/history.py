@@ -14,9 +14,11 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Final
 
 from linkage.errors import NotFoundError, did_you_mean
+from linkage.risk import indicators
 
 if TYPE_CHECKING:
     from linkage.store import Store
@@ -52,7 +54,8 @@ def history(store: Store, key: str) -> dict[str, Any]:
         strongest first; ``None`` without such a pair) and ``decisions`` on the record (``decision_id,
         kind, other_record_id, decided_by, reason, decided_at, applied_run``); and ``events`` in order, those
         that name the identity or one merged into it (either side: a split names the new identity as the
-        other) or one of its records.
+        other) or one of its records; ``indicators``, the identity's risk indicators as of today
+        (:func:`linkage.risk.indicators`: ``kind, summary, evidence`` each; none for an unlinked record).
 
     Raises:
         NotFoundError: the store holds no record and no identity with this id.
@@ -94,6 +97,7 @@ def history(store: Store, key: str) -> dict[str, Any]:
     )
     created_run, retired_run = lifetime[0] if lifetime else (None, None)
     events = _events(store, identity_id, ids)
+    risks = indicators(store, [identity_id])[identity_id] if identity_id is not None else []
     log.info("history: %d applications, %d events, %d retired ids followed", len(ids), len(events), len(followed))
     return {
         "key": key,
@@ -104,6 +108,7 @@ def history(store: Store, key: str) -> dict[str, Any]:
         "retired_run": retired_run,
         "applications": applications,
         "events": events,
+        "indicators": [asdict(i) for i in risks],
     }
 
 

@@ -44,7 +44,9 @@ def history_command(
     KEY is a record id or an identity id; a retired identity id is followed to the identity it was merged
     into. Each application shows its office, date, decision and reason, the run that placed it, its
     strongest pair within the identity (probability and the comparisons that weighed most for it) and
-    officers' decisions on it; then the identity's events (created, merged, split, records added or moved).
+    officers' decisions on it; then the identity's risk indicators (earlier refusals, several offices within
+    180 days, several NIKs, a NIK that contradicts its record, a phone or household shared with two or more
+    other identities; see linkage/risk.py) and its events (created, merged, split, records added or moved).
     """
     from linkage.history import history
 
@@ -82,6 +84,13 @@ def history_command(
                  a["since_run"], linked)  # fmt: skip
         table.add_row(*(_shown("–" if c is None else str(c)) for c in cells))
     console.print(table)
+    if found["indicators"]:
+        table = Table(title="Risk indicators (from what was done, never from who the applicant is)")
+        for name in ("kind", "indicator", "records"):
+            table.add_column(name, overflow="fold")
+        for i in found["indicators"]:
+            table.add_row(*(_shown(c) for c in (i["kind"], i["summary"], " ".join(i["evidence"]["records"]))))
+        console.print(table)
     decided = {d["decision_id"]: (a["record_id"], d) for a in apps for d in a["decisions"]}  # once, not per side
     if decided:
         table = Table(title="Officers' decisions")
