@@ -190,7 +190,7 @@ def main() -> None:
 
 
 # The commands' modules import the shared parts above from this package, so they come last.
-from linkage.cli import access, evaluate, ingest, link, trace  # noqa: E402
+from linkage.cli import access, evaluate, ingest, link, serve, trace  # noqa: E402
 
 COMMANDS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
     ("ingest", ingest.ingest_command),
@@ -205,6 +205,7 @@ COMMANDS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
     ("alerts", trace.alerts_command),
     ("report", trace.report_command),
     ("export", trace.export_command),
+    ("serve", serve.serve_command),
     ("audit", access.audit_command),
 )
 """Every command with its function, in the order ``linkage --help`` lists them."""

@@ -1,0 +1,308 @@
+"""The officer service over HTTP (issue 13): FastAPI on one store, every request authenticated and audited.
+
+:func:`create_app` builds the application for a store file; ``linkage serve`` runs it with uvicorn. Each
+request carries ``Authorization: Bearer TOKEN`` (:func:`linkage.access.authenticate`): none, or one the
+store does not know, is a 401; a role without the right to the endpoint's action
+(:data:`linkage.access.PERMISSIONS`) a 403; more than the per-token rate a 429 with ``Retry-After``. Every
+request, refused or answered, is appended to the store's audit (:func:`linkage.access.write_audit`): who,
+the route's pattern (never a path holding a record id), the body's fields as a hash, the identities the
+answer names, the status and the time taken.
+
+Every error has one shape, ``{"error": {"status": 404, "code": "not_found", "message": "..."}}``; no stack
+trace leaves the server (an unexpected error is a 500 with a message that says so, and its traceback goes
+to the server's log, which never holds a request's values). The application log holds the route, the
+status, the user and the time, never a name, NIK or other value.
+
+The store is opened for each request and closed after it, under one lock: requests are answered one at a
+time. This slice keeps the service simple and correct; the warm, concurrent query path of issue 13's
+targets replaces it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from linkage.access import Action, User, allowed, authenticate, read_audit, write_audit
+from linkage.decide import KINDS, decide
+from linkage.errors import InputError, LinkageError, NotFoundError, StoreError
+from linkage.history import history
+from linkage.store import Store
+
+__all__ = ["DEFAULT_RATE", "create_app"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RATE: Final = 120
+"""Requests a token may make per minute, in bursts of up to that many (a counter serves one person)."""
+
+_CODES: Final = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    422: "invalid_request",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An answer other than 200, in the service's one error shape."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"status": status, "code": _CODES.get(status, "error"), "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+@dataclass
+class RateLimit:
+    """A token bucket per user: ``per_minute`` requests a minute, refilled continuously."""
+
+    per_minute: int
+    clock: Callable[[], float] = time.monotonic
+    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, key: str) -> float:
+        """Take one request for ``key``; return 0 when allowed, else the seconds until one is."""
+        now = self.clock()
+        rate = self.per_minute / 60.0
+        with self._lock:
+            bucket = self._buckets.setdefault(key, _Bucket(float(self.per_minute), now))
+            bucket.tokens = min(float(self.per_minute), bucket.tokens + (now - bucket.stamp) * rate)
+            bucket.stamp = now
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                return 0.0
+            return (1.0 - bucket.tokens) / rate
+
+
+class DecisionBody(BaseModel):
+    """A must-link or cannot-link decision between two stored applications."""
+
+    kind: str = Field(description="must_link or cannot_link")
+    record_id_a: str = Field(min_length=1, max_length=200)
+    record_id_b: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=1000, description="why, in the officer's words")
+
+
+@dataclass
+class _Service:
+    db: Path
+    rate: RateLimit
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        with self.lock:
+            try:
+                opened = Store(self.db)
+            except StoreError as exc:
+                raise ApiError(503, f"the store cannot be opened now: {exc}") from exc
+            with opened as store:
+                yield store
+
+
+@dataclass
+class _Context:
+    """What the audit needs of a request once it is answered."""
+
+    action: Action
+    route: str
+    user: User | None = None
+    fields: dict[str, Any] | None = None
+    identities: list[str] = field(default_factory=list)
+
+
+def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE) -> FastAPI:
+    """The officer service on the store at ``db``.
+
+    Raises:
+        StoreError: no store at ``db``.
+    """
+    if not Path(db).exists():
+        raise StoreError(f"no store at {db}: run `linkage link --db {db}` first")
+    service = _Service(Path(db), RateLimit(rate_per_minute))
+    app = FastAPI(
+        title="linkage officer service",
+        version="1",
+        description="Match one applicant against every office's applications; see an identity's history; "
+        "record decisions. Every request needs `Authorization: Bearer TOKEN` and is audited.",
+    )
+
+    async def answered(
+        request: Request, context: _Context, work: Callable[[], Awaitable[Any]]
+    ) -> JSONResponse:
+        started = time.perf_counter()
+        status, body, headers = 200, None, None
+        try:
+            context.user = _user(service, request)
+            if context.user is None:
+                raise ApiError(401, "a valid bearer token is needed", {"WWW-Authenticate": "Bearer"})
+            wait = service.rate.take(context.user.name)
+            if wait:
+                seconds = max(1, math.ceil(wait))
+                raise ApiError(429, f"too many requests: try again in {seconds} s", {"Retry-After": str(seconds)})
+            if not allowed(context.user, context.action):
+                raise ApiError(403, f"the role {context.user.role.value!r} may not {context.action.replace('_', ' ')}")
+            body = await work()
+        except ApiError as exc:
+            status, body, headers = exc.status, exc.message, exc.headers
+        except NotFoundError as exc:
+            status, body = 404, str(exc)
+        except LinkageError as exc:
+            status, body = (409 if isinstance(exc, StoreError) else 400), str(exc)
+        except Exception:
+            log.exception("internal error on %s", context.route)  # the route only: no request values
+            status, body = 500, "internal error: the service logged it; nothing was changed by this request"
+        elapsed = 1000 * (time.perf_counter() - started)
+        try:
+            with service.store() as store:
+                write_audit(
+                    store, user=context.user, endpoint=context.route, method=request.method, status=status,
+                    duration_ms=elapsed, fields=context.fields, identities=context.identities,
+                )  # fmt: skip
+        except Exception:
+            log.exception("audit write failed on %s", context.route)
+            if status == 200:
+                status, body = 503, "the request could not be audited, so it is not answered"
+        user = context.user.name if context.user else "-"
+        log.info("%s %s %d %s %.1f ms", request.method, context.route, status, user, elapsed)
+        if status != 200:
+            return _error(status, str(body), headers)
+        return JSONResponse(body)
+
+    @app.get("/v1/identities/{identity_id}", summary="An identity's applications across offices, and why")
+    async def get_identity(identity_id: str, request: Request) -> JSONResponse:
+        context = _Context("view_identities", "/v1/identities/{identity_id}")
+
+        async def work() -> Any:
+            with service.store() as store:
+                found = history(store, identity_id)
+            if found["found_as"] != "identity":
+                raise NotFoundError(f"no identity {identity_id!r}: give an identity id (ID- and 16 hex digits)")
+            context.identities = [found["identity_id"]]
+            return _jsonable(found)
+
+        return await answered(request, context, work)
+
+    @app.get("/v1/applications/{record_id}", summary="One application, its identity and that identity's history")
+    async def get_application(record_id: str, request: Request) -> JSONResponse:
+        context = _Context("view_applications", "/v1/applications/{record_id}")
+
+        async def work() -> Any:
+            with service.store() as store:
+                found = history(store, record_id)
+            if found["found_as"] == "identity":
+                raise NotFoundError(f"{record_id!r} is an identity id: ask /v1/identities/{record_id}")
+            context.identities = [found["identity_id"]] if found["identity_id"] else []
+            return _jsonable(found)
+
+        return await answered(request, context, work)
+
+    @app.post("/v1/decisions", summary="Record that two applications are, or are not, the same person")
+    async def post_decision(decision: DecisionBody, request: Request) -> JSONResponse:
+        context = _Context("decide", "/v1/decisions", fields=decision.model_dump())
+
+        async def work() -> Any:
+            if decision.kind not in KINDS:
+                raise InputError(f"unknown decision kind {decision.kind!r}: use {' or '.join(KINDS)}")
+            assert context.user is not None  # answered() checked it
+            with service.lock:
+                made = decide(
+                    service.db, decision.kind, decision.record_id_a, decision.record_id_b,
+                    by=context.user.name, reason=decision.reason,
+                )  # fmt: skip
+            return _jsonable(made.__dict__)
+
+        return await answered(request, context, work)
+
+    @app.get("/v1/audit", summary="The audit, newest first (admins)")
+    async def get_audit(
+        request: Request, since: str | None = None, user: str | None = None, limit: int = 100
+    ) -> JSONResponse:
+        context = _Context("read_audit", "/v1/audit", fields={"since": since, "user": user, "limit": limit})
+
+        async def work() -> Any:
+            import datetime as dt
+
+            try:
+                day = dt.date.fromisoformat(since) if since else None
+            except ValueError as exc:
+                raise InputError(f"since {since!r} is not a date: give YYYY-MM-DD") from exc
+            with service.store() as store:
+                return {"audit": read_audit(store, since=day, user=user, limit=limit)}
+
+        return await answered(request, context, work)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()
+        )  # the fields and what is wrong with them, never their values
+        return _error(422, f"invalid request: {problems}")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return _error(500, "internal error: the service logged it")
+
+    return app
+
+
+def _user(service: _Service, request: Request) -> User | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    with service.store() as store:
+        return authenticate(store, token.strip())
+
+
+def _jsonable(value: Any) -> Any:
+    """Dates and other values as JSON: ISO text for dates, lists for tuples, numbers as they are."""
+    import datetime as dt
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,182 @@
+"""The officer service over HTTP (linkage/server.py): every endpoint x every role x no token, the one error
+shape, the rate limit and the audit, through FastAPI's test client on a real store."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from linkage.access import PERMISSIONS, Role, add_user, read_audit, revoke_user
+from linkage.server import RateLimit, create_app
+from linkage.store import Store
+from tests.test_trace import AT, A, linked_store
+
+# (method, path, body, the action it needs): each answers 200 for a role that may take the action
+ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str]] = [
+    ("GET", f"/v1/identities/{A}", None, "view_identities"),
+    ("GET", "/v1/applications/A2", None, "view_applications"),
+    ("POST", "/v1/decisions", {"kind": "cannot_link", "record_id_a": "A1", "record_id_b": "B1",
+                               "reason": "two people: photos differ"}, "decide"),
+    ("GET", "/v1/audit", None, "read_audit"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return linked_store(tmp_path_factory.mktemp("server"), AT)
+
+
+@pytest.fixture
+def db(linked: Path, tmp_path: Path) -> Path:
+    """A copy of the linked store with one user of each role (tokens in ``TOKENS``)."""
+    path = tmp_path / "s.duckdb"
+    shutil.copy(linked, path)
+    with Store(path) as store:
+        TOKENS.clear()
+        TOKENS.update({role: add_user(store, f"user-{role.value}", role.value) for role in Role})
+    return path
+
+
+TOKENS: dict[Role, str] = {}
+
+
+def client(db: Path, **kwargs: Any) -> TestClient:
+    return TestClient(create_app(db, **kwargs), raise_server_exceptions=False)
+
+
+def call(api: TestClient, method: str, path: str, body: dict[str, Any] | None, token: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return api.request(method, path, json=body, headers=headers)
+
+
+def assert_error(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["status"] == status and error["code"] and error["message"]
+    assert "Traceback" not in response.text
+    return error
+
+
+@pytest.mark.parametrize(("method", "path", "body", "action"), ENDPOINTS, ids=[e[3] for e in ENDPOINTS])
+def test_every_endpoint_for_every_role_and_without_a_token(
+    db: Path, method: str, path: str, body: dict[str, Any] | None, action: str
+) -> None:
+    api = client(db)
+    error = assert_error(call(api, method, path, body, None), 401)
+    assert "bearer token" in error["message"]
+    assert_error(call(api, method, path, body, "not-a-token-we-issued"), 401)
+    for role in Role:
+        response = call(api, method, path, body, TOKENS[role])
+        if role in PERMISSIONS[action]:  # type: ignore[index]
+            assert response.status_code == 200, (role, response.text)
+        else:
+            assert_error(response, 403)
+    with Store(db, read_only=True) as store:
+        rows = read_audit(store, limit=100)
+    route = path.replace(A, "{identity_id}").replace("A2", "{record_id}")
+    assert {r["endpoint"] for r in rows} == {route}  # the route's pattern, never a path with an id in it
+    assert len(rows) == 2 + len(Role) and [r["status"] for r in rows].count(401) == 2
+    assert {r["user"] for r in rows} == {None} | {f"user-{role.value}" for role in Role}
+
+
+def test_the_answers_carry_the_identity_and_its_history(db: Path) -> None:
+    api = client(db)
+    identity = call(api, "GET", f"/v1/identities/{A}", None, TOKENS[Role.OFFICER]).json()
+    assert identity["identity_id"] == A and [a["record_id"] for a in identity["applications"]] == ["A1", "A2"]
+    application = call(api, "GET", "/v1/applications/A2", None, TOKENS[Role.OFFICER]).json()
+    assert application["found_as"] == "record" and application["identity_id"] == A
+    with Store(db, read_only=True) as store:
+        rows = read_audit(store)
+    assert [r["identities"] for r in rows] == [[A], [A]]
+
+
+def test_a_decision_is_stored_under_the_token_s_user(db: Path) -> None:
+    body = {"kind": "must_link", "record_id_a": "A1", "record_id_b": "A2", "reason": "same photo"}
+    made = call(client(db), "POST", "/v1/decisions", body, TOKENS[Role.OFFICER]).json()
+    assert made["kind"] == "must_link"
+    with Store(db, read_only=True) as store:
+        assert store.rows("SELECT decided_by, reason FROM decisions ORDER BY decided_at DESC LIMIT 1") == [
+            ("user-officer", "same photo")
+        ]
+
+
+def test_unknown_ids_and_bad_decisions_are_errors_of_one_shape(db: Path) -> None:
+    api, token = client(db), TOKENS[Role.OFFICER]
+    assert_error(call(api, "GET", "/v1/identities/ID-9999999999999999", None, token), 404)
+    assert_error(call(api, "GET", "/v1/applications/NO-SUCH", None, token), 404)
+    body = {"kind": "maybe", "record_id_a": "A1", "record_id_b": "A2", "reason": "x"}
+    assert "must_link" in assert_error(call(api, "POST", "/v1/decisions", body, token), 400)["message"]
+    body = {"kind": "must_link", "record_id_a": "A1", "record_id_b": "ZZ9", "reason": "x"}
+    assert "ZZ9" in assert_error(call(api, "POST", "/v1/decisions", body, token), 400)["message"]
+    assert_error(call(api, "GET", "/v1/nowhere", None, token), 404)
+
+
+def test_an_invalid_body_names_the_field_and_never_echoes_a_value(db: Path) -> None:
+    body = {"kind": "must_link", "record_id_a": "1871014508900001", "record_id_b": ["Siti Aminah"]}
+    error = assert_error(call(client(db), "POST", "/v1/decisions", body, TOKENS[Role.OFFICER]), 422)
+    assert "record_id_b" in error["message"] and "reason" in error["message"]
+    assert "Siti" not in error["message"] and "1871014508900001" not in error["message"]
+
+
+def test_a_revoked_token_is_refused(db: Path) -> None:
+    with Store(db) as store:
+        revoke_user(store, "user-officer")
+    assert_error(call(client(db), "GET", f"/v1/identities/{A}", None, TOKENS[Role.OFFICER]), 401)
+
+
+def test_a_token_past_its_rate_gets_429_with_retry_after(db: Path) -> None:
+    api = client(db, rate_per_minute=2)
+    for _ in range(2):
+        assert call(api, "GET", f"/v1/identities/{A}", None, TOKENS[Role.OFFICER]).status_code == 200
+    response = call(api, "GET", f"/v1/identities/{A}", None, TOKENS[Role.OFFICER])
+    assert_error(response, 429)
+    assert int(response.headers["Retry-After"]) >= 1
+    assert call(api, "GET", f"/v1/identities/{A}", None, TOKENS[Role.ANALYST]).status_code == 200  # per token
+
+
+def test_the_bucket_refills_with_time() -> None:
+    now = [0.0]
+    limit = RateLimit(60, clock=lambda: now[0])
+    assert all(limit.take("u") == 0 for _ in range(60))
+    assert limit.take("u") == pytest.approx(1.0)
+    now[0] += 1.0
+    assert limit.take("u") == 0 and limit.take("u") > 0
+
+
+def test_an_unexpected_error_is_a_500_without_its_trace_or_values(
+    db: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(store: Store, key: str) -> Any:
+        raise RuntimeError("boom near Siti Aminah 1871014508900001")
+
+    monkeypatch.setattr("linkage.server.history", broken)
+    error = assert_error(call(client(db), "GET", f"/v1/identities/{A}", None, TOKENS[Role.OFFICER]), 500)
+    assert "boom" not in error["message"] and "Siti" not in error["message"]
+    with Store(db, read_only=True) as store:
+        assert read_audit(store)[0]["status"] == 500
+
+
+def test_the_log_holds_routes_and_statuses_never_values(db: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="linkage")
+    body = {"kind": "cannot_link", "record_id_a": "A1", "record_id_b": "B1", "reason": "Siti Aminah 1871014508900001"}
+    call(client(db), "POST", "/v1/decisions", body, TOKENS[Role.OFFICER])
+    assert "/v1/decisions 200 user-officer" in caplog.text
+    assert "Siti" not in caplog.text and "1871014508900001" not in caplog.text
+
+
+def test_the_api_description_is_served(db: Path) -> None:
+    api = client(db)
+    assert api.get("/docs").status_code == 200
+    paths = api.get("/openapi.json").json()["paths"]
+    assert {"/v1/identities/{identity_id}", "/v1/applications/{record_id}", "/v1/decisions", "/v1/audit"} <= set(paths)
+
+
+def test_no_store_is_a_clear_error(tmp_path: Path) -> None:
+    from linkage.errors import StoreError
+
+    with pytest.raises(StoreError, match="no store at"):
+        create_app(tmp_path / "missing.duckdb")
