@@ -16,7 +16,8 @@ live in one module per group and are registered here, in :data:`COMMANDS` order 
 * :mod:`linkage.cli.ingest`: ``ingest``, ``profile``, ``settings`` (what goes into the store, and how);
 * :mod:`linkage.cli.link`: ``train``, ``dedupe``, ``link``, ``decide`` (the runs that decide links);
 * :mod:`linkage.cli.evaluate`: ``evaluate`` (clusters measured against the truth);
-* :mod:`linkage.cli.trace`: ``history``, ``alerts``, ``report``, ``export`` (reading the identity store).
+* :mod:`linkage.cli.trace`: ``history``, ``alerts``, ``report``, ``export`` (reading the identity store);
+* :mod:`linkage.cli.query`: ``query`` (an applicant who is not stored, matched against the store).
 """
 
 from __future__ import annotations
@@ -188,7 +189,7 @@ def main() -> None:
 
 
 # The commands' modules import the shared parts above from this package, so they come last.
-from linkage.cli import evaluate, ingest, link, trace  # noqa: E402
+from linkage.cli import evaluate, ingest, link, query, trace  # noqa: E402
 
 COMMANDS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
     ("ingest", ingest.ingest_command),
@@ -203,6 +204,7 @@ COMMANDS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
     ("alerts", trace.alerts_command),
     ("report", trace.report_command),
     ("export", trace.export_command),
+    ("query", query.query_command),
 )
 """Every command with its function, in the order ``linkage --help`` lists them."""
 for _name, _command in COMMANDS:
