@@ -163,11 +163,12 @@ def normalised_row(
         raw, id_scheme=dataset.id_scheme, name_rules=dataset.name_rules, phone_region=dataset.phone_region,
         today=today, earliest=dataset.earliest_date,
     )  # fmt: skip
-    # a NIK of a district the current table lacks is valid (nik.WARNINGS): it keeps its first code
+    # A NIK of a district the current table lacks is valid (nik.WARNINGS): it keeps its first code. A
+    # placeholder ("tidak ada", "-") is how a form says "none": the field is missing, as ingest reads it.
     problems += [
         Problem(f"{reason} (value {value!r})", column=field)
         for _, field, value, reason in out.issues
-        if reason not in nik.WARNINGS
+        if reason not in nik.WARNINGS and not reason.endswith("_placeholder")
     ]
     if problems:
         raise InputError("the applicant's fields are not valid; correct them and query again", problems=problems)
