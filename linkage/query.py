@@ -144,9 +144,12 @@ def normalised_row(
         InputError: an unknown field, no full name, or fields that fail validation, every problem listed with
             its field.
 
+    >>> normalised_row({"full_name": "Moch. Rizki", "phone": "tidak ada"})["full_name_canonical"]
+    'MUHAMMAD RIZKI'
     >>> normalised_row({"full_name": "Moch. Rizki", "nik": "123"})
     Traceback (most recent call last):
     linkage.errors.InputError: the applicant's fields are not valid; correct them and query again
+      - column 'nik': nik_length (value '123')
     """
     dataset = dataset or DatasetSettings()
     problems = [
