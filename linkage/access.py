@@ -64,6 +64,7 @@ class Role(StrEnum):
 
 Action = Literal[
     "query",
+    "register",
     "view_identities",
     "view_applications",
     "view_history",
@@ -83,6 +84,7 @@ _ADMINS: Final = frozenset({Role.ADMIN})
 PERMISSIONS: Final[Mapping[Action, frozenset[Role]]] = {
     # officers at the counter: match an applicant, look at identities and applications, record decisions
     "query": _EVERYONE,
+    "register": _EVERYONE,  # a new application at the counter, linked at once
     "view_identities": _EVERYONE,
     "view_applications": _EVERYONE,
     "view_history": _EVERYONE,

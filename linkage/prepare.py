@@ -375,22 +375,25 @@ def _literal(column: str) -> str:
     return "'" + column + "'"
 
 
-def prepare_incremental(store: Store, spec: ModelSpec, pending: str = "pending") -> tuple[int, int]:
+def prepare_incremental(
+    store: Store, spec: ModelSpec, pending: str = "pending", *, rows: str | None = None
+) -> tuple[int, int]:
     """The model input of the pending records and of their stored candidates; return (pending, candidates).
 
-    Reads the TEMP table ``pending`` (``record_id``) and writes the TEMP tables ``pending_rows`` (their
-    normalised rows), ``pending_counts`` (their own name-token and term-frequency counts), ``pending_input``
-    (their model input with probe and index keys), ``candidates`` (the linked records a probe key finds in
+    Reads the TEMP table ``pending`` (``record_id``), or with ``rows`` a TEMP table of normalised rows that
+    are not stored (:data:`linkage.normalise.COLUMNS`: an officer's query, :mod:`linkage.query`), and
+    writes the TEMP tables ``pending_rows`` (their normalised rows), ``pending_counts`` (their own
+    name-token and term-frequency counts), ``pending_input`` (their model input with probe and index keys),
+    ``candidates`` (the linked records a probe key finds in
     ``block_index``), ``link_counts`` and ``link_totals`` (the store's counts with the pending ones counted in,
     for the values these records hold) and ``model_input`` (pending and candidates, ``is_new`` marking the
     pending ones).
     """
     index_keys, probe_keys = block.lookup_keys(spec.blocking)
-    store.sql(
-        f"""CREATE OR REPLACE TEMP TABLE pending_rows AS
-           SELECT a.* FROM applications_normalised a JOIN {pending} USING (record_id)""",
-        table="pending_rows",
-    )
+    source = f"SELECT a.* FROM applications_normalised a JOIN {pending} USING (record_id)"
+    if rows is not None:
+        source, pending = f"SELECT * FROM {rows}", f"(SELECT record_id FROM {rows})"
+    store.sql(f"CREATE OR REPLACE TEMP TABLE pending_rows AS {source}", table="pending_rows")
     linked = int(store.scalar("SELECT count(*) FROM pending_rows", table="pending_rows"))
     store.sql(MACROS, table="macros")
     # the pending records' own counts: name tokens first (their model input needs them), then with the
@@ -419,10 +422,12 @@ def prepare_incremental(store: Store, spec: ModelSpec, pending: str = "pending")
         table="candidates",
     )
     candidates = int(store.scalar("SELECT count(*) FROM candidates", table="candidates"))
+    # (by name: a query's rows are built from COLUMNS, the store's table may have gained columns in its own order)
     store.sql(
-        f"""CREATE OR REPLACE TEMP TABLE subset_rows AS
-           SELECT a.* FROM applications_normalised a
-           WHERE a.record_id IN (SELECT record_id FROM {pending} UNION ALL SELECT record_id FROM candidates)""",
+        """CREATE OR REPLACE TEMP TABLE subset_rows AS
+           SELECT * FROM pending_rows
+           UNION ALL BY NAME
+           SELECT a.* FROM applications_normalised a WHERE a.record_id IN (SELECT record_id FROM candidates)""",
         table="subset_rows",
     )
     _counts(store, spec, "subset_rows", None)

@@ -20,26 +20,29 @@ targets replaces it.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linkage.access import Action, User, allowed, authenticate, read_audit, write_audit
+from linkage.config import Config
 from linkage.decide import KINDS, decide
 from linkage.errors import InputError, LinkageError, NotFoundError, StoreError
 from linkage.history import history
+from linkage.schema import FIELDS
 from linkage.store import Store
 
 __all__ = ["DEFAULT_RATE", "ApiError", "Context", "Service", "create_app", "guarded"]
@@ -113,10 +116,29 @@ class DecisionBody(BaseModel):
     reason: str = Field(min_length=1, max_length=1000, description="why, in the officer's words")
 
 
+MAX_FIELD_CHARS: Final = 1000
+"""The longest value a field of a registered application may hold (a longer one is a 422)."""
+
+ApplicationBody: type[BaseModel] = create_model(
+    "ApplicationBody",
+    __config__=ConfigDict(extra="forbid"),  # an unknown field is named in a 422, not dropped
+    **{
+        f.name: (
+            str if f.required else str | None,
+            Field(... if f.required else None, min_length=1 if f.required else 0, max_length=MAX_FIELD_CHARS,
+                  description=f"{f.meaning} (e.g. {f.example})"),
+        )
+        for f in FIELDS
+    },  # type: ignore[call-overload]
+)
+"""One new application, in the schema's roles (linkage/schema.py): ``record_id`` and ``full_name`` needed."""
+
+
 @dataclass
 class Service:
     db: Path
     rate: RateLimit
+    config: Config = field(default_factory=Config)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @contextmanager
@@ -168,6 +190,8 @@ async def guarded(
         body = await work()
     except ApiError as exc:
         status, body, headers = exc.status, exc.message, exc.headers
+    except ValidationError as exc:
+        status, body = 422, _invalid(exc.errors())
     except NotFoundError as exc:
         status, body = 404, str(exc)
     except LinkageError as exc:
@@ -191,15 +215,15 @@ async def guarded(
     return status, body, headers
 
 
-def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE) -> FastAPI:
-    """The officer service on the store at ``db``.
+def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config | None = None) -> FastAPI:
+    """The officer service on the store at ``db`` (``config``: its settings, the defaults when ``None``).
 
     Raises:
         StoreError: no store at ``db``.
     """
     if not Path(db).exists():
         raise StoreError(f"no store at {db}: run `linkage link --db {db}` first")
-    service = Service(Path(db), RateLimit(rate_per_minute))
+    service = Service(Path(db), RateLimit(rate_per_minute), config or Config())
     app = FastAPI(
         title="linkage officer service",
         version="1",
@@ -243,11 +267,16 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE) -> FastAPI:
 
         return await answered(request, context, work)
 
-    @app.post("/v1/decisions", summary="Record that two applications are, or are not, the same person")
-    async def post_decision(decision: DecisionBody, request: Request) -> JSONResponse:
-        context = Context("decide", "/v1/decisions", fields=decision.model_dump())
+    @app.post(
+        "/v1/decisions",
+        summary="Record that two applications are, or are not, the same person",
+        openapi_extra=_body_schema(DecisionBody),
+    )
+    async def post_decision(request: Request) -> JSONResponse:
+        context = Context("decide", "/v1/decisions")
 
         async def work() -> Any:
+            decision = await _body(request, DecisionBody, context)
             if decision.kind not in KINDS:
                 raise InputError(f"unknown decision kind {decision.kind!r}: use {' or '.join(KINDS)}")
             assert context.user is not None  # answered() checked it
@@ -257,6 +286,23 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE) -> FastAPI:
                     by=context.user.name, reason=decision.reason,
                 )  # fmt: skip
             return _jsonable(made.__dict__)
+
+        return await answered(request, context, work)
+
+    @app.post(
+        "/v1/applications",
+        summary="Register one new application and link it at once",
+        openapi_extra=_body_schema(ApplicationBody),
+    )
+    async def post_application(request: Request) -> JSONResponse:
+        context = Context("register", "/v1/applications")
+
+        async def work() -> Any:
+            fields = (await _body(request, ApplicationBody, context)).model_dump()
+            with service.lock:
+                answer = register(service.db, service.config, fields)
+            context.identities = [answer["identity_id"]] if answer["identity_id"] else []
+            return _jsonable(answer)
 
         return await answered(request, context, work)
 
@@ -290,13 +336,9 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg', 'invalid')}"
-            for e in exc.errors()
-        )  # the fields and what is wrong with them, never their values
         if not request.url.path.startswith("/v1/"):
-            return web.error_page(request, 422, f"invalid request: {problems}")
-        return _error(422, f"invalid request: {problems}")
+            return web.error_page(request, 422, _invalid(exc.errors()))
+        return _error(422, _invalid(exc.errors()))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -306,6 +348,80 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE) -> FastAPI:
         return _error(500, "internal error: the service logged it")
 
     return app
+
+
+def register(db: Path, config: Config, fields: dict[str, Any]) -> dict[str, Any]:
+    """Ingest one application and link it, as ``linkage ingest`` then ``linkage link`` would; return the
+    identity it joined and the alerts it raised (linked and review).
+
+    Raises:
+        InputError: the store holds the record id already, or the row was quarantined (its reason).
+    """
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from linkage.alerts import alerts
+    from linkage.engine import link
+    from linkage.pipeline import ingest
+
+    record_id = fields["record_id"]
+    with Store(db, read_only=True) as store:
+        if store.rows("SELECT 1 FROM applications WHERE record_id = ?", [record_id]):
+            raise InputError(f"an application {record_id!r} is stored already: a new application needs a new id")
+    with tempfile.TemporaryDirectory(prefix="linkage-register-") as folder:
+        path = Path(folder) / "application.parquet"  # Parquet: no delimiter to sniff in a value
+        pq.write_table(pa.table({f.name: pa.array([fields.get(f.name)], pa.string()) for f in FIELDS}), path)
+        report = ingest([path], config, db=db)
+    if report.quarantined:
+        reasons = ", ".join(sorted(report.quarantined_by_reason))
+        raise InputError(f"the application was not accepted: {reasons}")
+    summary = link(db, config)
+    with Store(db, read_only=True) as store:
+        found = store.rows("SELECT identity_id FROM membership WHERE record_id = ?", [record_id])
+        raised = [a for a in alerts(store) if a["record_id"] == record_id]
+    return {
+        "record_id": record_id,
+        "identity_id": found[0][0] if found else None,
+        "run_id": summary.run_id,
+        "alerts": raised,
+    }
+
+
+def _invalid(errors: Sequence[Any]) -> str:
+    """A validation failure as the fields and what is wrong with each, never their values."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg', 'invalid')}"
+        for e in errors
+    )
+    return f"invalid request: {problems}"
+
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+async def _body(request: Request, model: type[_Body], context: Context) -> _Body:
+    """The request's JSON body as ``model``, read after the token is checked (so that a request without one is
+    a 401, audited, whatever its body); its fields go to the audit as a hash.
+
+    Raises:
+        ApiError: the body is not a JSON object (400).
+        ValidationError: it does not fit ``model`` (422).
+    """
+    try:
+        data = json.loads(await request.body() or b"null")
+    except ValueError as exc:
+        raise ApiError(400, "the body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    context.fields = {str(k): v for k, v in data.items()}
+    return model.model_validate(data)
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The request body of ``model`` for the OpenAPI description (the endpoint reads the body itself)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
 def _bearer_user(service: Service, request: Request) -> User | None:

@@ -191,6 +191,7 @@ def test_users_are_listed_by_name(store: Store) -> None:
 # Written out, not derived from PERMISSIONS: the words, one row per action.
 MATRIX = {
     "query": {"officer", "analyst", "admin"},
+    "register": {"officer", "analyst", "admin"},
     "view_identities": {"officer", "analyst", "admin"},
     "view_applications": {"officer", "analyst", "admin"},
     "view_history": {"officer", "analyst", "admin"},

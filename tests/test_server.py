@@ -180,3 +180,64 @@ def test_no_store_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError, match="no store at"):
         create_app(tmp_path / "missing.duckdb")
+
+
+# ------------------------------------------------------------------- registering one application
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "applications.parquet"
+
+
+@pytest.fixture(scope="module")
+def sample_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """3,000 sample applications ingested and linked for real; and a refused person's application."""
+    import pandas as pd
+
+    from linkage.config import Config
+    from linkage.engine import link
+    from linkage.pipeline import ingest
+
+    folder = tmp_path_factory.mktemp("register")
+    frame = pd.read_parquet(SAMPLE).head(3000)
+    frame.to_parquet(folder / "a.parquet")
+    path = folder / "s.duckdb"
+    ingest([folder / "a.parquet"], Config(), db=path)
+    link(path, Config())
+    refused = frame[(frame.decision == "rejected") & frame.nik.notna() & frame.birth_date.notna()].iloc[0]
+    return path, {k: (None if pd.isna(v) else str(v)) for k, v in refused.items()}
+
+
+@pytest.mark.slow
+def test_a_registered_application_joins_its_identity_and_raises_the_refusal(
+    sample_store: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    path = tmp_path / "s.duckdb"
+    shutil.copy(sample_store[0], path)
+    refused = sample_store[1]
+    with Store(path) as store:
+        token = add_user(store, "ani", "officer", "Metro")
+        identity = store.rows("SELECT identity_id FROM membership WHERE record_id = ?", [refused["record_id"]])[0][0]
+    api = client(path)
+    # the refused applicant again, at another office a year later, the name respelt
+    body = {**refused, "record_id": "NEW-0001", "office": "Kanim Metro", "decision": "pending",
+            "decision_reason": None, "application_date": "2026-11-30",
+            "full_name": refused["full_name"].upper().replace("U", "OE", 1)}  # fmt: skip
+    answer = call(api, "POST", "/v1/applications", body, token)
+    assert answer.status_code == 200, answer.text
+    made = answer.json()
+    assert made["identity_id"] == identity
+    assert [a["refused_record_id"] for a in made["alerts"]] == [refused["record_id"]]
+    assert made["alerts"][0]["level"] == "linked"
+    again = call(api, "POST", "/v1/applications", body, token)
+    assert "stored already" in assert_error(again, 400)["message"]
+    with Store(path, read_only=True) as store:
+        row = read_audit(store)[1]
+    assert row["endpoint"] == "/v1/applications" and row["identities"] == [identity] and row["status"] == 200
+
+
+def test_a_registered_application_needs_its_id_and_name_and_no_unknown_field(db: Path) -> None:
+    api, token = client(db), TOKENS[Role.OFFICER]
+    error = assert_error(call(api, "POST", "/v1/applications", {"office": "Metro"}, token), 422)
+    assert "record_id" in error["message"] and "full_name" in error["message"]
+    body = {"record_id": "N1", "full_name": "Siti", "religion": "x"}
+    assert "religion" in assert_error(call(api, "POST", "/v1/applications", body, token), 422)["message"]
+    assert_error(call(api, "POST", "/v1/applications", body, None), 401)

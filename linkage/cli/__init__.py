@@ -19,6 +19,8 @@ live in one module per group and are registered here, in :data:`COMMANDS` order 
 * :mod:`linkage.cli.trace`: ``history``, ``alerts``, ``report``, ``export`` (reading the identity store);
 * :mod:`linkage.cli.access`: the ``users`` group (``add``, ``revoke``, ``list``) and ``audit`` (who may use
   the officer service, and what they did).
+* :mod:`linkage.cli.query`: ``query`` (an applicant who is not stored, matched against the store).
+* :mod:`linkage.cli.serve`: ``serve`` (the officer service over HTTP).
 """
 
 from __future__ import annotations
@@ -190,7 +192,7 @@ def main() -> None:
 
 
 # The commands' modules import the shared parts above from this package, so they come last.
-from linkage.cli import access, evaluate, ingest, link, serve, trace  # noqa: E402
+from linkage.cli import access, evaluate, ingest, link, query, serve, trace  # noqa: E402
 
 COMMANDS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
     ("ingest", ingest.ingest_command),
@@ -205,6 +207,7 @@ COMMANDS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
     ("alerts", trace.alerts_command),
     ("report", trace.report_command),
     ("export", trace.export_command),
+    ("query", query.query_command),
     ("serve", serve.serve_command),
     ("audit", access.audit_command),
 )

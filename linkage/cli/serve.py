@@ -33,7 +33,7 @@ def serve_command(
 
     settings = _config(config)
     path = db or Path(settings.store.path)
-    app = create_app(path, rate_per_minute=rate)
+    app = create_app(path, rate_per_minute=rate, config=settings)
     err.print(f"serving {path} on http://{host}:{port} (API description at /docs); Ctrl-C stops")
     # uvicorn's access log prints each request's path, which can hold a record id: ours logs the route instead
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
