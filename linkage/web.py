@@ -11,6 +11,11 @@ CSRF token. The token is checked against the store on every request, so a revoke
 browser never holds the token itself. Every POST from a session carries the session's CSRF token in a hidden
 field and is refused (403) without it. A restart of the server ends every session.
 
+The search page (``/search``) takes an applicant's fields in a POSTed form and shows
+:func:`linkage.query.query`'s candidates: each with its probability as a number and a bar, the evidence
+comparison by comparison with the applicant's and the record's values side by side, and the identity's
+applications with refusals marked.
+
 Pages are Jinja2 templates (``linkage/templates``) with autoescape on: every value is HTML-escaped unless a
 template says otherwise, and none does. Fixed texts come from :data:`TEXTS`, one dict per language.
 """
@@ -34,16 +39,25 @@ from linkage.access import User, authenticate
 from linkage.decide import KINDS, decide
 from linkage.errors import InputError, NotFoundError
 from linkage.history import history
+from linkage.query import query
 from linkage.schema import REFUSALS
 from linkage.server import ApiError, Context, Service, guarded
 
-__all__ = ["LANGUAGES", "SESSION_COOKIE", "SESSION_SECONDS", "TEXTS", "error_page", "router"]
+__all__ = [
+    "LANGUAGES", "SEARCH_FIELDS", "SEARCH_LIMIT", "SESSION_COOKIE", "SESSION_SECONDS", "TEXTS", "error_page", "router"
+]  # fmt: skip
 
 Language = Literal["id", "en"]
 LANGUAGES: Final[tuple[Language, ...]] = ("id", "en")
 """The page languages, the default first (the officers' own)."""
 SESSION_COOKIE: Final = "linkage_session"
 LANG_COOKIE: Final = "linkage_lang"
+SEARCH_FIELDS: Final = (
+    "full_name", "birth_date", "nik", "mother_name", "birth_place", "sex", "phone", "address", "prior_passport_no"
+)  # fmt: skip
+"""The applicant's fields the search form asks for, in the order an officer reads them off the documents."""
+SEARCH_LIMIT: Final = 10
+"""The most candidate identities the search page shows."""
 SESSION_SECONDS: Final = 8 * 3600
 """A session ends this long after login (one counter shift); the user logs in again with the token."""
 MAX_FORM_BYTES: Final = 16_384  # a decision form is a few hundred bytes; refuse anything far beyond it
@@ -109,6 +123,26 @@ TEXTS: Final[dict[Language, dict[str, Any]]] = {
         "same_person": "Orang yang sama",
         "not_same_person": "Bukan orang yang sama",
         "decided": "Keputusan {decision_id} tercatat: {kind}, {a} – {b}.",
+        "applicant": "Pemohon",
+        "search": "Cari",
+        "candidates": "Kandidat",
+        "no_candidates": "Tidak ada kandidat: pemohon ini tidak cocok dengan siapa pun di data.",
+        "comparison": "Perbandingan",
+        "level": "Tingkat",
+        "weight": "Bobot",
+        "levels": {"linked": "tertaut", "review": "perlu ditinjau"},
+        "fields": {
+            "full_name": "Nama lengkap",
+            "birth_date": "Tanggal lahir",
+            "nik": "NIK",
+            "mother_name": "Nama ibu kandung",
+            "birth_place": "Tempat lahir",
+            "sex": "Jenis kelamin",
+            "phone": "Nomor telepon",
+            "address": "Alamat",
+            "prior_passport_no": "Nomor paspor sebelumnya",
+        },
+        "sexes": [("", "— tidak diisi —"), ("L", "Laki-laki"), ("P", "Perempuan")],
         "kind_labels": {"must_link": "orang yang sama", "cannot_link": "bukan orang yang sama"},
         "decisions": _DECISIONS_ID,
         "kinds": {
@@ -170,6 +204,26 @@ TEXTS: Final[dict[Language, dict[str, Any]]] = {
         "same_person": "Same person",
         "not_same_person": "Not the same person",
         "decided": "Decision {decision_id} recorded: {kind}, {a} – {b}.",
+        "applicant": "Applicant",
+        "search": "Search",
+        "candidates": "Candidates",
+        "no_candidates": "No candidates: this applicant matches no one on record.",
+        "comparison": "Comparison",
+        "level": "Level",
+        "weight": "Weight",
+        "levels": {"linked": "linked", "review": "to review"},
+        "fields": {
+            "full_name": "Full name",
+            "birth_date": "Birth date",
+            "nik": "NIK",
+            "mother_name": "Mother's name",
+            "birth_place": "Birth place",
+            "sex": "Sex",
+            "phone": "Phone",
+            "address": "Address",
+            "prior_passport_no": "Previous passport number",
+        },
+        "sexes": [("", "— not given —"), ("L", "Male"), ("P", "Female")],
         "kind_labels": {"must_link": "same person", "cannot_link": "not the same person"},
         "decisions": _DECISIONS_EN,
         "kinds": {
@@ -331,7 +385,7 @@ def router(service: Service) -> APIRouter:
             context = Context("view_identities", "/")
 
             async def work() -> Response:
-                return shown(request, "home.html", context, search=False)
+                return shown(request, "home.html", context)
 
             return await page(request, context, work)
         return _render(request, "login.html")
@@ -418,6 +472,37 @@ def router(service: Service) -> APIRouter:
 
         return await page(request, context, work)
 
+    @pages.get("/search", response_class=HTMLResponse)
+    async def search_form(request: Request) -> Response:
+        context = Context("query", "/search")
+
+        async def work() -> Response:
+            return shown(request, "search.html", context, roles=SEARCH_FIELDS, given={}, found=None)
+
+        return await page(request, context, work)
+
+    @pages.post("/search", response_class=HTMLResponse)
+    async def search(request: Request) -> Response:
+        # A POST, not a GET with the fields in the address: an address lands in access logs and browser
+        # history, and an applicant's name and NIK must not.
+        form = await _form(request)
+        given = {role: form[role].strip() for role in SEARCH_FIELDS if form.get(role, "").strip()}
+        context = Context("query", "/search", fields=given)
+
+        async def work() -> Response:
+            checked_csrf(request, form)
+            if "full_name" not in given:
+                raise InputError("the applicant's full name is needed: fill in the name field")
+            with service.store() as store:
+                found = query(store, given, limit=SEARCH_LIMIT, dataset=service.config.dataset)
+            context.identities = [c["identity_id"] for c in found["candidates"] if c["identity_id"]]
+            for candidate in found["candidates"]:
+                for entry in candidate["evidence"]:
+                    entry["shown"] = (_side(entry["query"]), _side(entry["record"]))
+            return shown(request, "search.html", context, roles=SEARCH_FIELDS, given=given, found=found)
+
+        return await page(request, context, work)
+
     @pages.post("/decisions")
     async def post_decision(request: Request) -> Response:
         form = await _form(request)
@@ -461,3 +546,20 @@ def _identity_view(found: dict[str, Any]) -> dict[str, Any]:
         "refusals": sum(a["refused"] for a in applications),
         "decisions": ordered,
     }
+
+
+def _side(values: dict[str, Any]) -> str:
+    """One side of a comparison as an officer reads it: the canonical value of the columns it reads.
+
+    A comparison reads several derived columns (keys, tokens, prefixes); the one named ``*_canonical`` or
+    ``*_digits`` is the value itself, else the first plain one.
+    """
+    for suffix in ("_canonical", "_digits"):
+        for column, value in values.items():
+            if column.endswith(suffix) and value is not None:
+                return str(value)
+    plain = [v for v in values.values() if v is not None and not isinstance(v, list | dict)]
+    if plain:
+        return str(plain[0])
+    lists = [v for v in values.values() if isinstance(v, list) and v]
+    return " ".join(map(str, lists[0])) if lists else "–"

@@ -274,3 +274,91 @@ def test_an_unexpected_error_is_a_page_without_its_trace(db: Path, monkeypatch: 
     response = page.get(f"/identities/{A}")
     assert response.status_code == 500 and "internal error" in response.text
     assert "boom" not in response.text and "Siti" not in response.text and "Traceback" not in response.text
+
+
+# ------------------------------------------------------------------------------------------- search
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "applications.parquet"
+SEARCHED = 1000  # sample applications linked for the search page: enough for a model, a few seconds to link
+
+
+@pytest.fixture(scope="module")
+def modelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], str]:
+    """A store of sample applications linked with the shipped spec (a stored model, as a query needs), the
+    fields of a refused applicant among them, and their record id."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from linkage.config import load_config
+    from linkage.engine import run_link
+    from linkage.pipeline import ingest
+    from linkage.spec import load_spec
+    from linkage.web import SEARCH_FIELDS
+
+    apps = pq.read_table(SAMPLE).to_pandas().sort_values("record_id").iloc[:SEARCHED]
+    folder = tmp_path_factory.mktemp("search")
+    apps.to_parquet(folder / "a.parquet", index=False)
+    config = load_config(None)
+    db = folder / "s.duckdb"
+    ingest([folder / "a.parquet"], config, db=db)
+    with Store(db) as store:
+        run_link(store, load_spec(None), config_hash=config.fingerprint())
+    refused = apps[(apps["decision"] == "rejected") & apps["nik"].notna() & apps["birth_date"].notna()].iloc[0]
+    fields = {f: str(refused[f]) for f in SEARCH_FIELDS if f in refused and not pd.isna(refused[f])}
+    return db, fields, str(refused["record_id"])
+
+
+@pytest.fixture
+def searchable(modelled: tuple[Path, dict[str, str], str], tmp_path: Path) -> Path:
+    path = tmp_path / "s.duckdb"
+    shutil.copy(modelled[0], path)
+    with Store(path) as store:
+        TOKENS.clear()
+        TOKENS.update({role: add_user(store, f"user-{role.value}", role.value) for role in Role})
+    return path
+
+
+def search(page: TestClient, **fields: str) -> Any:
+    return page.post("/search", data={"csrf": csrf_of(page.get("/search").text), **fields})
+
+
+def test_the_search_form_labels_every_field(searchable: Path) -> None:
+    from linkage.web import SEARCH_FIELDS
+
+    html = logged_in(searchable).get("/search?lang=en").text
+    for role in SEARCH_FIELDS:
+        assert f'<label for="f-{role}">' in html and f'id="f-{role}"' in html
+    assert "Mother&#39;s name" in html and "Previous passport number" in html
+
+
+def test_a_search_shows_the_candidates_with_a_bar_the_evidence_side_by_side_and_refusals(
+    searchable: Path, modelled: tuple[Path, dict[str, str], str]
+) -> None:
+    _, fields, record_id = modelled
+    page = logged_in(searchable)
+    response = search(page, **fields)
+    assert response.status_code == 200, response.text
+    html = response.text
+    first = html[html.index('id="cand-1"') : html.index("</section>")]
+    assert "1.000" in first and 'class="bar"' in first and "width: 100.0%" in first  # the number and the bar
+    assert f"<code>{record_id}</code>" in first and "⚠ DITOLAK" in first and "tertaut" in first
+    nik = fields["nik"]
+    assert first.count(f"<td>{nik}</td>") == 2  # the applicant's NIK beside the record's
+    assert f'value="{fields["full_name"]}"' in html.replace("&#39;", "'")  # the form keeps what was typed
+    with Store(searchable, read_only=True) as store:
+        row = read_audit(store)[0]
+    assert row["endpoint"] == "/search" and row["status"] == 200 and row["identities"]
+    assert fields["full_name"] not in str(row) and nik not in str(row)  # the audit holds a hash, not values
+
+
+def test_a_search_needs_a_name_and_the_csrf_token(searchable: Path) -> None:
+    page = logged_in(searchable)
+    response = search(page, nik="1871096006950015")
+    assert response.status_code == 400 and "full name" in response.text
+    assert page.post("/search", data={"full_name": "Siti Aminah"}).status_code == 403
+    assert browser(searchable).post("/search", data={"full_name": "Siti Aminah"}).status_code == 303
+
+
+def test_the_search_shows_no_candidates_for_a_stranger(searchable: Path) -> None:
+    response = search(logged_in(searchable), full_name="Zzyzx Qwerty", birth_date="1901-01-01")
+    assert response.status_code == 200 and "Tidak ada kandidat" in response.text
