@@ -498,7 +498,7 @@ def router(service: Service) -> APIRouter:
             context.identities = [c["identity_id"] for c in found["candidates"] if c["identity_id"]]
             for candidate in found["candidates"]:
                 for entry in candidate["evidence"]:
-                    entry["shown"] = (_side(entry["query"]), _side(entry["record"]))
+                    entry["shown"] = tuple(_side(entry["comparison"], entry[side]) for side in ("query", "record"))
             return shown(request, "search.html", context, roles=SEARCH_FIELDS, given=given, found=found)
 
         return await page(request, context, work)
@@ -548,18 +548,27 @@ def _identity_view(found: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _side(values: dict[str, Any]) -> str:
-    """One side of a comparison as an officer reads it: the canonical value of the columns it reads.
+def _side(comparison: str, values: dict[str, Any]) -> str:
+    """One side of a comparison as an officer reads it: the values themselves, not the keys derived from them.
 
-    A comparison reads several derived columns (keys, tokens, prefixes); the one named ``*_canonical`` or
-    ``*_digits`` is the value itself, else the first plain one.
+    A comparison reads several derived columns (keys, tokens, prefixes, parts). Shown: the column named after
+    the comparison, else the ``*_canonical`` or ``*_digits`` one, else every plain value that is not a part of
+    another (``address_village`` is part of ``address``) nor a NIK's part read for a cross-check.
+
+    >>> _side("contact", {"phone": "+62812", "address": "JALAN X", "address_rt": "3", "nik_region": "1805"})
+    '+62812 · JALAN X'
     """
+    if values.get(comparison) is not None:
+        return str(values[comparison])
     for suffix in ("_canonical", "_digits"):
         for column, value in values.items():
             if column.endswith(suffix) and value is not None:
                 return str(value)
-    plain = [v for v in values.values() if v is not None and not isinstance(v, list | dict)]
-    if plain:
-        return str(plain[0])
-    lists = [v for v in values.values() if isinstance(v, list) and v]
-    return " ".join(map(str, lists[0])) if lists else "–"
+    shown = [
+        str(value)
+        for column, value in values.items()
+        if isinstance(value, str | int | float) and not isinstance(value, bool)
+        and not any(column.startswith(other + "_") for other in values)
+        and (comparison == "nik" or not column.startswith("nik"))
+    ]  # fmt: skip
+    return " · ".join(shown) or "–"

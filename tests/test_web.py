@@ -284,6 +284,10 @@ SEARCHED = 1000  # sample applications linked for the search page: enough for a 
 
 @pytest.fixture(scope="module")
 def modelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], str]:
+    return modelled_store(tmp_path_factory.mktemp("search"))
+
+
+def modelled_store(folder: Path) -> tuple[Path, dict[str, str], str]:
     """A store of sample applications linked with the shipped spec (a stored model, as a query needs), the
     fields of a refused applicant among them, and their record id."""
     import pandas as pd
@@ -296,7 +300,6 @@ def modelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     from linkage.web import SEARCH_FIELDS
 
     apps = pq.read_table(SAMPLE).to_pandas().sort_values("record_id").iloc[:SEARCHED]
-    folder = tmp_path_factory.mktemp("search")
     apps.to_parquet(folder / "a.parquet", index=False)
     config = load_config(None)
     db = folder / "s.duckdb"
