@@ -115,7 +115,8 @@ def query(
     if limit < 1:
         raise InputError(f"limit must be at least 1, not {limit!r}")
     spec = spec or load_spec(None)
-    row = normalised_row(fields, today=today, dataset=dataset)
+    warnings: list[Problem] = []
+    row = normalised_row(fields, today=today, dataset=dataset, warnings=warnings)
     artefact = model.stored_artefact(store)
     if artefact is None:
         raise InputError("the store has no model yet: run `linkage link --db PATH` first")
@@ -132,17 +133,27 @@ def query(
         "review_floor": floor,
         "prior_match_weight": math.log2(prior / (1 - prior)),
         "candidates": candidates,
+        "warnings": [{"field": w.column, "problem": w.message} for w in warnings],
     }
 
 
 def normalised_row(
-    fields: Mapping[str, str | None], *, today: dt.date | None = None, dataset: DatasetSettings | None = None
+    fields: Mapping[str, str | None],
+    *,
+    today: dt.date | None = None,
+    dataset: DatasetSettings | None = None,
+    warnings: list[Problem] | None = None,
 ) -> dict[str, Any]:
     """The applicant's fields normalised with the ingest rules: one row of :data:`linkage.normalise.COLUMNS`.
 
+    With a ``warnings`` list, a field that fails validation other than the birth date is read as ingest
+    stores it (a malformed NIK keeps its digits for the NIK comparison's typo level; an invalid phone is
+    missing) and its problem goes into the list: the officer still gets an answer, and is told. A birth date
+    that cannot be one (31 February, in the future) is a typing slip to correct before any answer.
+
     Raises:
-        InputError: an unknown field, no full name, or fields that fail validation, every problem listed with
-            its field.
+        InputError: an unknown field, no full name, or fields that fail validation (without ``warnings``:
+            every one; with it: the birth date), every problem listed with its field.
 
     >>> normalised_row({"full_name": "Moch. Rizki", "phone": "tidak ada"})["full_name_canonical"]
     'MUHAMMAD RIZKI'
@@ -168,11 +179,15 @@ def normalised_row(
     )  # fmt: skip
     # A NIK of a district the current table lacks is valid (nik.WARNINGS): it keeps its first code. A
     # placeholder ("tidak ada", "-") is how a form says "none": the field is missing, as ingest reads it.
-    problems += [
-        Problem(f"{reason} (value {value!r})", column=field)
+    found = [
+        (field, value, reason)
         for _, field, value, reason in out.issues
         if reason not in nik.WARNINGS and not reason.endswith("_placeholder")
     ]
+    if warnings is not None:  # the officer's own value is not repeated back: the field and what is wrong
+        warnings += [Problem(reason, column=field) for field, _, reason in found if field != "birth_date"]
+        found = [f for f in found if f[0] == "birth_date"]
+    problems += [Problem(f"{reason} (value {value!r})", column=field) for field, value, reason in found]
     if problems:
         raise InputError("the applicant's fields are not valid; correct them and query again", problems=problems)
     return {name: values[0] for name, values in out.columns.items()}

@@ -42,6 +42,7 @@ from linkage.config import Config
 from linkage.decide import KINDS, decide
 from linkage.errors import InputError, LinkageError, NotFoundError, StoreError
 from linkage.history import history
+from linkage.query import QUERY_FIELDS, query
 from linkage.schema import FIELDS
 from linkage.store import Store
 
@@ -132,6 +133,26 @@ ApplicationBody: type[BaseModel] = create_model(
     },  # type: ignore[call-overload]
 )
 """One new application, in the schema's roles (linkage/schema.py): ``record_id`` and ``full_name`` needed."""
+
+
+MAX_CANDIDATES: Final = 100
+"""The most candidate identities one match returns."""
+
+MatchBody: type[BaseModel] = create_model(
+    "MatchBody",
+    __config__=ConfigDict(extra="forbid"),
+    **{
+        f.name: (
+            str if f.name == "full_name" else str | None,
+            Field(... if f.name == "full_name" else None, min_length=1 if f.name == "full_name" else 0,
+                  max_length=MAX_FIELD_CHARS, description=f"{f.meaning} (e.g. {f.example})"),
+        )
+        for f in FIELDS
+        if f.name in QUERY_FIELDS
+    },
+    limit=(int, Field(10, ge=1, le=MAX_CANDIDATES, description="the most candidate identities returned")),
+)  # type: ignore[call-overload]
+"""One applicant at the counter, in the schema's roles (:data:`linkage.query.QUERY_FIELDS`), and ``limit``."""
 
 
 @dataclass
@@ -286,6 +307,24 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
                     by=context.user.name, reason=decision.reason,
                 )  # fmt: skip
             return _jsonable(made.__dict__)
+
+        return await answered(request, context, work)
+
+    @app.post(
+        "/v1/match",
+        summary="Match one applicant against every office's applications: candidate identities, best first",
+        openapi_extra=_body_schema(MatchBody),
+    )
+    async def post_match(request: Request) -> JSONResponse:
+        context = Context("query", "/v1/match")
+
+        async def work() -> Any:
+            body = (await _body(request, MatchBody, context)).model_dump()
+            limit = body.pop("limit")
+            with service.store() as store:
+                answer = query(store, body, limit=limit, dataset=service.config.dataset)
+            context.identities = [c["identity_id"] for c in answer["candidates"]]
+            return _jsonable(answer)
 
         return await answered(request, context, work)
 

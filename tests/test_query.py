@@ -364,3 +364,13 @@ def test_no_names_or_niks_are_logged(
     secrets += [fields.get("nik"), normalised["nik_digits"], fields.get("mother_name"), held[4]]
     for secret in filter(None, secrets):
         assert str(secret) not in caplog.text, "a personal value was logged"
+
+
+def test_a_malformed_nik_is_a_warning_in_the_answer_not_a_refusal(store: Built) -> None:
+    db = store[0]
+    with Store(db) as s:
+        answer = query(s, {"full_name": "Siti Aminah", "nik": "1800785511110003", "phone": "12"})
+    assert {w["field"] for w in answer["warnings"]} == {"nik", "phone"}
+    assert all("1800785511110003" not in w["problem"] for w in answer["warnings"])
+    with Store(db) as s, pytest.raises(InputError, match="birth_date"):
+        query(s, {"full_name": "Siti Aminah", "birth_date": "31-02-1990", "nik": "123"})

@@ -172,7 +172,8 @@ def test_the_api_description_is_served(db: Path) -> None:
     api = client(db)
     assert api.get("/docs").status_code == 200
     paths = api.get("/openapi.json").json()["paths"]
-    assert {"/v1/identities/{identity_id}", "/v1/applications/{record_id}", "/v1/decisions", "/v1/audit"} <= set(paths)
+    assert {"/v1/match", "/v1/identities/{identity_id}", "/v1/applications/{record_id}", "/v1/applications",
+            "/v1/decisions", "/v1/audit"} <= set(paths)
 
 
 def test_no_store_is_a_clear_error(tmp_path: Path) -> None:
@@ -241,3 +242,35 @@ def test_a_registered_application_needs_its_id_and_name_and_no_unknown_field(db:
     body = {"record_id": "N1", "full_name": "Siti", "religion": "x"}
     assert "religion" in assert_error(call(api, "POST", "/v1/applications", body, token), 422)["message"]
     assert_error(call(api, "POST", "/v1/applications", body, None), 401)
+
+
+@pytest.mark.slow
+def test_a_match_finds_the_refused_identity_for_every_role_and_none_without_a_token(
+    sample_store: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    path = tmp_path / "s.duckdb"
+    shutil.copy(sample_store[0], path)
+    refused = sample_store[1]
+    with Store(path) as store:
+        tokens = {role: add_user(store, f"u-{role.value}", role.value) for role in Role}
+        identity = store.rows("SELECT identity_id FROM membership WHERE record_id = ?", [refused["record_id"]])[0][0]
+    api = client(path)
+    wanted = ("full_name", "birth_date", "nik", "mother_name", "sex")
+    body = {k: refused[k] for k in wanted} | {"full_name": refused["full_name"].upper(), "limit": 3}
+    assert_error(call(api, "POST", "/v1/match", body, None), 401)
+    for role in Role:
+        answer = call(api, "POST", "/v1/match", body, tokens[role])
+        assert answer.status_code == 200, answer.text
+        best = answer.json()["candidates"][0]
+        assert best["identity_id"] == identity and best["level"] == "linked"
+        assert any(a["record_id"] == refused["record_id"] and a["refused"] for a in best["applications"])
+        assert {e["comparison"] for e in best["evidence"]} >= {"name", "nik", "dob"}
+    bad = {"full_name": "Siti", "birth_date": "31-02-1990"}
+    error = assert_error(call(api, "POST", "/v1/match", bad, tokens[Role.OFFICER]), 400)
+    assert "birth_date" in error["message"] and "Traceback" not in error["message"]
+    too_many = call(api, "POST", "/v1/match", {**body, "limit": 1000}, tokens[Role.OFFICER])
+    assert "limit" in assert_error(too_many, 422)["message"]
+    with Store(path, read_only=True) as store:
+        rows = read_audit(store, limit=10)
+    assert rows[2]["endpoint"] == "/v1/match" and identity in rows[2]["identities"]
+    assert all(refused["nik"] not in str(r) for r in rows)
