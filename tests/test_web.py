@@ -365,3 +365,13 @@ def test_a_search_needs_a_name_and_the_csrf_token(searchable: Path) -> None:
 def test_the_search_shows_no_candidates_for_a_stranger(searchable: Path) -> None:
     response = search(logged_in(searchable), full_name="Zzyzx Qwerty", birth_date="1901-01-01")
     assert response.status_code == 200 and "Tidak ada kandidat" in response.text
+
+
+def test_a_malformed_field_is_a_warning_beside_the_candidates(
+    searchable: Path, modelled: tuple[Path, dict[str, str], str]
+) -> None:
+    fields = modelled[1] | {"nik": "18051366"}  # eight digits: a NIK has sixteen
+    html = search(logged_in(searchable), **fields).text
+    warned = html[html.index('role="alert"') : html.index('id="results"')]
+    assert "NIK:" in warned and "18051366" not in warned  # the field and what is wrong, not the value again
+    assert 'id="cand-1"' in html
