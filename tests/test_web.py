@@ -145,6 +145,13 @@ def test_a_decision_is_recorded_under_the_session_s_user_and_confirmed(db: Path)
     assert 'role="status"' not in page.get(f"/identities/{A}").text  # the confirmation is shown once
 
 
+def test_an_unlinked_record_has_its_own_page(db: Path) -> None:
+    page = logged_in(db)
+    assert page.get("/open?key=U1").headers["location"] == "/identities/U1"
+    html = page.get("/identities/U1").text
+    assert TEXTS["id"]["unlinked"] in html and 'id="rec-U1"' in html
+
+
 def test_a_typed_record_id_is_the_second_application(db: Path) -> None:
     page = logged_in(db)
     assert decide_form(page, record_id_other="B1", reason="same passport photo").status_code == 303
