@@ -33,7 +33,7 @@ from typing import Any, Final, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -46,7 +46,7 @@ from linkage.query import QUERY_FIELDS, query
 from linkage.schema import FIELDS
 from linkage.store import Store
 
-__all__ = ["DEFAULT_RATE", "create_app"]
+__all__ = ["DEFAULT_RATE", "ApiError", "Context", "Service", "create_app", "guarded"]
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ MatchBody: type[BaseModel] = create_model(
 
 
 @dataclass
-class _Service:
+class Service:
     db: Path
     rate: RateLimit
     config: Config = field(default_factory=Config)
@@ -174,7 +174,7 @@ class _Service:
 
 
 @dataclass
-class _Context:
+class Context:
     """What the audit needs of a request once it is answered."""
 
     action: Action
@@ -182,6 +182,58 @@ class _Context:
     user: User | None = None
     fields: dict[str, Any] | None = None
     identities: list[str] = field(default_factory=list)
+
+
+UserOf = Callable[["Service", Request], "User | None"]
+"""How a request names its user: the API reads the bearer token, the pages their session cookie."""
+
+
+async def guarded(
+    service: Service, request: Request, context: Context, work: Callable[[], Awaitable[Any]], user_of: UserOf
+) -> tuple[int, Any, dict[str, str] | None]:
+    """Answer one request the way every endpoint and page does: user (401), rate (429), role (403), work, audit.
+
+    Returns:
+        ``(status, body, headers)``: 200 and what ``work`` returned, or the error's status and message.
+    """
+    started = time.perf_counter()
+    status, body, headers = 200, None, None
+    try:
+        context.user = user_of(service, request)
+        if context.user is None:
+            raise ApiError(401, "a valid bearer token is needed", {"WWW-Authenticate": "Bearer"})
+        wait = service.rate.take(context.user.name)
+        if wait:
+            seconds = max(1, math.ceil(wait))
+            raise ApiError(429, f"too many requests: try again in {seconds} s", {"Retry-After": str(seconds)})
+        if not allowed(context.user, context.action):
+            raise ApiError(403, f"the role {context.user.role.value!r} may not {context.action.replace('_', ' ')}")
+        body = await work()
+    except ApiError as exc:
+        status, body, headers = exc.status, exc.message, exc.headers
+    except ValidationError as exc:
+        status, body = 422, _invalid(exc.errors())
+    except NotFoundError as exc:
+        status, body = 404, str(exc)
+    except LinkageError as exc:
+        status, body = (409 if isinstance(exc, StoreError) else 400), str(exc)
+    except Exception:
+        log.exception("internal error on %s", context.route)  # the route only: no request values
+        status, body = 500, "internal error: the service logged it; nothing was changed by this request"
+    elapsed = 1000 * (time.perf_counter() - started)
+    try:
+        with service.store() as store:
+            write_audit(
+                store, user=context.user, endpoint=context.route, method=request.method, status=status,
+                duration_ms=elapsed, fields=context.fields, identities=context.identities,
+            )  # fmt: skip
+    except Exception:
+        log.exception("audit write failed on %s", context.route)
+        if status == 200:
+            status, body = 503, "the request could not be audited, so it is not answered"
+    user = context.user.name if context.user else "-"
+    log.info("%s %s %d %s %.1f ms", request.method, context.route, status, user, elapsed)
+    return status, body, headers
 
 
 def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config | None = None) -> FastAPI:
@@ -192,7 +244,7 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
     """
     if not Path(db).exists():
         raise StoreError(f"no store at {db}: run `linkage link --db {db}` first")
-    service = _Service(Path(db), RateLimit(rate_per_minute), config or Config())
+    service = Service(Path(db), RateLimit(rate_per_minute), config or Config())
     app = FastAPI(
         title="linkage officer service",
         version="1",
@@ -201,52 +253,16 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
     )
 
     async def answered(
-        request: Request, context: _Context, work: Callable[[], Awaitable[Any]]
+        request: Request, context: Context, work: Callable[[], Awaitable[Any]]
     ) -> JSONResponse:
-        started = time.perf_counter()
-        status, body, headers = 200, None, None
-        try:
-            context.user = _user(service, request)
-            if context.user is None:
-                raise ApiError(401, "a valid bearer token is needed", {"WWW-Authenticate": "Bearer"})
-            wait = service.rate.take(context.user.name)
-            if wait:
-                seconds = max(1, math.ceil(wait))
-                raise ApiError(429, f"too many requests: try again in {seconds} s", {"Retry-After": str(seconds)})
-            if not allowed(context.user, context.action):
-                raise ApiError(403, f"the role {context.user.role.value!r} may not {context.action.replace('_', ' ')}")
-            body = await work()
-        except ApiError as exc:
-            status, body, headers = exc.status, exc.message, exc.headers
-        except ValidationError as exc:
-            status, body = 422, _invalid(exc.errors())
-        except NotFoundError as exc:
-            status, body = 404, str(exc)
-        except LinkageError as exc:
-            status, body = (409 if isinstance(exc, StoreError) else 400), str(exc)
-        except Exception:
-            log.exception("internal error on %s", context.route)  # the route only: no request values
-            status, body = 500, "internal error: the service logged it; nothing was changed by this request"
-        elapsed = 1000 * (time.perf_counter() - started)
-        try:
-            with service.store() as store:
-                write_audit(
-                    store, user=context.user, endpoint=context.route, method=request.method, status=status,
-                    duration_ms=elapsed, fields=context.fields, identities=context.identities,
-                )  # fmt: skip
-        except Exception:
-            log.exception("audit write failed on %s", context.route)
-            if status == 200:
-                status, body = 503, "the request could not be audited, so it is not answered"
-        user = context.user.name if context.user else "-"
-        log.info("%s %s %d %s %.1f ms", request.method, context.route, status, user, elapsed)
+        status, body, headers = await guarded(service, request, context, work, _bearer_user)
         if status != 200:
             return _error(status, str(body), headers)
         return JSONResponse(body)
 
     @app.get("/v1/identities/{identity_id}", summary="An identity's applications across offices, and why")
     async def get_identity(identity_id: str, request: Request) -> JSONResponse:
-        context = _Context("view_identities", "/v1/identities/{identity_id}")
+        context = Context("view_identities", "/v1/identities/{identity_id}")
 
         async def work() -> Any:
             with service.store() as store:
@@ -260,7 +276,7 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
 
     @app.get("/v1/applications/{record_id}", summary="One application, its identity and that identity's history")
     async def get_application(record_id: str, request: Request) -> JSONResponse:
-        context = _Context("view_applications", "/v1/applications/{record_id}")
+        context = Context("view_applications", "/v1/applications/{record_id}")
 
         async def work() -> Any:
             with service.store() as store:
@@ -278,7 +294,7 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
         openapi_extra=_body_schema(DecisionBody),
     )
     async def post_decision(request: Request) -> JSONResponse:
-        context = _Context("decide", "/v1/decisions")
+        context = Context("decide", "/v1/decisions")
 
         async def work() -> Any:
             decision = await _body(request, DecisionBody, context)
@@ -300,7 +316,7 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
         openapi_extra=_body_schema(MatchBody),
     )
     async def post_match(request: Request) -> JSONResponse:
-        context = _Context("query", "/v1/match")
+        context = Context("query", "/v1/match")
 
         async def work() -> Any:
             body = (await _body(request, MatchBody, context)).model_dump()
@@ -318,7 +334,7 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
         openapi_extra=_body_schema(ApplicationBody),
     )
     async def post_application(request: Request) -> JSONResponse:
-        context = _Context("register", "/v1/applications")
+        context = Context("register", "/v1/applications")
 
         async def work() -> Any:
             fields = (await _body(request, ApplicationBody, context)).model_dump()
@@ -333,7 +349,7 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
     async def get_audit(
         request: Request, since: str | None = None, user: str | None = None, limit: int = 100
     ) -> JSONResponse:
-        context = _Context("read_audit", "/v1/audit", fields={"since": since, "user": user, "limit": limit})
+        context = Context("read_audit", "/v1/audit", fields={"since": since, "user": user, "limit": limit})
 
         async def work() -> Any:
             import datetime as dt
@@ -347,17 +363,27 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
 
         return await answered(request, context, work)
 
+    from linkage import web  # here, not at the top: web.py builds on this module
+
+    app.include_router(web.router(service))
+
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if not request.url.path.startswith("/v1/"):  # a page: the same message, as a page
+            return web.error_page(request, exc.status_code, str(exc.detail))
         return _error(exc.status_code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if not request.url.path.startswith("/v1/"):
+            return web.error_page(request, 422, _invalid(exc.errors()))
         return _error(422, _invalid(exc.errors()))
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("internal error")
+        if not request.url.path.startswith("/v1/"):
+            return web.error_page(request, 500, "internal error: the service logged it")
         return _error(500, "internal error: the service logged it")
 
     return app
@@ -414,7 +440,7 @@ def _invalid(errors: Sequence[Any]) -> str:
 _Body = TypeVar("_Body", bound=BaseModel)
 
 
-async def _body(request: Request, model: type[_Body], context: _Context) -> _Body:
+async def _body(request: Request, model: type[_Body], context: Context) -> _Body:
     """The request's JSON body as ``model``, read after the token is checked (so that a request without one is
     a 401, audited, whatever its body); its fields go to the audit as a hash.
 
@@ -437,7 +463,7 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
-def _user(service: _Service, request: Request) -> User | None:
+def _bearer_user(service: Service, request: Request) -> User | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
