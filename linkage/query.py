@@ -236,9 +236,9 @@ def _missing(value: Any) -> bool:
 
 def _values(store: Store, spec: ModelSpec) -> dict[str, dict[str, Any]]:
     """Each model-input row of the query's pairs (the query and its candidates): the columns comparisons read."""
-    columns = list(dict.fromkeys(c for comp in spec.comparison for c in _inputs(comp)))
     existing = set(store.columns("model_input"))
-    wanted = ", ".join(quote(c) for c in columns if c in existing)
+    columns = [c for c in dict.fromkeys(c for comp in spec.comparison for c in _inputs(comp)) if c in existing]
+    wanted = ", ".join(quote(c) for c in columns)  # model-input columns, checked against its catalogue
     found: dict[str, dict[str, Any]] = {}
     for row in store.df(
         f"""SELECT record_id, {wanted} FROM model_input
