@@ -330,7 +330,8 @@ def test_the_cli_json_is_the_answer(store: Built, sample: Sample) -> None:
     result = runner.invoke(app, [*_args(db, _fields(row)), "--json", "--limit", "2"])
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
-    assert set(found) == {"query", "model_id", "threshold", "review_floor", "prior_match_weight", "candidates"}
+    assert set(found) == {"query", "model_id", "threshold", "review_floor", "prior_match_weight", "candidates",
+                          "warnings"}
     assert 1 <= len(found["candidates"]) <= 2
     candidate = found["candidates"][0]
     assert set(candidate) == {"identity_id", "match_probability", "match_weight", "level", "reason", "record_id",
@@ -374,3 +375,10 @@ def test_a_malformed_nik_is_a_warning_in_the_answer_not_a_refusal(store: Built) 
     assert all("1800785511110003" not in w["problem"] for w in answer["warnings"])
     with Store(db) as s, pytest.raises(InputError, match="birth_date"):
         query(s, {"full_name": "Siti Aminah", "birth_date": "31-02-1990", "nik": "123"})
+
+
+def test_the_cli_shows_a_warning_for_a_malformed_nik(store: Built) -> None:
+    result = runner.invoke(app, [*_args(store[0], {"full_name": "Siti Aminah", "nik": "1800785511110003"})])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "nik" in result.output
+    assert "1800785511110003" not in result.output

@@ -63,6 +63,8 @@ def _print(found: dict[str, Any]) -> None:
         f"[bold]{len(candidates)} candidate identities[/] (model {_shown(found['model_id'])}, linked at "
         f"p ≥ {found['threshold']:g}, review at p ≥ {found['review_floor']:g})"
     )
+    for warning in found.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {_shown(str(warning['field']))}: {_shown(str(warning['problem']))}")
     if not candidates:
         console.print("No stored person matches this applicant at or above the review floor.")
         return
