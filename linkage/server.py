@@ -25,7 +25,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,38 +120,38 @@ class DecisionBody(BaseModel):
 MAX_FIELD_CHARS: Final = 1000
 """The longest value a field of a registered application may hold (a longer one is a 422)."""
 
-ApplicationBody: type[BaseModel] = create_model(
-    "ApplicationBody",
-    __config__=ConfigDict(extra="forbid"),  # an unknown field is named in a 422, not dropped
-    **{
-        f.name: (
-            str if f.required else str | None,
-            Field(... if f.required else None, min_length=1 if f.required else 0, max_length=MAX_FIELD_CHARS,
-                  description=f"{f.meaning} (e.g. {f.example})"),
-        )
-        for f in FIELDS
-    },  # type: ignore[call-overload]
-)
-"""One new application, in the schema's roles (linkage/schema.py): ``record_id`` and ``full_name`` needed."""
+def _fields_model(name: str, fields: Sequence[str], required: Collection[str], **extra: Any) -> type[BaseModel]:
+    """A body of the schema's ``fields`` (text, at most :data:`MAX_FIELD_CHARS`; ``required`` ones needed),
+    and ``extra`` fields; an unknown field is named in a 422, not dropped."""
+    made: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        name,
+        __config__=ConfigDict(extra="forbid"),
+        **{
+            f.name: (
+                str if f.name in required else str | None,
+                Field(... if f.name in required else None, min_length=1 if f.name in required else 0,
+                      max_length=MAX_FIELD_CHARS, description=f"{f.meaning} (e.g. {f.example})"),
+            )
+            for f in FIELDS
+            if f.name in fields
+        },
+        **extra,
+    )
+    return made
 
+
+ApplicationBody = _fields_model("ApplicationBody", [f.name for f in FIELDS], {f.name for f in FIELDS if f.required})
+"""One new application, in the schema's roles (linkage/schema.py): ``record_id`` and ``full_name`` needed."""
 
 MAX_CANDIDATES: Final = 100
 """The most candidate identities one match returns."""
 
-MatchBody: type[BaseModel] = create_model(
+MatchBody = _fields_model(
     "MatchBody",
-    __config__=ConfigDict(extra="forbid"),
-    **{
-        f.name: (
-            str if f.name == "full_name" else str | None,
-            Field(... if f.name == "full_name" else None, min_length=1 if f.name == "full_name" else 0,
-                  max_length=MAX_FIELD_CHARS, description=f"{f.meaning} (e.g. {f.example})"),
-        )
-        for f in FIELDS
-        if f.name in QUERY_FIELDS
-    },
+    QUERY_FIELDS,
+    {"full_name"},
     limit=(int, Field(10, ge=1, le=MAX_CANDIDATES, description="the most candidate identities returned")),
-)  # type: ignore[call-overload]
+)
 """One applicant at the counter, in the schema's roles (:data:`linkage.query.QUERY_FIELDS`), and ``limit``."""
 
 

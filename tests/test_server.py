@@ -30,18 +30,23 @@ def linked(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return linked_store(tmp_path_factory.mktemp("server"), AT)
 
 
-@pytest.fixture
-def db(linked: Path, tmp_path: Path) -> Path:
-    """A copy of the linked store with one user of each role (tokens in ``TOKENS``)."""
-    path = tmp_path / "s.duckdb"
-    shutil.copy(linked, path)
+TOKENS: dict[Role, str] = {}
+
+
+def with_users(source: Path, folder: Path) -> Path:
+    """A copy of the store ``source`` in ``folder`` with one user of each role (their tokens in ``TOKENS``)."""
+    path = folder / "s.duckdb"
+    shutil.copy(source, path)
     with Store(path) as store:
         TOKENS.clear()
         TOKENS.update({role: add_user(store, f"user-{role.value}", role.value) for role in Role})
     return path
 
 
-TOKENS: dict[Role, str] = {}
+@pytest.fixture
+def db(linked: Path, tmp_path: Path) -> Path:
+    """A copy of the linked store with one user of each role."""
+    return with_users(linked, tmp_path)
 
 
 def client(db: Path, **kwargs: Any) -> TestClient:
@@ -207,17 +212,22 @@ def sample_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
     return path, {k: (None if pd.isna(v) else str(v)) for k, v in refused.items()}
 
 
+@pytest.fixture
+def sampled(sample_store: tuple[Path, dict[str, Any]], tmp_path: Path) -> tuple[Path, dict[str, Any], str]:
+    """A copy of the sample store with one user of each role, the refused person's application and identity."""
+    path = with_users(sample_store[0], tmp_path)
+    refused = sample_store[1]
+    with Store(path, read_only=True) as store:
+        identity = store.rows("SELECT identity_id FROM membership WHERE record_id = ?", [refused["record_id"]])[0][0]
+    return path, refused, identity
+
+
 @pytest.mark.slow
 def test_a_registered_application_joins_its_identity_and_raises_the_refusal(
-    sample_store: tuple[Path, dict[str, Any]], tmp_path: Path
+    sampled: tuple[Path, dict[str, Any], str],
 ) -> None:
-    path = tmp_path / "s.duckdb"
-    shutil.copy(sample_store[0], path)
-    refused = sample_store[1]
-    with Store(path) as store:
-        token = add_user(store, "ani", "officer", "Metro")
-        identity = store.rows("SELECT identity_id FROM membership WHERE record_id = ?", [refused["record_id"]])[0][0]
-    api = client(path)
+    path, refused, identity = sampled
+    api, token = client(path), TOKENS[Role.OFFICER]
     # the refused applicant again, at another office a year later, the name respelt
     body = {**refused, "record_id": "NEW-0001", "office": "Kanim Metro", "decision": "pending",
             "decision_reason": None, "application_date": "2026-11-30",
@@ -246,15 +256,10 @@ def test_a_registered_application_needs_its_id_and_name_and_no_unknown_field(db:
 
 @pytest.mark.slow
 def test_a_match_finds_the_refused_identity_for_every_role_and_none_without_a_token(
-    sample_store: tuple[Path, dict[str, Any]], tmp_path: Path
+    sampled: tuple[Path, dict[str, Any], str],
 ) -> None:
-    path = tmp_path / "s.duckdb"
-    shutil.copy(sample_store[0], path)
-    refused = sample_store[1]
-    with Store(path) as store:
-        tokens = {role: add_user(store, f"u-{role.value}", role.value) for role in Role}
-        identity = store.rows("SELECT identity_id FROM membership WHERE record_id = ?", [refused["record_id"]])[0][0]
-    api = client(path)
+    path, refused, identity = sampled
+    api, tokens = client(path), TOKENS
     wanted = ("full_name", "birth_date", "nik", "mother_name", "sex")
     body = {k: refused[k] for k in wanted} | {"full_name": refused["full_name"].upper(), "limit": 3}
     assert_error(call(api, "POST", "/v1/match", body, None), 401)

@@ -4,17 +4,17 @@ the audit and the two languages, through FastAPI's test client on a real store."
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from linkage.access import Role, add_user, read_audit, revoke_user
+from linkage.access import Role, read_audit, revoke_user
 from linkage.server import create_app
 from linkage.store import Store
 from linkage.web import TEXTS
+from tests.test_server import TOKENS, with_users
 from tests.test_trace import AT, A, B, linked_store
 
 
@@ -26,15 +26,7 @@ def linked(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def db(linked: Path, tmp_path: Path) -> Path:
     """A copy of the linked store with one user of each role (tokens in ``TOKENS``)."""
-    path = tmp_path / "s.duckdb"
-    shutil.copy(linked, path)
-    with Store(path) as store:
-        TOKENS.clear()
-        TOKENS.update({role: add_user(store, f"user-{role.value}", role.value) for role in Role})
-    return path
-
-
-TOKENS: dict[Role, str] = {}
+    return with_users(linked, tmp_path)
 
 
 def browser(db: Path, **kwargs: Any) -> TestClient:
@@ -320,12 +312,7 @@ def modelled_store(folder: Path) -> tuple[Path, dict[str, str], str]:
 
 @pytest.fixture
 def searchable(modelled: tuple[Path, dict[str, str], str], tmp_path: Path) -> Path:
-    path = tmp_path / "s.duckdb"
-    shutil.copy(modelled[0], path)
-    with Store(path) as store:
-        TOKENS.clear()
-        TOKENS.update({role: add_user(store, f"user-{role.value}", role.value) for role in Role})
-    return path
+    return with_users(modelled[0], tmp_path)
 
 
 def search(page: TestClient, **fields: str) -> Any:
