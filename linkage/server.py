@@ -25,13 +25,15 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+import duckdb
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -44,7 +46,9 @@ from linkage.errors import InputError, LinkageError, NotFoundError, StoreError
 from linkage.history import history
 from linkage.query import QUERY_FIELDS, query
 from linkage.schema import FIELDS
+from linkage.spec import load_spec
 from linkage.store import Store
+from linkage.warm import Scorer
 
 __all__ = ["DEFAULT_RATE", "ApiError", "Context", "Service", "create_app", "guarded"]
 
@@ -108,6 +112,14 @@ class RateLimit:
             return (1.0 - bucket.tokens) / rate
 
 
+class RunBody(BaseModel):
+    """A link run: files on the server to ingest first (none: link what is stored), and whether in full."""
+
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[str] = Field(default_factory=list, max_length=1000, description="paths of files on the server")
+    full: bool = Field(False, description="re-link every record (default: what is new or changed)")
+
+
 class DecisionBody(BaseModel):
     """A must-link or cannot-link decision between two stored applications."""
 
@@ -156,21 +168,119 @@ MatchBody = _fields_model(
 
 
 @dataclass
+class Job:
+    """A link run the service runs for an admin: ingest the given files (if any), then link."""
+
+    job_id: str
+    inputs: list[str]
+    full: bool
+    state: str = "queued"  # queued, running, succeeded, failed
+    submitted_at: str = ""
+    finished_at: str | None = None
+    run_id: str | None = None
+    message: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Jobs:
+    """The link runs of the service, one at a time in a worker thread, while queries go on being answered."""
+
+    found: dict[str, Job] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, service: Service, inputs: list[Path], *, full: bool) -> Job:
+        import datetime as dt
+        import uuid
+
+        job = Job(f"job-{uuid.uuid4().hex[:12]}", [str(p) for p in inputs], full,
+                  submitted_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))  # fmt: skip
+        with self._lock:
+            self.found[job.job_id] = job
+        threading.Thread(target=self._run, args=(service, job, inputs), daemon=True, name=job.job_id).start()
+        return job
+
+    def _run(self, service: Service, job: Job, inputs: list[Path]) -> None:
+        import datetime as dt
+
+        from linkage.engine import link
+        from linkage.pipeline import ingest
+
+        with service.lock:  # one writer at a time: decisions and registrations wait for the run
+            job.state = "running"
+            try:
+                if inputs:
+                    ingest(inputs, service.config, db=service.db)
+                run_id = link(service.db, service.config, full=job.full).run_id
+                service.refresh()  # queries see the run's result from here on, all at once
+                job.state, job.run_id = "succeeded", run_id
+            except LinkageError as exc:
+                job.state, job.message = "failed", str(exc)
+            except Exception:
+                log.exception("link job %s failed", job.job_id)
+                job.state, job.message = "failed", "internal error: the service logged it"
+        job.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass
 class Service:
+    """The service's state: the store it holds open, its warm scorer, the rate limit and the writers' lock.
+
+    The service holds the store for its life (DuckDB lets one process write a file) and is its only writer
+    while it runs: requests read it on cursors of their own, side by side; writers (decisions,
+    registrations, link runs) open it again in the same process, which shares the one database, and DuckDB's
+    transactions keep each reader on the state it started from. Matches read the scorer's snapshot, swapped
+    whole after each write (:meth:`refresh`).
+    """
+
     db: Path
     rate: RateLimit
     config: Config = field(default_factory=Config)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    held: Store | None = None
+    scorer: Scorer | None = None
+    jobs: Jobs = field(default_factory=lambda: Jobs())
+
+    def open(self) -> None:
+        """Open the store for the service's life and warm the scorer (when the store has a model)."""
+        self.held = Store(self.db, memory_limit=self.config.store.memory_limit)
+        self.refresh()
+
+    def close(self) -> None:
+        if self.held is not None:
+            self.held.close()
+            self.held = None
 
     @contextmanager
     def store(self) -> Iterator[Store]:
+        """A cursor of the held store for one request (its own transactions and TEMP tables)."""
+        if self.held is None:
+            self.open()
+        assert self.held is not None
+        try:
+            cursor = Store.on(self.held.con.cursor())
+        except duckdb.Error as exc:
+            raise ApiError(503, f"the store cannot be read now: {exc}") from exc
+        with cursor:
+            yield cursor
+
+    def writing(self, write: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Call ``write`` as the one writer (in a worker thread: the lock is never held across an ``await``)."""
         with self.lock:
+            return write(*args, **kwargs)
+
+    def refresh(self) -> None:
+        """Swap in a snapshot of the store as written (after a decision, registration or link run)."""
+        with self.store() as cursor:
+            if self.scorer is not None:
+                self.scorer.refresh(cursor)
+                return
             try:
-                opened = Store(self.db)
-            except StoreError as exc:
-                raise ApiError(503, f"the store cannot be opened now: {exc}") from exc
-            with opened as store:
-                yield store
+                self.scorer = Scorer(cursor, load_spec(None))
+            except InputError as exc:  # no model yet: a match says so (linkage.query), and the next run warms it
+                log.info("no warm scorer: %s", exc)
 
 
 @dataclass
@@ -245,7 +355,15 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
     if not Path(db).exists():
         raise StoreError(f"no store at {db}: run `linkage link --db {db}` first")
     service = Service(Path(db), RateLimit(rate_per_minute), config or Config())
+    service.open()  # the store held and the scorer warm before the first request
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="linkage officer service",
         version="1",
         description="Match one applicant against every office's applications; see an identity's history; "
@@ -253,12 +371,12 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
     )
 
     async def answered(
-        request: Request, context: Context, work: Callable[[], Awaitable[Any]]
+        request: Request, context: Context, work: Callable[[], Awaitable[Any]], status: int = 200
     ) -> JSONResponse:
-        status, body, headers = await guarded(service, request, context, work, _bearer_user)
-        if status != 200:
-            return _error(status, str(body), headers)
-        return JSONResponse(body)
+        code, body, headers = await guarded(service, request, context, work, _bearer_user)
+        if code != 200:
+            return _error(code, str(body), headers)
+        return JSONResponse(body, status_code=status)
 
     @app.get("/v1/identities/{identity_id}", summary="An identity's applications across offices, and why")
     async def get_identity(identity_id: str, request: Request) -> JSONResponse:
@@ -301,10 +419,9 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
             if decision.kind not in KINDS:
                 raise InputError(f"unknown decision kind {decision.kind!r}: use {' or '.join(KINDS)}")
             assert context.user is not None  # answered() checked it
-            with service.lock:
-                made = decide(
-                    service.db, decision.kind, decision.record_id_a, decision.record_id_b,
-                    by=context.user.name, reason=decision.reason,
+            made = await run_in_threadpool(
+                    service.writing, decide, service.db, decision.kind, decision.record_id_a, decision.record_id_b,
+                    by=context.user.name, reason=decision.reason, memory_limit=service.config.store.memory_limit,
                 )  # fmt: skip
             return _jsonable(made.__dict__)
 
@@ -321,8 +438,10 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
         async def work() -> Any:
             body = (await _body(request, MatchBody, context)).model_dump()
             limit = body.pop("limit")
-            with service.store() as store:
-                answer = query(store, body, limit=limit, dataset=service.config.dataset)
+            with service.store() as store:  # a cursor: queries on several threads run side by side
+                answer = await run_in_threadpool(
+                    query, store, body, limit=limit, dataset=service.config.dataset, scorer=service.scorer
+                )
             context.identities = [c["identity_id"] for c in answer["candidates"]]
             return _jsonable(answer)
 
@@ -338,10 +457,42 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
 
         async def work() -> Any:
             fields = (await _body(request, ApplicationBody, context)).model_dump()
-            with service.lock:
-                answer = register(service.db, service.config, fields)
+            answer = await run_in_threadpool(service.writing, register, service.db, service.config, fields)
+            # matches see the new application once the snapshot is swapped (seconds at 1M records)
+            threading.Thread(target=service.refresh, daemon=True, name="refresh").start()
             context.identities = [answer["identity_id"]] if answer["identity_id"] else []
             return _jsonable(answer)
+
+        return await answered(request, context, work)
+
+    @app.post(
+        "/v1/runs",
+        summary="Start a link run (admins): ingest the given files on the server, then link; queries go on",
+        openapi_extra=_body_schema(RunBody),
+        status_code=202,
+    )
+    async def post_run(request: Request) -> JSONResponse:
+        context = Context("manage_runs", "/v1/runs")
+
+        async def work() -> Any:
+            body = await _body(request, RunBody, context)
+            inputs = [Path(p) for p in body.inputs]
+            missing = [str(p) for p in inputs if not p.is_file()]
+            if missing:
+                raise InputError(f"no such file on the server: {', '.join(repr(m) for m in missing)}")
+            return service.jobs.start(service, inputs, full=body.full).public()
+
+        return await answered(request, context, work, status=202)
+
+    @app.get("/v1/runs/{job_id}", summary="A link run started through the service: its state (admins)")
+    async def get_run(job_id: str, request: Request) -> JSONResponse:
+        context = Context("manage_runs", "/v1/runs/{job_id}")
+
+        async def work() -> Any:
+            job = service.jobs.found.get(job_id)
+            if job is None:
+                raise NotFoundError(f"no run job {job_id!r} in this service")
+            return job.public()
 
         return await answered(request, context, work)
 
@@ -406,7 +557,7 @@ def register(db: Path, config: Config, fields: dict[str, Any]) -> dict[str, Any]
     from linkage.pipeline import ingest
 
     record_id = fields["record_id"]
-    with Store(db, read_only=True) as store:
+    with Store(db, memory_limit=config.store.memory_limit) as store:  # the service's own database, shared
         if store.rows("SELECT 1 FROM applications WHERE record_id = ?", [record_id]):
             raise InputError(f"an application {record_id!r} is stored already: a new application needs a new id")
     with tempfile.TemporaryDirectory(prefix="linkage-register-") as folder:
@@ -417,7 +568,7 @@ def register(db: Path, config: Config, fields: dict[str, Any]) -> dict[str, Any]
         reasons = ", ".join(sorted(report.quarantined_by_reason))
         raise InputError(f"the application was not accepted: {reasons}")
     summary = link(db, config)
-    with Store(db, read_only=True) as store:
+    with Store(db, memory_limit=config.store.memory_limit) as store:
         found = store.rows("SELECT identity_id FROM membership WHERE record_id = ?", [record_id])
         raised = [a for a in alerts(store) if a["record_id"] == record_id]
     return {
@@ -438,6 +589,7 @@ def _invalid(errors: Sequence[Any]) -> str:
 
 
 _Body = TypeVar("_Body", bound=BaseModel)
+_T = TypeVar("_T")
 
 
 async def _body(request: Request, model: type[_Body], context: Context) -> _Body:

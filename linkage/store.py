@@ -153,7 +153,8 @@ class Store:
 
     def sql(self, sql: str, params: Params = None, *, table: str = "") -> duckdb.DuckDBPyConnection:
         """Run one statement; logged at DEBUG without its values; errors name the table being built."""
-        log.debug("sql [%s]: %s", table or "-", " ".join(sql.split()))
+        if log.isEnabledFor(logging.DEBUG):  # (the warm scorer's SQL is long: not joined on every query)
+            log.debug("sql [%s]: %s", table or "-", " ".join(sql.split()))
         try:
             return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
         except duckdb.Error as exc:
@@ -175,7 +176,8 @@ class Store:
 
     def arrow(self, sql: str, params: Params = None, *, table: str = "") -> pa.Table:
         """The rows of one query as an Arrow table (through a relation: no extra copy of the rows)."""
-        log.debug("sql [%s]: %s", table or "-", " ".join(sql.split()))
+        if log.isEnabledFor(logging.DEBUG):  # (the warm scorer's SQL is long: not joined on every query)
+            log.debug("sql [%s]: %s", table or "-", " ".join(sql.split()))
         try:
             result: pa.Table = self.con.sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -496,7 +497,9 @@ def router(service: Service) -> APIRouter:
             if "full_name" not in given:
                 raise InputError("the applicant's full name is needed: fill in the name field")
             with service.store() as store:
-                found = query(store, given, limit=SEARCH_LIMIT, dataset=service.config.dataset)
+                found = await run_in_threadpool(
+                    query, store, given, limit=SEARCH_LIMIT, dataset=service.config.dataset, scorer=service.scorer
+                )
             context.identities = [c["identity_id"] for c in found["candidates"] if c["identity_id"]]
             for candidate in found["candidates"]:
                 for entry in candidate["evidence"]:
@@ -520,8 +523,10 @@ def router(service: Service) -> APIRouter:
             if not a or not b.strip():
                 raise InputError("choose two applications: the first, and the second or another application id")
             assert context.user is not None  # guarded() checked it
-            with service.lock:
-                made = decide(service.db, kind, a, b.strip(), by=context.user.name, reason=reason)
+            made = await run_in_threadpool(
+                service.writing, decide, service.db, kind, a, b.strip(), by=context.user.name, reason=reason,
+                memory_limit=service.config.store.memory_limit,
+            )  # fmt: skip
             context.identities = sorted({i for i in (made.identity_a, made.identity_b) if i})
             t = TEXTS[language(request)]
             session.notice = t["decided"].format(

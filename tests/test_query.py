@@ -27,6 +27,7 @@ from linkage.query import QUERY_RECORD_ID, _score, normalised_row, query
 from linkage.review import run_cuts
 from linkage.spec import ModelSpec, load_spec
 from linkage.store import Store
+from linkage.warm import Scorer
 from tests.test_cli_errors import run_main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -152,6 +153,8 @@ def test_a_query_scores_every_pair_as_an_incremental_link_of_it_does(
     db, held, probes = store
     apps = sample[0].set_index("record_id", drop=False)
     compared, weights = 0, set()
+    with Store(db) as s:
+        scorer = Scorer(s, _spec())
     # the probes, and a few held-out records as the sample has them
     for row in [*probes, *(apps.loc[r].to_dict() for r in held[:5])]:
         linked = _link_one(db, row, tmp_path)
@@ -160,13 +163,16 @@ def test_a_query_scores_every_pair_as_an_incremental_link_of_it_does(
             floor, _ = run_cuts(s)
             artefact = json.loads(s.rows("SELECT artefact FROM models")[0][0])
             pairs, _, _ = _score(s, normalised_row(fields), _spec(), artefact, floor)
+            warm, _ = scorer.score(Store.on(s.con.cursor()), normalised_row(fields))
             answer = query(s, fields, limit=1000, spec=_spec())
-        queried = {p["record_id"]: (p["match_probability"], p["match_weight"]) for p in pairs}
-        assert queried.keys() == linked.keys(), row["record_id"]
-        for other, (probability, weight) in linked.items():
-            assert queried[other][0] == pytest.approx(probability, abs=1e-9, rel=0), (row["record_id"], other)
-            assert queried[other][1] == pytest.approx(weight, abs=1e-9, rel=0), (row["record_id"], other)
-            weights.add(round(weight, 6))
+        # both paths: a link's own (prepare_incremental and Splink's predict) and the warm scorer's
+        for found in (pairs, warm):
+            queried = {p["record_id"]: (p["match_probability"], p["match_weight"]) for p in found}
+            assert queried.keys() == linked.keys(), row["record_id"]
+            for other, (probability, weight) in linked.items():
+                assert queried[other][0] == pytest.approx(probability, abs=1e-9, rel=0), (row["record_id"], other)
+                assert queried[other][1] == pytest.approx(weight, abs=1e-9, rel=0), (row["record_id"], other)
+                weights.add(round(weight, 6))
         # the answer's candidates are the identities of these pairs, each at its best pair's probability
         for candidate in answer["candidates"]:
             assert candidate["match_probability"] == pytest.approx(linked[candidate["record_id"]][0], abs=1e-9, rel=0)
@@ -176,6 +182,22 @@ def test_a_query_scores_every_pair_as_an_incremental_link_of_it_does(
         compared += len(linked)
     assert compared >= 200, f"only {compared} pairs compared"
     assert len(weights) >= 50, "the pairs compared hardly differ"
+
+
+def test_the_warm_scorer_gives_the_answer_of_a_links_own_path(store: Built, sample: Sample) -> None:
+    """The service's warm scorer (snapshot in memory, Splink's SQL generated once) answers every applicant
+    exactly as the path of a link does: candidates, probabilities, evidence and applications."""
+    db, held, probes = store
+    apps = sample[0].set_index("record_id", drop=False)
+    with Store(db) as s:
+        scorer = Scorer(s, _spec())
+        cursor = Store.on(s.con.cursor())
+        for row in [*probes[:6], *(apps.loc[r].to_dict() for r in held[:6])]:
+            fields = _fields(pd.Series(row))
+            cold = query(s, fields, limit=20, spec=_spec())
+            warm = query(cursor, fields, limit=20, scorer=scorer)
+            assert warm["candidates"], row["record_id"]
+            assert json.dumps(warm, sort_keys=True, default=str) == json.dumps(cold, sort_keys=True, default=str)
 
 
 def test_the_store_is_left_as_it_was(store: Built, sample: Sample) -> None:

@@ -80,7 +80,7 @@ def test_every_endpoint_for_every_role_and_without_a_token(
             assert response.status_code == 200, (role, response.text)
         else:
             assert_error(response, 403)
-    with Store(db, read_only=True) as store:
+    with Store(db) as store:  # the service holds the store: a reader in its process shares it
         rows = read_audit(store, limit=100)
     route = path.replace(A, "{identity_id}").replace("A2", "{record_id}")
     assert {r["endpoint"] for r in rows} == {route}  # the route's pattern, never a path with an id in it
@@ -94,7 +94,7 @@ def test_the_answers_carry_the_identity_and_its_history(db: Path) -> None:
     assert identity["identity_id"] == A and [a["record_id"] for a in identity["applications"]] == ["A1", "A2"]
     application = call(api, "GET", "/v1/applications/A2", None, TOKENS[Role.OFFICER]).json()
     assert application["found_as"] == "record" and application["identity_id"] == A
-    with Store(db, read_only=True) as store:
+    with Store(db) as store:  # the service holds the store: a reader in its process shares it
         rows = read_audit(store)
     assert [r["identities"] for r in rows] == [[A], [A]]
 
@@ -103,7 +103,7 @@ def test_a_decision_is_stored_under_the_token_s_user(db: Path) -> None:
     body = {"kind": "must_link", "record_id_a": "A1", "record_id_b": "A2", "reason": "same photo"}
     made = call(client(db), "POST", "/v1/decisions", body, TOKENS[Role.OFFICER]).json()
     assert made["kind"] == "must_link"
-    with Store(db, read_only=True) as store:
+    with Store(db) as store:  # the service holds the store: a reader in its process shares it
         assert store.rows("SELECT decided_by, reason FROM decisions ORDER BY decided_at DESC LIMIT 1") == [
             ("user-officer", "same photo")
         ]
@@ -161,7 +161,7 @@ def test_an_unexpected_error_is_a_500_without_its_trace_or_values(
     monkeypatch.setattr("linkage.server.history", broken)
     error = assert_error(call(client(db), "GET", f"/v1/identities/{A}", None, TOKENS[Role.OFFICER]), 500)
     assert "boom" not in error["message"] and "Siti" not in error["message"]
-    with Store(db, read_only=True) as store:
+    with Store(db) as store:  # the service holds the store: a reader in its process shares it
         assert read_audit(store)[0]["status"] == 500
 
 
@@ -217,7 +217,7 @@ def sampled(sample_store: tuple[Path, dict[str, Any]], tmp_path: Path) -> tuple[
     """A copy of the sample store with one user of each role, the refused person's application and identity."""
     path = with_users(sample_store[0], tmp_path)
     refused = sample_store[1]
-    with Store(path, read_only=True) as store:
+    with Store(path) as store:  # the service holds the store: a reader in its process shares it
         identity = store.rows("SELECT identity_id FROM membership WHERE record_id = ?", [refused["record_id"]])[0][0]
     return path, refused, identity
 
@@ -240,7 +240,7 @@ def test_a_registered_application_joins_its_identity_and_raises_the_refusal(
     assert made["alerts"][0]["level"] == "linked"
     again = call(api, "POST", "/v1/applications", body, token)
     assert "stored already" in assert_error(again, 400)["message"]
-    with Store(path, read_only=True) as store:
+    with Store(path) as store:  # the service holds the store: a reader in its process shares it
         row = read_audit(store)[1]
     assert row["endpoint"] == "/v1/applications" and row["identities"] == [identity] and row["status"] == 200
 
@@ -275,7 +275,48 @@ def test_a_match_finds_the_refused_identity_for_every_role_and_none_without_a_to
     assert "birth_date" in error["message"] and "Traceback" not in error["message"]
     too_many = call(api, "POST", "/v1/match", {**body, "limit": 1000}, tokens[Role.OFFICER])
     assert "limit" in assert_error(too_many, 422)["message"]
-    with Store(path, read_only=True) as store:
+    with Store(path) as store:  # the service holds the store: a reader in its process shares it
         rows = read_audit(store, limit=10)
     assert rows[2]["endpoint"] == "/v1/match" and identity in rows[2]["identities"]
     assert all(refused["nik"] not in str(r) for r in rows)
+
+
+@pytest.mark.slow
+def test_a_link_run_goes_on_while_matches_are_answered_and_shows_at_once(
+    sampled: tuple[Path, dict[str, Any], str], tmp_path: Path
+) -> None:
+    """An admin starts a link of new applications through the service; every match during it is answered
+    (from the snapshot before it), and once the run succeeded the new applications are matched."""
+    import time
+
+    import pandas as pd
+
+    path, refused, identity = sampled
+    api = client(path, rate_per_minute=100_000)
+    batch = pd.read_parquet(SAMPLE).iloc[3000:3400]
+    batch.to_parquet(tmp_path / "batch.parquet")
+    new = batch.dropna(subset=["nik", "birth_date"]).iloc[0]
+    body = {"full_name": new["full_name"], "birth_date": str(new["birth_date"]), "nik": new["nik"], "limit": 50}
+    run = {"inputs": [str(tmp_path / "batch.parquet")]}
+    assert_error(call(api, "POST", "/v1/runs", run, None), 401)
+    assert_error(call(api, "POST", "/v1/runs", run, TOKENS[Role.OFFICER]), 403)
+    missing = call(api, "POST", "/v1/runs", {"inputs": [str(tmp_path / "none.parquet")]}, TOKENS[Role.ADMIN])
+    assert "no such file" in assert_error(missing, 400)["message"]
+    started = call(api, "POST", "/v1/runs", run, TOKENS[Role.ADMIN])
+    assert started.status_code == 202, started.text
+    job = started.json()["job_id"]
+    during = []
+    deadline = time.monotonic() + 600
+    while (state := call(api, "GET", f"/v1/runs/{job}", None, TOKENS[Role.ADMIN]).json())["state"] in (
+        "queued", "running"
+    ):
+        answer = call(api, "POST", "/v1/match", body, TOKENS[Role.OFFICER])
+        assert answer.status_code == 200, answer.text
+        during.append({c["record_id"] for c in answer.json()["candidates"]})
+        assert time.monotonic() < deadline
+    assert state["state"] == "succeeded" and state["run_id"], state
+    assert during, "the run ended before a match was sent"
+    assert all(new["record_id"] not in found for found in during)  # the old snapshot, whole
+    after = call(api, "POST", "/v1/match", body, TOKENS[Role.OFFICER]).json()["candidates"]
+    assert after[0]["record_id"] == new["record_id"] and after[0]["level"] == "linked"
+    assert_error(call(api, "GET", "/v1/runs/job-unknown", None, TOKENS[Role.ADMIN]), 404)

@@ -48,7 +48,7 @@ def csrf_of(html: str) -> str:
 
 def made(db: Path) -> list[tuple[Any, ...]]:
     """The decisions the pages made (the linked store holds some of its own, by other officers)."""
-    with Store(db, read_only=True) as store:
+    with Store(db) as store:  # the service holds the store: a reader in its process shares it
         return store.rows(
             "SELECT kind, record_id_a, record_id_b, decided_by, reason FROM decisions WHERE decided_by LIKE 'user-%' "
             "ORDER BY decided_at"
@@ -86,7 +86,7 @@ def test_a_wrong_token_shows_the_form_again_with_a_message_and_401(db: Path) -> 
     response = browser(db).post("/login", data={"token": "not-a-token-we-issued"})
     assert response.status_code == 401 and "set-cookie" not in response.headers
     assert TEXTS["id"]["bad_token"] in response.text and 'id="token"' in response.text
-    with Store(db, read_only=True) as store:
+    with Store(db) as store:  # the service holds the store: a reader in its process shares it
         row = read_audit(store)[0]
     assert (row["endpoint"], row["status"], row["user"]) == ("/login", 401, None)
 
@@ -129,7 +129,7 @@ def test_a_decision_is_recorded_under_the_session_s_user_and_confirmed(db: Path)
     response = decide_form(page, kind="cannot_link", reason="photos differ")
     assert response.status_code == 303 and response.headers["location"] == f"/identities/{A}#decided"
     assert made(db) == [("cannot_link", "A1", "A2", "user-officer", "photos differ")]
-    with Store(db, read_only=True) as store:
+    with Store(db) as store:  # the service holds the store: a reader in its process shares it
         row = read_audit(store)[0]
     assert (row["endpoint"], row["status"], row["identities"]) == ("/decisions", 200, [A])
     html = page.get(f"/identities/{A}").text
@@ -168,7 +168,7 @@ def test_a_post_without_the_csrf_token_is_refused(db: Path) -> None:
     assert decide_form(page, csrf=csrf_of(other.get(f"/identities/{A}").text)).status_code == 403
     assert page.post("/logout", data={}).status_code == 403
     assert made(db) == []
-    with Store(db, read_only=True) as store:
+    with Store(db) as store:  # the service holds the store: a reader in its process shares it
         assert [r["status"] for r in read_audit(store) if r["endpoint"] == "/decisions"] == [403, 403, 403]
 
 
@@ -219,7 +219,7 @@ def test_pages_are_audited_by_their_route_pattern(db: Path) -> None:
     page = logged_in(db)
     page.get(f"/identities/{A}")
     page.get("/applications/A2")
-    with Store(db, read_only=True) as store:
+    with Store(db) as store:  # the service holds the store: a reader in its process shares it
         rows = read_audit(store)
     assert [r["endpoint"] for r in rows] == ["/applications/{record_id}", "/identities/{identity_id}", "/login"]
 
@@ -342,7 +342,7 @@ def test_a_search_shows_the_candidates_with_a_bar_the_evidence_side_by_side_and_
     nik = fields["nik"]
     assert first.count(f"<td>{nik}</td>") == 2  # the applicant's NIK beside the record's
     assert f'value="{fields["full_name"]}"' in html.replace("&#39;", "'")  # the form keeps what was typed
-    with Store(searchable, read_only=True) as store:
+    with Store(searchable) as store:  # the service holds the store: a reader in its process shares it
         row = read_audit(store)[0]
     assert row["endpoint"] == "/search" and row["status"] == 200 and row["identities"]
     assert fields["full_name"] not in str(row) and nik not in str(row)  # the audit holds a hash, not values

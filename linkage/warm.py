@@ -1,0 +1,373 @@
+"""The warm scorer: one applicant scored against the store in milliseconds, as a link of it would score it.
+
+A link of one application (:mod:`linkage.engine`) prepares its model input and its stored candidates
+(:func:`linkage.prepare.prepare_incremental`), builds a Splink linker and predicts: over a second at a
+million records, almost all of it fixed cost (SQL planned against the store's big tables, the linker's
+settings parsed, Splink's SQL generated). The :class:`Scorer` pays that cost once:
+
+* the store's state the candidates are read from is a :class:`Snapshot` in memory: the block index as
+  sorted arrays (a probe key is a binary search, not a scan of 40M rows), the linked records' normalised
+  rows, their identities and applications, and the value counts as dictionaries;
+* Splink's scoring SQL (comparison vectors, match weights with term-frequency adjustments, the prior) is
+  generated once from the stored model and run over the applicant and its candidates only;
+* the statements per query touch no table of the store: small Arrow tables registered on the caller's
+  cursor, so queries on several threads run side by side and never wait for a link.
+
+What a query computes is what :func:`linkage.prepare.prepare_incremental` and
+:func:`linkage.score.predict_new` compute for a link of the same application: the same model input
+(its name-token counts counted over the store and the applicant), the same pairs (a candidate is scored
+when a blocking rule pairs it with the applicant, as Splink's blocking decides it), the same term
+frequencies, prior (λ scaled to the store's size plus one) and veto. ``tests/test_query.py`` compares the
+two on a few hundred pairs to 1e-9.
+
+A snapshot is the store as of one moment (:attr:`Snapshot.version`: the latest link run and the record
+count); :meth:`Scorer.refresh` builds the next one and swaps it in whole, so that a query sees a link's
+result all at once, never half of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from linkage import block, model
+from linkage.errors import InputError
+from linkage.normalise import COLUMNS
+from linkage.prepare import MACROS, model_input_sql
+from linkage.review import run_cuts
+from linkage.schema import REFUSALS
+from linkage.spec import ModelSpec
+from linkage.store import Store, quote
+from linkage.tables import arrow_table
+
+__all__ = ["QUERY_RECORD_ID", "Scorer", "Snapshot"]
+
+log = logging.getLogger(__name__)
+
+QUERY_RECORD_ID: Final = "(query)"
+"""The applicant's record id in the scored pairs; no stored record id has parentheses around it."""
+
+_APPLICATION: Final = ("decision_reason",)
+"""Columns of ``applications`` a candidate's history shows beside its normalised row."""
+
+_COUNTS: Final = pa.schema([("kind", pa.string()), ("value", pa.string()), ("n", pa.int64())])
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The store's linked records as of one moment, in memory: what a query reads besides its own row."""
+
+    version: tuple[str | None, int]
+    """(the latest succeeded link run, the records linked): a snapshot older than the store is rebuilt"""
+    keys: np.ndarray
+    """every linked record's index keys (``block_index``), sorted"""
+    key_rows: np.ndarray
+    """the row in :attr:`rows` of each key's record, aligned with :attr:`keys`"""
+    rows: pa.Table
+    """the linked records' normalised rows (:data:`linkage.normalise.COLUMNS`), ``identity_id`` and
+    ``decision_reason``, one per record"""
+    members: dict[str, np.ndarray]
+    """each identity's rows in :attr:`rows`"""
+    counts: dict[str, dict[str, int]]
+    """``value_counts`` by kind: value -> records"""
+    totals: dict[str, int]
+    """each kind's total"""
+
+    @property
+    def records(self) -> int:
+        return self.version[1]
+
+    @classmethod
+    def load(cls, store: Store) -> Snapshot:
+        """Read the store's linked records, block index and value counts (at 1M records: seconds, not minutes)."""
+        started = time.perf_counter()
+        version = _version(store)
+        normalised = ", ".join(f"n.{quote(name)}" for name, _ in COLUMNS)
+        rows = store.arrow(
+            f"""SELECT {normalised}, m.identity_id, a.decision_reason, m.record_no
+                FROM membership m JOIN applications_normalised n USING (record_id)
+                LEFT JOIN applications a USING (record_id)
+                ORDER BY m.record_no""",
+            table="snapshot",
+        )
+        # (a store linked before record numbers has none: such a record is no block's candidate, as in a link)
+        numbers = pc.fill_null(rows.column("record_no"), -1).to_numpy()
+        rows = rows.drop_columns(["record_no"])
+        at = np.full(int(numbers.max()) + 1 if len(numbers) else 1, -1, dtype=np.int64)
+        at[numbers[numbers >= 0]] = np.flatnonzero(numbers >= 0)
+        index = store.sql("SELECT block_key, record_no FROM block_index ORDER BY block_key", table="snapshot")
+        found = index.fetchnumpy()
+        keys = np.asarray(found["block_key"], dtype=np.uint64)
+        numbered = np.asarray(found["record_no"], dtype=np.int64)
+        known = (numbered >= 0) & (numbered < len(at))  # (a key of a record no longer linked finds nothing)
+        key_rows = np.where(known, at[np.where(known, numbered, 0)], -1)
+        identities = rows.column("identity_id").to_numpy(zero_copy_only=False)
+        order = np.argsort(identities, kind="stable")
+        cuts = np.flatnonzero(identities[order][1:] != identities[order][:-1]) + 1
+        members = {str(identities[group[0]]): group for group in np.split(order, cuts) if len(group)}
+        counts: dict[str, dict[str, int]] = {}
+        for kind, value, n in store.rows("SELECT kind, value, n FROM value_counts", table="snapshot"):
+            counts.setdefault(kind, {})[value] = int(n)
+        totals = {kind: sum(found.values()) for kind, found in counts.items()}
+        log.info("snapshot: %d records, %d keys in %.1f s", len(numbers), len(keys), time.perf_counter() - started)
+        return cls(version, keys, key_rows, rows, members, counts, totals)
+
+    def candidates(self, probes: Iterable[int]) -> np.ndarray:
+        """The rows of the records whose index keys include one of ``probes``, in row order."""
+        wanted = np.unique(np.fromiter(probes, dtype=np.uint64))
+        if not len(wanted) or not len(self.keys):
+            return np.empty(0, dtype=np.int64)
+        low = np.searchsorted(self.keys, wanted, "left")
+        high = np.searchsorted(self.keys, wanted, "right")
+        found = np.concatenate([self.key_rows[a:b] for a, b in zip(low, high, strict=True)])
+        return np.unique(found[found >= 0])
+
+
+def _version(store: Store) -> tuple[str | None, int]:
+    latest = store.rows(
+        "SELECT run_id FROM runs WHERE kind = 'link' AND status = 'succeeded' ORDER BY started_at DESC LIMIT 1",
+        table="runs",
+    )
+    return (latest[0][0] if latest else None), int(store.scalar("SELECT count(*) FROM membership", table="membership"))
+
+
+class Scorer:
+    """A store's model and snapshot kept warm: :meth:`score` one normalised applicant against the store.
+
+    Build it on an open, writable store (Splink's macros are created in it once); score on any cursor of
+    that store's database (``Store.on(store.con.cursor())``), from any thread.
+    """
+
+    def __init__(self, store: Store, spec: ModelSpec) -> None:
+        """Load the stored model and the store's snapshot, and generate the scoring SQL.
+
+        Raises:
+            InputError: the store has no model yet (no link has run).
+        """
+        artefact = model.stored_artefact(store)
+        if artefact is None:
+            raise InputError("the store has no model yet: run `linkage link --db PATH` first")
+        if "splink" not in artefact:
+            raise InputError("the store's model holds no Splink parameters: run `linkage link --db PATH --full`")
+        self.spec, self.artefact = spec, artefact
+        self.model_id = str(store.scalar("SELECT model_id FROM models ORDER BY created_at DESC, model_id LIMIT 1"))
+        store.sql(MACROS, table="macros")
+        probe_keys = block.lookup_keys(spec.blocking)[1]
+        keyed = block.block_keys(spec.blocking)
+        # The query's SQL, made once (a spec's rules are parsed to build it: 70 ms a query when rebuilt)
+        self._query_sql = f"""SELECT *, {probe_keys} AS probe_keys
+            FROM (SELECT *, {keyed} AS block_keys FROM ({model_input_sql("_query_rows", "_query_counts")}))"""
+        self._subset_sql = f"""SELECT *, {keyed} AS block_keys, record_id = $q AS is_new
+            FROM ({model_input_sql("_subset_rows", "_subset_counts")})"""
+        self._lock = threading.Lock()
+        self._install(store, Snapshot.load(store))
+
+    def _install(self, store: Store, snapshot: Snapshot) -> None:
+        floor, threshold = run_cuts(store)
+        # λ as a link of one more application would set it (linkage.model.for_store): the stored records + 1
+        self.prior, self._scoring_sql = _scoring_sql(store, self.spec, self.artefact, snapshot.records + 1)
+        self.floor, self.threshold, self.snapshot = floor, threshold, snapshot
+
+    def stale(self, store: Store) -> bool:
+        """Whether a link has changed the store since the snapshot was taken."""
+        return _version(store) != self.snapshot.version
+
+    def refresh(self, store: Store) -> bool:
+        """Take a new snapshot when the store has changed; swap it in whole. Return whether it changed."""
+        with self._lock:
+            if not self.stale(store):
+                return False
+            self._install(store, Snapshot.load(store))
+            return True
+
+    def score(self, cursor: Store, row: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Score the normalised ``row`` (:data:`linkage.normalise.COLUMNS`, record id :data:`QUERY_RECORD_ID`).
+
+        Returns:
+            The pairs at or above the review floor, best first, each as ``scored_pairs`` holds it (levels
+            ``gamma_*``, weights ``mw_*``/``mw_tf_adj_*``, ``vetoed``, ``model_match_weight``) with the stored
+            record as ``record_id`` and its ``identity_id``; and the model-input row of each record in them.
+        """
+        snap, floor = self.snapshot, self.floor
+        spec = self.spec
+        own_tokens = Counter(row.get("full_name_tokens") or [])
+        query = arrow_table({k: [v] for k, v in row.items()}, COLUMNS)
+        with cursor.registered("_query_rows", query), cursor.registered(
+            "_query_counts", _token_counts(snap, own_tokens, own_tokens)
+        ):
+            mine = cursor.arrow(self._query_sql, table="query")
+        probes = [k for k in mine.column("probe_keys")[0].as_py() or [] if k is not None]
+        rows = snap.candidates(probes)
+        stored = snap.rows.take(pa.array(rows, pa.int64())) if len(rows) else snap.rows.slice(0, 0)
+        subset = pa.concat_tables([query, stored.select([name for name, _ in COLUMNS])])
+        tokens = {t for names in subset.column("full_name_tokens").to_pylist() for t in names or []}
+        own_values = {c: mine.column(c)[0].as_py() for c in spec.tf_columns()}
+        registered = [("_subset_rows", subset), ("_subset_counts", _token_counts(snap, tokens, own_tokens))]
+        with _all_registered(cursor, registered):
+            inputs = cursor.arrow(self._subset_sql, {"q": QUERY_RECORD_ID}, table="query")
+        tf = [(f"__splink__df_tf_{c}", _tf_table(snap, c, inputs.column(c).to_pylist(), own_values[c]))
+              for c in spec.tf_columns()]  # fmt: skip
+        with _all_registered(cursor, [("_model_input", inputs), *tf]):
+            scored = cursor.arrow(self._scoring_sql, {"floor": float(floor), "cap": _cap(spec)}, table="query")
+        identities = dict(zip(stored.column("record_id").to_pylist(), stored.column("identity_id").to_pylist(),
+                              strict=True))  # fmt: skip
+        pairs = []
+        for pair in scored.to_pylist():
+            other = pair["record_id_r"] if pair["record_id_l"] == QUERY_RECORD_ID else pair["record_id_l"]
+            pairs.append({"record_id": other, **pair, "identity_id": identities.get(other)})
+        pairs.sort(key=lambda p: (-p["match_probability"], -p["match_weight"], p["record_id"]))
+        values = {r["record_id"]: r for r in inputs.to_pylist() if r["record_id"] in {QUERY_RECORD_ID,
+                                                                                     *identities}}  # fmt: skip
+        log.debug("warm query: %d candidates, %d pairs", len(rows), len(pairs))
+        return pairs, values
+
+
+    def applications(self, candidates: list[dict[str, Any]]) -> None:
+        """Give each candidate its identity's applications across offices, in time order (undated last, then by
+        record id, as :func:`linkage.history.history` orders them), refusals marked ``refused``."""
+        snap = self.snapshot
+        wanted = ["record_id", "office", "application_date", "decision", "decision_reason"]
+        for candidate in candidates:
+            rows = snap.members.get(candidate["identity_id"] or "")
+            found = snap.rows.take(pa.array(rows, pa.int64())).select(wanted).to_pylist() if rows is not None else []
+            found.sort(key=lambda a: (a["application_date"] is None, a["application_date"] or 0, a["record_id"]))
+            candidate["applications"] = [
+                {**a, "application_date": a["application_date"].isoformat() if a["application_date"] else None,
+                 "refused": a["decision"] in REFUSALS}
+                for a in found
+            ]  # fmt: skip
+
+
+def _cap(spec: ModelSpec) -> float:
+    return float(spec.veto.max_weight) if spec.veto else 0.0
+
+
+class _all_registered:
+    """Register several Arrow tables on a cursor for one block."""
+
+    def __init__(self, cursor: Store, tables: list[tuple[str, pa.Table]]) -> None:
+        self.cursor, self.tables = cursor, tables
+
+    def __enter__(self) -> None:
+        for name, table in self.tables:
+            self.cursor.con.register(name, table)
+
+    def __exit__(self, *exc: object) -> None:
+        for name, _ in self.tables:
+            self.cursor.con.unregister(name)
+
+
+def _token_counts(snap: Snapshot, tokens: Iterable[str], own: Counter[str]) -> pa.Table:
+    """``kind, value, n`` of name tokens: the store's count with the applicant's own counted in
+    (:func:`linkage.prepare._counts`)."""
+    stored = snap.counts.get("full_name_token", {})
+    found = [(t, stored.get(t, 0) + own.get(t, 0)) for t in tokens]
+    found = [(t, n) for t, n in found if n]
+    return pa.table(
+        {"kind": ["full_name_token"] * len(found), "value": [t for t, _ in found], "n": [n for _, n in found]},
+        schema=_COUNTS,
+    )
+
+
+def _tf_table(snap: Snapshot, column: str, values: list[Any], own: Any) -> pa.Table:
+    """A term-frequency lookup of ``column`` for ``values``: the share of records holding each, counted over
+    the store and the applicant (``own``, its value), as :func:`linkage.model.for_store` registers it."""
+    kind = f"tf:{column}"
+    stored = snap.counts.get(kind, {})
+    total = float(snap.totals.get(kind, 0) + (own is not None))
+    mine = None if own is None else str(own)
+    shares: dict[str, float] = {}
+    for value in values:
+        if value is None:
+            continue
+        text = str(value)
+        n = stored.get(text, 0) + (text == mine)
+        if n:
+            shares[text] = n / total
+    return pa.table({column: list(shares), f"tf_{column}": list(shares.values())},
+                    schema=pa.schema([(column, pa.string()), (f"tf_{column}", pa.float64())]))  # fmt: skip
+
+
+def _scoring_sql(store: Store, spec: ModelSpec, artefact: dict[str, Any], records: int) -> tuple[float, str]:
+    """λ for a store of ``records`` records, and the SQL that scores ``_model_input`` as
+    :func:`linkage.score.predict_new` would: Splink's own comparison-vector and prediction SQL, generated once
+    from the stored model, over the pairs of the applicant (``is_new``) that a blocking rule makes, the veto
+    applied and the pairs below ``$floor`` left out (bound: ``$floor``, ``$cap``)."""
+    from splink.internals.comparison_vector_values import compute_comparison_vector_values_from_id_pairs_sqls
+    from splink.internals.predict import predict_from_comparison_vectors_sqls_using_settings
+    from splink.internals.term_frequencies import _join_tf_to_input_table_sql
+
+    n_trained = int(str(artefact.get("data_fingerprint", "0-")).split("-")[0] or 0)
+    trained = float(artefact["splink"]["probability_two_random_records_match"])
+    prior = trained * (n_trained - 1) / (records - 1) if n_trained > 1 and records > 1 else trained
+    prior = min(prior, trained)
+    # Splink builds its SQL from a linker on a table of the model input's shape: an empty one
+    store.sql(
+        f"""CREATE OR REPLACE TEMP TABLE model_input AS
+            SELECT *, {block.block_keys(spec.blocking)} AS block_keys, false AS is_new
+            FROM ({model_input_sql("applications_normalised")}) LIMIT 0""",
+        table="model_input",
+    )
+    try:
+        linker = model.from_artefact(store, artefact, spec, prior=prior)
+        settings = linker._settings_obj
+        steps = [
+            {"sql": "SELECT * FROM _model_input", "output_table_name": "__splink__input"},
+            {"sql": _join_tf_to_input_table_sql(linker, "__splink__input"),
+             "output_table_name": "__splink__df_concat_with_tf"},
+            {"sql": _blocked_pairs_sql(spec), "output_table_name": "__splink__blocked_id_pairs"},
+            *compute_comparison_vector_values_from_id_pairs_sqls(
+                settings._columns_to_select_for_blocking,
+                settings._columns_to_select_for_comparison_vector_values,
+                input_tablename_l="__splink__df_concat_with_tf",
+                input_tablename_r="__splink__df_concat_with_tf",
+                source_dataset_input_column=settings.column_info_settings.source_dataset_input_column,
+                unique_id_input_column=settings.column_info_settings.unique_id_input_column,
+            ),
+            *predict_from_comparison_vectors_sqls_using_settings(settings),
+        ]
+    finally:
+        store.sql("DROP TABLE IF EXISTS temp.model_input", table="model_input")
+    ctes = ",\n".join(f"{quote(s['output_table_name'])} AS ({s['sql']})" for s in steps)
+    veto = f"({spec.veto.sql})" if spec.veto else "FALSE"  # a spec fragment, parsed and checked (linkage.spec)
+    sql = f"""
+        WITH {ctes},
+        adjusted AS (
+            SELECT *, {veto} AS vetoed,
+                   CASE WHEN {veto} THEN least(match_weight, $cap) ELSE match_weight END AS adjusted_weight
+            FROM __splink__df_predict
+        )
+        SELECT l.record_id AS record_id_l, r.record_id AS record_id_r,
+               1 / (1 + pow(2, -adjusted_weight)) AS match_probability,
+               adjusted_weight AS match_weight, match_weight AS model_match_weight, adjusted.* EXCLUDE
+               (match_weight, match_probability, adjusted_weight, unique_id_l, unique_id_r)
+        FROM adjusted
+        JOIN _model_input AS l ON l.unique_id = adjusted.unique_id_l
+        JOIN _model_input AS r ON r.unique_id = adjusted.unique_id_r
+        WHERE 1 / (1 + pow(2, -adjusted_weight)) >= $floor"""
+    return prior, sql
+
+
+def _blocked_pairs_sql(spec: ModelSpec) -> str:
+    """The pairs with the applicant that Splink's blocking would make: a plain rule holds, or the two
+    records share a blocking key (the keyed rules' one exploding join, :func:`linkage.block.blocking_rules`)."""
+    conditions = []
+    for rule in block.blocking_rules(spec.blocking):
+        if isinstance(rule, dict):
+            conditions.append("len(list_intersect(l.block_keys, r.block_keys)) > 0")
+        else:
+            conditions.append(f"({rule})")
+    held = " OR ".join(conditions) or "FALSE"
+    return f"""SELECT '0' AS match_key, l.unique_id AS join_key_l, r.unique_id AS join_key_r
+               FROM __splink__input AS l JOIN __splink__input AS r
+               ON l.unique_id < r.unique_id AND (l.is_new OR r.is_new) AND ({held})"""
+
