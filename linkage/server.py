@@ -13,9 +13,12 @@ trace leaves the server (an unexpected error is a 500 with a message that says s
 to the server's log, which never holds a request's values). The application log holds the route, the
 status, the user and the time, never a name, NIK or other value.
 
-The store is opened for each request and closed after it, under one lock: requests are answered one at a
-time. This slice keeps the service simple and correct; the warm, concurrent query path of issue 13's
-targets replaces it.
+The service holds the store for its life (:class:`Service`): requests read it on cursors of their own, in
+worker threads, side by side; matches are scored by the warm scorer (:mod:`linkage.warm`) against its
+snapshot in memory; writers (decisions, registrations, link runs started with ``POST /v1/runs``) take
+turns under one lock and share the process's database. When a write commits, a new snapshot is swapped in
+whole, so that a match sees a link run's result all at once, never half of it (README, "Links while the
+service runs").
 """
 
 from __future__ import annotations
