@@ -291,7 +291,7 @@ def test_a_link_run_goes_on_while_matches_are_answered_and_shows_at_once(
 
     import pandas as pd
 
-    path, refused, identity = sampled
+    path = sampled[0]
     api = client(path, rate_per_minute=100_000)
     batch = pd.read_parquet(SAMPLE).iloc[3000:3400]
     batch.to_parquet(tmp_path / "batch.parquet")
