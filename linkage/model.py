@@ -175,6 +175,15 @@ def stored_artefact(store: Store) -> dict[str, Any] | None:
     return dict(json.loads(found[0][0])) if found else None
 
 
+def applied_prior(artefact: dict[str, Any], records: int) -> float:
+    """λ of a stored model applied to ``records`` records: λ·(n−1)/(N−1) for a model trained on ``n``, never
+    above the trained λ (:func:`for_store`)."""
+    n_trained = int(str(artefact.get("data_fingerprint", "0-")).split("-")[0] or 0)
+    trained = float(artefact["splink"]["probability_two_random_records_match"])
+    prior = trained * (n_trained - 1) / (records - 1) if n_trained > 1 and records > 1 else trained
+    return min(prior, trained)
+
+
 def for_store(store: Store, artefact: dict[str, Any], spec: ModelSpec, records: int, *, incremental: bool) -> Any:
     """A linker with a stored model, applied to a store of ``records`` records.
 
@@ -183,10 +192,7 @@ def for_store(store: Store, artefact: dict[str, Any], spec: ModelSpec, records: 
     the term frequencies of the store (``link_counts``, ``link_totals`` of :mod:`linkage.prepare`), not those
     of the few records it scores.
     """
-    n_trained = int(str(artefact.get("data_fingerprint", "0-")).split("-")[0] or 0)
-    trained = float(artefact["splink"]["probability_two_random_records_match"])
-    prior = trained * (n_trained - 1) / (records - 1) if n_trained > 1 and records > 1 else trained
-    linker = from_artefact(store, artefact, spec, prior=min(prior, trained))
+    linker = from_artefact(store, artefact, spec, prior=applied_prior(artefact, records))
     if incremental:
         for column in spec.tf_columns():
             table = f"tf_{column}"

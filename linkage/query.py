@@ -119,12 +119,13 @@ def query(
     warnings: list[Problem] = []
     row = normalised_row(fields, today=today, dataset=dataset, warnings=warnings)
     if scorer is not None:
-        spec, model_id = scorer.spec, scorer.model_id
-        floor, threshold, prior = scorer.floor, scorer.threshold, scorer.prior
-        pairs, found = scorer.score(store, row)
+        state = scorer.state  # read once: a refresh swaps it whole meanwhile
+        spec, model_id = scorer.spec, state.model_id
+        floor, threshold, prior = state.floor, state.threshold, state.prior
+        pairs, found = scorer.score(store, row, state)
         values = {k: {c: _plain(v) for c, v in r.items()} for k, r in found.items()}
         candidates = _candidates(pairs, spec, values, threshold, limit)
-        scorer.applications(candidates)
+        scorer.applications(candidates, state)
     else:
         spec = spec or load_spec(None)
         artefact = model.stored_artefact(store)

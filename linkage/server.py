@@ -23,11 +23,14 @@ service runs").
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import logging
 import math
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -184,7 +187,7 @@ class Job:
     message: str | None = None
 
     def public(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -195,9 +198,6 @@ class Jobs:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, service: Service, inputs: list[Path], *, full: bool) -> Job:
-        import datetime as dt
-        import uuid
-
         job = Job(f"job-{uuid.uuid4().hex[:12]}", [str(p) for p in inputs], full,
                   submitted_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))  # fmt: skip
         with self._lock:
@@ -206,8 +206,6 @@ class Jobs:
         return job
 
     def _run(self, service: Service, job: Job, inputs: list[Path]) -> None:
-        import datetime as dt
-
         from linkage.engine import link
         from linkage.pipeline import ingest
 
@@ -506,8 +504,6 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
         context = Context("read_audit", "/v1/audit", fields={"since": since, "user": user, "limit": limit})
 
         async def work() -> Any:
-            import datetime as dt
-
             try:
                 day = dt.date.fromisoformat(since) if since else None
             except ValueError as exc:

@@ -31,7 +31,8 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -49,7 +50,7 @@ from linkage.spec import ModelSpec
 from linkage.store import Store, quote
 from linkage.tables import arrow_table
 
-__all__ = ["QUERY_RECORD_ID", "Scorer", "Snapshot"]
+__all__ = ["QUERY_RECORD_ID", "Scorer", "Snapshot", "State"]
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,21 @@ class Snapshot:
         return np.unique(found[found >= 0])
 
 
+@dataclass(frozen=True)
+class State:
+    """What a query reads of the store, swapped whole (:meth:`Scorer.refresh`): never a new model with an
+    old snapshot, or a new snapshot with an old threshold."""
+
+    snapshot: Snapshot
+    model_id: str
+    prior: float
+    """λ as a link of one more application would set it (:func:`linkage.model.applied_prior`)"""
+    floor: float
+    threshold: float
+    scoring_sql: str
+    """:func:`_scoring_sql` of the store's model, at :attr:`prior`"""
+
+
 def _version(store: Store) -> tuple[str | None, int]:
     latest = store.rows(
         "SELECT run_id FROM runs WHERE kind = 'link' AND status = 'succeeded' ORDER BY started_at DESC LIMIT 1",
@@ -153,14 +169,7 @@ class Scorer:
         Raises:
             InputError: the store has no model yet (no link has run).
         """
-        artefact = model.stored_artefact(store)
-        if artefact is None:
-            raise InputError("the store has no model yet: run `linkage link --db PATH` first")
-        if "splink" not in artefact:
-            raise InputError("the store's model holds no Splink parameters: run `linkage link --db PATH --full`")
-        self.spec, self.artefact = spec, artefact
-        self.model_id = str(store.scalar("SELECT model_id FROM models ORDER BY created_at DESC, model_id LIMIT 1"))
-        store.sql(MACROS, table="macros")
+        self.spec = spec
         probe_keys = block.lookup_keys(spec.blocking)[1]
         keyed = block.block_keys(spec.blocking)
         # The query's SQL, made once (a spec's rules are parsed to build it: 70 ms a query when rebuilt)
@@ -169,41 +178,54 @@ class Scorer:
         self._subset_sql = f"""SELECT *, {keyed} AS block_keys, record_id = $q AS is_new
             FROM ({model_input_sql("_subset_rows", "_subset_counts")})"""
         self._lock = threading.Lock()
-        self._install(store, Snapshot.load(store))
+        store.sql(MACROS, table="macros")  # the comparisons' macros, in the store itself: once, not per query
+        self.state = self._load(store)
 
-    def _install(self, store: Store, snapshot: Snapshot) -> None:
+    def _load(self, store: Store) -> State:
+        """The store's current model, cuts and snapshot, and the scoring SQL of that model.
+
+        Raises:
+            InputError: the store has no model yet (no link has run), or one without Splink's parameters.
+        """
+        artefact = model.stored_artefact(store)
+        if artefact is None:
+            raise InputError("the store has no model yet: run `linkage link --db PATH` first")
+        if "splink" not in artefact:
+            raise InputError("the store's model holds no Splink parameters: run `linkage link --db PATH --full`")
+        model_id = str(store.scalar("SELECT model_id FROM models ORDER BY created_at DESC, model_id LIMIT 1"))
         floor, threshold = run_cuts(store)
-        # λ as a link of one more application would set it (linkage.model.for_store): the stored records + 1
-        self.prior, self._scoring_sql = _scoring_sql(store, self.spec, self.artefact, snapshot.records + 1)
-        self.floor, self.threshold, self.snapshot = floor, threshold, snapshot
+        snapshot = Snapshot.load(store)
+        prior = model.applied_prior(artefact, snapshot.records + 1)
+        return State(snapshot, model_id, prior, floor, threshold, _scoring_sql(store, self.spec, artefact, prior))
 
     def stale(self, store: Store) -> bool:
         """Whether a link has changed the store since the snapshot was taken."""
-        return _version(store) != self.snapshot.version
+        return _version(store) != self.state.snapshot.version
 
     def refresh(self, store: Store) -> bool:
-        """Take a new snapshot when the store has changed; swap it in whole. Return whether it changed."""
+        """Load the store's state anew when a link has changed it; swap it in whole. Return whether it changed."""
         with self._lock:
             if not self.stale(store):
                 return False
-            self._install(store, Snapshot.load(store))
+            self.state = self._load(store)
             return True
 
-    def score(self, cursor: Store, row: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-        """Score the normalised ``row`` (:data:`linkage.normalise.COLUMNS`, record id :data:`QUERY_RECORD_ID`).
+    def score(
+        self, cursor: Store, row: dict[str, Any], state: State
+    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Score the normalised ``row`` (:data:`linkage.normalise.COLUMNS`, record id :data:`QUERY_RECORD_ID`)
+        against ``state`` (the :attr:`state` the query read once).
 
         Returns:
             The pairs at or above the review floor, best first, each as ``scored_pairs`` holds it (levels
             ``gamma_*``, weights ``mw_*``/``mw_tf_adj_*``, ``vetoed``, ``model_match_weight``) with the stored
             record as ``record_id`` and its ``identity_id``; and the model-input row of each record in them.
         """
-        snap, floor = self.snapshot, self.floor
-        spec = self.spec
+        snap, spec = state.snapshot, self.spec
         own_tokens = Counter(row.get("full_name_tokens") or [])
         query = arrow_table({k: [v] for k, v in row.items()}, COLUMNS)
-        with cursor.registered("_query_rows", query), cursor.registered(
-            "_query_counts", _token_counts(snap, own_tokens, own_tokens)
-        ):
+        counts = _name_counts(snap, own_tokens, own_tokens)
+        with _registered(cursor, [("_query_rows", query), ("_query_counts", counts)]):
             mine = cursor.arrow(self._query_sql, table="query")
         probes = [k for k in mine.column("probe_keys")[0].as_py() or [] if k is not None]
         rows = snap.candidates(probes)
@@ -211,13 +233,13 @@ class Scorer:
         subset = pa.concat_tables([query, stored.select([name for name, _ in COLUMNS])])
         tokens = {t for names in subset.column("full_name_tokens").to_pylist() for t in names or []}
         own_values = {c: mine.column(c)[0].as_py() for c in spec.tf_columns()}
-        registered = [("_subset_rows", subset), ("_subset_counts", _token_counts(snap, tokens, own_tokens))]
-        with _all_registered(cursor, registered):
+        registered = [("_subset_rows", subset), ("_subset_counts", _name_counts(snap, tokens, own_tokens))]
+        with _registered(cursor, registered):
             inputs = cursor.arrow(self._subset_sql, {"q": QUERY_RECORD_ID}, table="query")
         tf = [(f"__splink__df_tf_{c}", _tf_table(snap, c, inputs.column(c).to_pylist(), own_values[c]))
               for c in spec.tf_columns()]  # fmt: skip
-        with _all_registered(cursor, [("_model_input", inputs), *tf]):
-            scored = cursor.arrow(self._scoring_sql, {"floor": float(floor), "cap": _cap(spec)}, table="query")
+        with _registered(cursor, [("_model_input", inputs), *tf]):
+            scored = cursor.arrow(state.scoring_sql, {"floor": float(state.floor), "cap": _cap(spec)}, table="query")
         identities = dict(zip(stored.column("record_id").to_pylist(), stored.column("identity_id").to_pylist(),
                               strict=True))  # fmt: skip
         pairs = []
@@ -225,16 +247,16 @@ class Scorer:
             other = pair["record_id_r"] if pair["record_id_l"] == QUERY_RECORD_ID else pair["record_id_l"]
             pairs.append({"record_id": other, **pair, "identity_id": identities.get(other)})
         pairs.sort(key=lambda p: (-p["match_probability"], -p["match_weight"], p["record_id"]))
-        values = {r["record_id"]: r for r in inputs.to_pylist() if r["record_id"] in {QUERY_RECORD_ID,
-                                                                                     *identities}}  # fmt: skip
+        shown = {QUERY_RECORD_ID, *(p["record_id"] for p in pairs)}
+        values = {r["record_id"]: r for r in inputs.to_pylist() if r["record_id"] in shown}
         log.debug("warm query: %d candidates, %d pairs", len(rows), len(pairs))
         return pairs, values
 
-
-    def applications(self, candidates: list[dict[str, Any]]) -> None:
+    @staticmethod
+    def applications(candidates: list[dict[str, Any]], state: State) -> None:
         """Give each candidate its identity's applications across offices, in time order (undated last, then by
         record id, as :func:`linkage.history.history` orders them), refusals marked ``refused``."""
-        snap = self.snapshot
+        snap = state.snapshot
         wanted = ["record_id", "office", "application_date", "decision", "decision_reason"]
         for candidate in candidates:
             rows = snap.members.get(candidate["identity_id"] or "")
@@ -251,22 +273,16 @@ def _cap(spec: ModelSpec) -> float:
     return float(spec.veto.max_weight) if spec.veto else 0.0
 
 
-class _all_registered:
-    """Register several Arrow tables on a cursor for one block."""
-
-    def __init__(self, cursor: Store, tables: list[tuple[str, pa.Table]]) -> None:
-        self.cursor, self.tables = cursor, tables
-
-    def __enter__(self) -> None:
-        for name, table in self.tables:
-            self.cursor.con.register(name, table)
-
-    def __exit__(self, *exc: object) -> None:
-        for name, _ in self.tables:
-            self.cursor.con.unregister(name)
+@contextmanager
+def _registered(cursor: Store, tables: list[tuple[str, pa.Table]]) -> Iterator[None]:
+    """Arrow tables readable by name on ``cursor`` for one block (:meth:`linkage.store.Store.registered`)."""
+    with ExitStack() as stack:
+        for name, table in tables:
+            stack.enter_context(cursor.registered(name, table))
+        yield
 
 
-def _token_counts(snap: Snapshot, tokens: Iterable[str], own: Counter[str]) -> pa.Table:
+def _name_counts(snap: Snapshot, tokens: Iterable[str], own: Counter[str]) -> pa.Table:
     """``kind, value, n`` of name tokens: the store's count with the applicant's own counted in
     (:func:`linkage.prepare._counts`)."""
     stored = snap.counts.get("full_name_token", {})
@@ -297,8 +313,8 @@ def _tf_table(snap: Snapshot, column: str, values: list[Any], own: Any) -> pa.Ta
                     schema=pa.schema([(column, pa.string()), (f"tf_{column}", pa.float64())]))  # fmt: skip
 
 
-def _scoring_sql(store: Store, spec: ModelSpec, artefact: dict[str, Any], records: int) -> tuple[float, str]:
-    """λ for a store of ``records`` records, and the SQL that scores ``_model_input`` as
+def _scoring_sql(store: Store, spec: ModelSpec, artefact: dict[str, Any], prior: float) -> str:
+    """The SQL that scores ``_model_input`` as
     :func:`linkage.score.predict_new` would: Splink's own comparison-vector and prediction SQL, generated once
     from the stored model, over the pairs of the applicant (``is_new``) that a blocking rule makes, the veto
     applied and the pairs below ``$floor`` left out (bound: ``$floor``, ``$cap``)."""
@@ -306,10 +322,6 @@ def _scoring_sql(store: Store, spec: ModelSpec, artefact: dict[str, Any], record
     from splink.internals.predict import predict_from_comparison_vectors_sqls_using_settings
     from splink.internals.term_frequencies import _join_tf_to_input_table_sql
 
-    n_trained = int(str(artefact.get("data_fingerprint", "0-")).split("-")[0] or 0)
-    trained = float(artefact["splink"]["probability_two_random_records_match"])
-    prior = trained * (n_trained - 1) / (records - 1) if n_trained > 1 and records > 1 else trained
-    prior = min(prior, trained)
     # Splink builds its SQL from a linker on a table of the model input's shape: an empty one
     store.sql(
         f"""CREATE OR REPLACE TEMP TABLE model_input AS
@@ -354,7 +366,7 @@ def _scoring_sql(store: Store, spec: ModelSpec, artefact: dict[str, Any], record
         JOIN _model_input AS l ON l.unique_id = adjusted.unique_id_l
         JOIN _model_input AS r ON r.unique_id = adjusted.unique_id_r
         WHERE 1 / (1 + pow(2, -adjusted_weight)) >= $floor"""
-    return prior, sql
+    return sql
 
 
 def _blocked_pairs_sql(spec: ModelSpec) -> str:

@@ -163,7 +163,7 @@ def test_a_query_scores_every_pair_as_an_incremental_link_of_it_does(
             floor, _ = run_cuts(s)
             artefact = json.loads(s.rows("SELECT artefact FROM models")[0][0])
             pairs, _, _ = _score(s, normalised_row(fields), _spec(), artefact, floor)
-            warm, _ = scorer.score(Store.on(s.con.cursor()), normalised_row(fields))
+            warm, _ = scorer.score(Store.on(s.con.cursor()), normalised_row(fields), scorer.state)
             answer = query(s, fields, limit=1000, spec=_spec())
         # both paths: a link's own (prepare_incremental and Splink's predict) and the warm scorer's
         for found in (pairs, warm):
@@ -198,6 +198,27 @@ def test_the_warm_scorer_gives_the_answer_of_a_links_own_path(store: Built, samp
             warm = query(cursor, fields, limit=20, scorer=scorer)
             assert warm["candidates"], row["record_id"]
             assert json.dumps(warm, sort_keys=True, default=str) == json.dumps(cold, sort_keys=True, default=str)
+
+
+def test_the_warm_scorer_takes_a_new_model_with_the_run_that_made_it(store: Built, tmp_path: Path) -> None:
+    """A run that retrains stores a new model: the scorer's refresh loads it with the run's snapshot, so that
+    no query scores with the old model against the new state (the state is swapped whole)."""
+    db = tmp_path / "copy.duckdb"
+    db.write_bytes(store[0].read_bytes())
+    with Store(db) as s:
+        scorer = Scorer(s, _spec())
+        before = scorer.state
+        assert not scorer.refresh(s)  # nothing changed: the same state
+        artefact = json.loads(s.rows("SELECT artefact FROM models")[0][0])
+        artefact["splink"]["probability_two_random_records_match"] /= 2
+        s.sql("INSERT INTO models VALUES ('retrained', 'run-later', now() + INTERVAL 1 DAY, 1, [], ?)",
+              [json.dumps(artefact)])  # fmt: skip
+        s.sql("INSERT INTO runs VALUES ('run-later', 'link', 'succeeded', now() + INTERVAL 1 DAY, NULL, NULL, "
+              "NULL, NULL, NULL)")  # fmt: skip
+        assert scorer.refresh(s)
+    assert scorer.state.model_id == "retrained" and before.model_id != "retrained"
+    assert scorer.state.prior == pytest.approx(before.prior / 2, rel=1e-12)
+    assert scorer.state.scoring_sql != before.scoring_sql
 
 
 def test_the_store_is_left_as_it_was(store: Built, sample: Sample) -> None:

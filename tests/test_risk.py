@@ -376,22 +376,14 @@ def test_history_command_shows_indicators_as_a_table_and_in_json(db: Path, wide:
 
 # ------------------------------------------------------------------------------- after a real link run
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "applications.parquet"
-
 
 def test_indicators_after_a_real_link_run_match_a_pandas_reckoning(tmp_path: Path) -> None:
     """Differential: every identity `linkage link` makes of 3,000 sample applications, against pandas."""
     import pandas as pd
-    import pyarrow.parquet as pq
 
-    from linkage.config import load_config
-    from linkage.engine import link
+    from tests.test_trace import linked_sample
 
-    frame = pq.read_table(SAMPLE).to_pandas().sort_values(["application_date", "record_id"]).head(3000)
-    frame.to_parquet(tmp_path / "a.parquet", index=False)
-    config, db = load_config(None), tmp_path / "s.duckdb"
-    ingest([tmp_path / "a.parquet"], config, db=db)
-    link(db, config)
+    db = linked_sample(tmp_path)
     with Store(db, read_only=True) as store:
         apps = store.df(
             """SELECT m.identity_id, n.record_id, n.office, n.application_date, n.decision, n.nik, n.phone,

@@ -57,7 +57,7 @@ def _allowed(node: ast.expr) -> bool:
     if isinstance(node, ast.Constant):
         return True
     # the warm scorer's statements, built once from the spec's parsed fragments (checked where built)
-    if isinstance(node, ast.Attribute) and ast.unparse(node.value) == "self" and node.attr.endswith("_sql"):
+    if isinstance(node, ast.Attribute) and ast.unparse(node.value) in ("self", "state") and node.attr.endswith("_sql"):
         return True
     free = _free_names(node)
     return all(n in NAMES or n in BUILDERS or n.lstrip("_").isupper() for n in free)

@@ -507,16 +507,22 @@ def test_export_command(db: Path, tmp_path: Path) -> None:
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "applications.parquet"
 
 
-def test_alerts_after_a_real_link_run_match_a_pandas_reckoning(tmp_path: Path) -> None:
-    """Differential: the SQL candidates against pandas, on what `linkage link` writes (3,000 sample records)."""
+def linked_sample(folder: Path, rows: int = 3000) -> Path:
+    """The first ``rows`` sample applications in time order, ingested and linked by `linkage link`; the store."""
     from linkage.config import load_config
     from linkage.engine import link
 
-    frame = pq.read_table(SAMPLE).to_pandas().sort_values(["application_date", "record_id"]).head(3000)
-    frame.to_parquet(tmp_path / "a.parquet", index=False)
-    config, db = load_config(None), tmp_path / "s.duckdb"
-    ingest([tmp_path / "a.parquet"], config, db=db)
+    frame = pq.read_table(SAMPLE).to_pandas().sort_values(["application_date", "record_id"]).head(rows)
+    frame.to_parquet(folder / "a.parquet", index=False)
+    config, db = load_config(None), folder / "s.duckdb"
+    ingest([folder / "a.parquet"], config, db=db)
     link(db, config)
+    return db
+
+
+def test_alerts_after_a_real_link_run_match_a_pandas_reckoning(tmp_path: Path) -> None:
+    """Differential: the SQL candidates against pandas, on what `linkage link` writes (3,000 sample records)."""
+    db = linked_sample(tmp_path)
     with Store(db, read_only=True) as store:
         found = alerts(store, level="linked")
         review = alerts(store, level="review")
