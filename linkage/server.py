@@ -173,6 +173,10 @@ MatchBody = _fields_model(
 """One applicant at the counter, in the schema's roles (:data:`linkage.query.QUERY_FIELDS`), and ``limit``."""
 
 
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
 @dataclass
 class Job:
     """A link run the service runs for an admin: ingest the given files (if any), then link."""
@@ -198,8 +202,7 @@ class Jobs:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, service: Service, inputs: list[Path], *, full: bool) -> Job:
-        job = Job(f"job-{uuid.uuid4().hex[:12]}", [str(p) for p in inputs], full,
-                  submitted_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))  # fmt: skip
+        job = Job(f"job-{uuid.uuid4().hex[:12]}", [str(p) for p in inputs], full, submitted_at=_now())
         with self._lock:
             self.found[job.job_id] = job
         threading.Thread(target=self._run, args=(service, job, inputs), daemon=True, name=job.job_id).start()
@@ -216,13 +219,14 @@ class Jobs:
                     ingest(inputs, service.config, db=service.db)
                 run_id = link(service.db, service.config, full=job.full).run_id
                 service.refresh()  # queries see the run's result from here on, all at once
-                job.state, job.run_id = "succeeded", run_id
+                job.run_id = run_id
+                job.finished_at, job.state = _now(), "succeeded"  # the state last: a poller sees both
             except LinkageError as exc:
-                job.state, job.message = "failed", str(exc)
+                job.message, job.finished_at, job.state = str(exc), _now(), "failed"
             except Exception:
                 log.exception("link job %s failed", job.job_id)
-                job.state, job.message = "failed", "internal error: the service logged it"
-        job.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+                job.message = "internal error: the service logged it"
+                job.finished_at, job.state = _now(), "failed"
 
 
 @dataclass

@@ -314,7 +314,7 @@ def test_a_link_run_goes_on_while_matches_are_answered_and_shows_at_once(
         assert answer.status_code == 200, answer.text
         during.append({c["record_id"] for c in answer.json()["candidates"]})
         assert time.monotonic() < deadline
-    assert state["state"] == "succeeded" and state["run_id"], state
+    assert state["state"] == "succeeded" and state["run_id"] and state["finished_at"], state
     assert during, "the run ended before a match was sent"
     assert all(new["record_id"] not in found for found in during)  # the old snapshot, whole
     after = call(api, "POST", "/v1/match", body, TOKENS[Role.OFFICER]).json()["candidates"]
