@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime
 import functools
 import operator
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
@@ -1087,14 +1088,21 @@ def _macros_source() -> dict[str, tuple[list[str], Any]]:
 
 
 _COMPILING: set[str] = set()
+_COMPILING_LOCK: Final = threading.RLock()  # the service may compile specs from two threads at once
 
 
 @functools.cache
 def _macro(name: str) -> tuple[Node, int, int]:
     """A macro compiled once: (body over its own frame, number of parameters, frame size)."""
-    from sqlglot import exp
 
     params, tree = _macros_source()[name]
+    with _COMPILING_LOCK:
+        return _compile_macro(name, params, tree)
+
+
+def _compile_macro(name: str, params: list[str], tree: Any) -> tuple[Node, int, int]:
+    from sqlglot import exp
+
     if name in _COMPILING:
         raise Unsupported(f"macro {name} calls itself")
     _COMPILING.add(name)
