@@ -110,7 +110,7 @@ def _row_value(sql: str) -> Callable[[Mapping[str, Any]], Any]:
 
 def _compile(sql: str, *, sides: bool) -> tuple[Node, int]:
     """A fragment compiled: its closure and the size of the frame it reads."""
-    compiler = _Compiler(sides=sides)
+    compiler = _Compiler(rows=2 if sides else 1)
     body = compiler.compile(_parse(sql), {})
     return body, compiler.size
 
@@ -608,8 +608,8 @@ def _list_bool(kind: bool) -> Callable[[Any], Any]:
 def _list_sort(xs: Any) -> list[Any]:
     xs = _items(xs)
     values = [x for x in xs if x is not None]
-    if len({type(x) for x in values}) > 1 or any(type(x) is float and x != x for x in values):
-        raise _refuse("list_sort of mixed values or NaN")
+    if len({type(x) for x in values}) > 1 or any(type(x) in (float, list) for x in values):
+        raise _refuse("list_sort of mixed values, doubles or lists")
     return sorted(values) + [None] * (len(xs) - len(values))  # DuckDB's default: ascending, NULLs last
 
 
@@ -672,7 +672,7 @@ def _least_greatest(pick: Callable[..., Any]) -> Callable[[list[Any]], Any]:
         first = present[0]
         for other in present[1:]:
             _pair(first, other)  # refuse a mix DuckDB would cast
-        if len(present) > 1 and type(first) is not type(present[1]):
+        if len({type(v) for v in present}) > 1:  # integers and doubles: DuckDB picks among doubles
             present = [float(v) for v in present]
         return pick(present)
 
@@ -792,9 +792,9 @@ class _Compiler:
     each bound variable (a macro's parameters, each lambda's parameters), allocated here at compile time.
     """
 
-    def __init__(self, *, sides: bool, rows: int | None = None) -> None:
-        self.sides = sides
-        self.size = (2 if sides else 1) if rows is None else rows
+    def __init__(self, rows: int) -> None:
+        self.rows = rows  # 2: a pair (l, r); 1: a row of bare columns; 0: a macro body (parameters only)
+        self.size = rows
 
     def slot(self) -> int:
         self.size += 1
@@ -898,25 +898,22 @@ class _Compiler:
     def column(self, node: Any, scope: Mapping[str, int]) -> Node:
         from sqlglot import exp
 
-        name = node.name
+        name = node.name.lower()  # DuckDB's names are case-insensitive, quoted or not; the model input's are lower
         parts = [node.args.get(k) for k in ("catalog", "db", "table")] if isinstance(node, exp.Column) else []
         parts = [p for p in parts if p]
         if not parts and name in scope:
             index = scope[name]
             return lambda env: env[index]
-        if self.sides:
-            side = parts[0].name if len(parts) == 1 and parts[0] is not None else None
+        if self.rows == 2:
+            side = parts[0].name.lower() if len(parts) == 1 and parts[0] is not None else None
             if side not in ("l", "r"):
                 raise Unsupported(f"column {node.sql('duckdb')!r}: write l.<column> or r.<column>")
             index = 0 if side == "l" else 1
         else:
-            if parts or self.size_rows() == 0:
+            if parts or self.rows == 0:
                 raise Unsupported(f"column {node.sql('duckdb')!r} is not a bare column of the row")
             index = 0
         return lambda env: env[index][name]
-
-    def size_rows(self) -> int:
-        return 0 if isinstance(self, _MacroCompiler) else 1
 
     def binary(self, node: Any, scope: Mapping[str, int]) -> Node:
         from sqlglot import exp
@@ -1020,7 +1017,8 @@ class _Compiler:
             raise Unsupported(f"{node.sql('duckdb')[:60]!r}: a lambda of one or two parameters wanted")
         items = self.compile(node.this, scope)
         slots = [self.slot() for _ in fn.expressions]
-        body = self.compile(fn.this, {**scope, **{p.name: s for p, s in zip(fn.expressions, slots, strict=True)}})
+        bound = {p.name.lower(): s for p, s in zip(fn.expressions, slots, strict=True)}
+        body = self.compile(fn.this, {**scope, **bound})
         keep = isinstance(node, exp.ArrayFilter)
         x_slot = slots[0]
         i_slot = slots[1] if len(slots) == 2 else None
@@ -1044,9 +1042,17 @@ class _Compiler:
         return apply
 
     def macro(self, name: str, args: Sequence[Any], scope: Mapping[str, int]) -> Node:
+        from sqlglot import exp
+
         body, params, size = _macro(name)
         if len(args) != params:
             raise Unsupported(f"macro {name} takes {params} arguments, given {len(args)}")
+        # DuckDB substitutes the arguments' text into the body: a variable of ours that a lambda of the body
+        # (or of a macro it calls) binds too would be captured there, where binding values keeps it ours
+        ours = {n.name.lower() for a in args for n in a.find_all(exp.Column, exp.Identifier)
+                if n.name.lower() in scope and not (isinstance(n, exp.Column) and n.table)}  # fmt: skip
+        if ours & _binders(name):
+            raise Unsupported(f"macro {name}: its lambdas rebind {sorted(ours & _binders(name))} of the call")
         compiled = [self.compile(a, scope) for a in args]
         pad = [None] * (size - params)
 
@@ -1057,10 +1063,6 @@ class _Compiler:
             return body(frame)
 
         return expand
-
-
-class _MacroCompiler(_Compiler):
-    """A macro body: its frame holds the parameters, then its lambdas' slots; no row columns."""
 
 
 def _plain_operands(node: Any) -> None:
@@ -1083,12 +1085,26 @@ def _macros_source() -> dict[str, tuple[list[str], Any]]:
         if not isinstance(statement, exp.Create) or str(statement.args.get("kind")).upper() != "MACRO":
             raise Unsupported("MACROS holds a statement that is not CREATE MACRO")
         signature = statement.this
-        found[signature.this.name.lower()] = ([p.name for p in signature.expressions], statement.expression)
+        found[signature.this.name.lower()] = ([p.name.lower() for p in signature.expressions], statement.expression)
     return found
 
 
 _COMPILING: set[str] = set()
 _COMPILING_LOCK: Final = threading.RLock()  # the service may compile specs from two threads at once
+
+
+@functools.cache
+def _binders(name: str) -> frozenset[str]:
+    """The names that the lambdas of a macro's body, and of the macros it calls, bind."""
+    from sqlglot import exp
+
+    _, tree = _macros_source()[name]
+    found = {p.name.lower() for lam in tree.find_all(exp.Lambda) for p in lam.expressions}
+    for call in tree.find_all(exp.Anonymous):
+        callee = str(call.this).lower()
+        if callee in _macros_source() and callee != name:
+            found |= _binders(callee)
+    return frozenset(found)
 
 
 @functools.cache
@@ -1110,9 +1126,9 @@ def _compile_macro(name: str, params: list[str], tree: Any) -> tuple[Node, int, 
         # a lambda inside the body that binds a parameter's name would capture the argument in DuckDB's
         # substitution; none of MACROS does, and one that did is refused rather than guessed
         for lam in tree.find_all(exp.Lambda):
-            if {p.name for p in lam.expressions} & set(params):
+            if {p.name.lower() for p in lam.expressions} & set(params):
                 raise Unsupported(f"macro {name}: a lambda rebinds a parameter")
-        compiler = _MacroCompiler(sides=False, rows=0)
+        compiler = _Compiler(rows=0)
         scope = {p: compiler.slot() for p in params}
         body = compiler.compile(tree, scope)
     finally:

@@ -322,6 +322,15 @@ def test_what_is_not_implemented_is_refused_at_compile_time(sql: str) -> None:
         pair_condition(sql)
 
 
+def test_a_macro_argument_a_lambda_of_its_body_would_capture_is_refused() -> None:
+    # token_in's body binds y and j: DuckDB, substituting the argument y there, would read its own y
+    sql = "list_bool_or(list_transform(l.name_keys, lambda y: token_in(r.name_keys, r.name_tokens, " \
+          "r.name_counts, len(y), l.name_keys, l.name_tokens, l.name_counts)))"  # fmt: skip
+    with pytest.raises(Unsupported, match="rebind"):
+        pair_condition(sql)
+    pair_condition(sql.replace("lambda y: ", "lambda z: ").replace("len(y)", "len(z)"))  # no capture: compiles
+
+
 def test_a_veto_reads_bare_columns_only() -> None:
     with pytest.raises(Unsupported):
         row_condition("l.gamma_name = 0")
