@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import math
 import operator
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -664,6 +665,67 @@ def _strftime_format(fmt: str) -> Callable[[Any], str]:
     return format_date
 
 
+def _to_text(x: Any) -> str:
+    if type(x) is str:
+        return x
+    if type(x) is bool:
+        return "true" if x else "false"
+    if type(x) is int:
+        return str(x)
+    if type(x) is datetime.date:
+        return x.isoformat()  # YYYY-MM-DD, the year written with 4 digits, as DuckDB writes a DATE
+    raise _refuse(f"{type(x).__name__} cast to text (DuckDB's own formatting)")
+
+
+def _to_integer(bits: int) -> Callable[[Any], int]:
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def cast(x: Any) -> int:
+        if type(x) is bool or type(x) is int:
+            n = int(x)
+        elif type(x) is float and math.isfinite(x):
+            n = round(x)  # DuckDB rounds a DOUBLE half to even, as Python's round
+        else:
+            raise _refuse(f"{type(x).__name__} cast to an integer (DuckDB's own parsing)")
+        if not low <= n <= high:
+            raise OverflowError(f"{n} is out of the range of a {bits}-bit integer (DuckDB fails the query)")
+        return n
+
+    return cast
+
+
+def _to_double(x: Any) -> float:
+    if type(x) is int or type(x) is float:
+        return float(x)
+    raise _refuse(f"{type(x).__name__} cast to DOUBLE")
+
+
+def _to_date(x: Any) -> datetime.date:
+    return _date(x)
+
+
+def _to_boolean(x: Any) -> bool:
+    if type(x) is bool:
+        return x
+    if type(x) is int:
+        return x != 0
+    raise _refuse(f"{type(x).__name__} cast to BOOLEAN")
+
+
+# sqlglot's type names (DuckDB's VARCHAR, TEXT and STRING are TEXT) -> the cast
+_CASTS: Final[dict[str, Callable[[Any], Any]]] = {
+    "TEXT": _to_text,
+    "VARCHAR": _to_text,
+    "TINYINT": _to_integer(8),
+    "SMALLINT": _to_integer(16),
+    "INT": _to_integer(32),
+    "BIGINT": _to_integer(64),
+    "DOUBLE": _to_double,
+    "DATE": _to_date,
+    "BOOLEAN": _to_boolean,
+}
+
+
 def _least_greatest(pick: Callable[..., Any]) -> Callable[[list[Any]], Any]:
     def choose(values: list[Any]) -> Any:
         present = [v for v in values if v is not None]  # DuckDB's least/greatest ignore NULLs
@@ -853,6 +915,8 @@ class _Compiler:
             args = [self.compile(a, scope) for a in [node.this, *node.expressions]]
             choose = _least_greatest(min if isinstance(node, exp.Least) else max)
             return lambda env: choose([a(env) for a in args])
+        if type(node) is exp.Cast:
+            return self.cast(node, scope)
         if isinstance(node, exp.Trim):
             self.only(node, ("this",))
             return _strict(_trim, [self.compile(node.this, scope)])
@@ -888,6 +952,16 @@ class _Compiler:
                 return self.macro(name, node.expressions, scope)
             return self.call(name, node.expressions, scope)
         raise Unsupported(f"{kind.lower()} ({node.sql('duckdb')[:60]!r}) is not implemented")
+
+    def cast(self, node: Any, scope: Mapping[str, int]) -> Node:
+        """``x::TYPE`` to text, an integer type, DOUBLE, DATE or BOOLEAN, from the types DuckDB's rule is plain
+        for (text to a number or a date, whose parsing rules are DuckDB's own, is refused when called)."""
+        self.only(node, ("this", "to"))
+        target = node.args["to"]
+        kind = target.this.name
+        if target.expressions or kind not in _CASTS:
+            raise Unsupported(f"a cast to {target.sql('duckdb')}")
+        return _strict(_CASTS[kind], [self.compile(node.this, scope)])
 
     def only(self, node: Any, allowed: Sequence[str]) -> None:
         """Refuse a node carrying arguments the evaluator does not read (ltrim's position, say)."""
