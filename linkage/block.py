@@ -9,14 +9,26 @@ run finds a new record's stored candidates through the ``block_index`` table. Sp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
 from linkage.errors import ConfigError
 from linkage.fragments import fragment_problems
 from linkage.spec import ModelSpec
 
-__all__ = ["block_keys", "blocking_rules", "check_blocking", "key_columns", "lookup_keys", "rule_sides"]
+__all__ = [
+    "KeyMaker",
+    "block_keys",
+    "blocking_rules",
+    "check_blocking",
+    "duckdb_hash",
+    "key_columns",
+    "lookup_keys",
+    "rule_sides",
+    "side_probes",
+]
 
 
 def key_columns(rule: str) -> list[str] | None:
@@ -100,7 +112,32 @@ def lookup_keys(rules: list[str]) -> tuple[str, str]:
     Raises:
         ConfigError: a rule is not made of equalities, so no index can find its pairs.
     """
-    index, probe = [], []
+    index = [key for n, x, y in _side_rules(rules) for key in (_side_key(n, "r", y), _side_key(n, "l", x))]
+    left, right = side_probes(rules)
+    return f"list_concat(block_keys, {_listed(index)})", f"list_concat(block_keys, {left}, {right})"
+
+
+def side_probes(rules: list[str]) -> tuple[str, str]:
+    """SQL for a new record's probe keys of the rules ``l.x = r.y``, by the side it takes in the pair found.
+
+    A stored record found by the first list pairs with the new record as ``l`` (``l.x = r.y`` holds with
+    the new record's ``x``); one found by the second, as ``r``. (A blocking key of :func:`block_keys` pairs
+    two records either way round.)
+
+    Raises:
+        ConfigError: a rule is not made of equalities, so no index can find its pairs.
+    """
+    found = _side_rules(rules)
+    return _listed([_side_key(n, "r", x) for n, x, _ in found]), _listed([_side_key(n, "l", y) for n, _, y in found])
+
+
+def _side_rules(rules: list[str]) -> list[tuple[int, list[str], list[str]]]:
+    """The rules ``l.x = r.y`` (not keyed): their number and the columns of each side.
+
+    Raises:
+        ConfigError: a rule is not made of equalities, so no index can find its pairs.
+    """
+    found = []
     for number, rule in enumerate(rules):
         if key_columns(rule):
             continue  # in block_keys
@@ -109,16 +146,12 @@ def lookup_keys(rules: list[str]) -> tuple[str, str]:
             raise ConfigError(
                 f"blocking rule {rule!r} is not equalities of columns: incremental linking cannot index it"
             )
-        x, y = sides
+        found.append((number, *sides))
+    return found
 
-        index += [_side_key(number, "r", y), _side_key(number, "l", x)]
-        probe += [_side_key(number, "r", x), _side_key(number, "l", y)]
 
-    def listed(keys: list[str]) -> str:
-        extra = f"list_filter([{', '.join(keys)}], lambda k: k IS NOT NULL)" if keys else "[]::UBIGINT[]"
-        return f"list_concat(block_keys, {extra})"
-
-    return listed(index), listed(probe)
+def _listed(keys: list[str]) -> str:
+    return f"list_filter([{', '.join(keys)}], lambda k: k IS NOT NULL)" if keys else "[]::UBIGINT[]"
 
 
 def _side_key(rule: int, side: str, columns: list[str]) -> str:
@@ -151,3 +184,99 @@ def check_blocking(available: Sequence[str], spec: ModelSpec) -> None:
     ]
     if problems:
         raise ConfigError("a blocking rule is invalid", problems=problems)
+
+
+# DuckDB's hash (src/common/types/hash.cpp, hash.hpp; as of DuckDB 1.1 to 2.0): the keys of the block index
+# are DuckDB hashes, and the warm scorer makes an applicant's keys without a statement (a statement of 40
+# hash calls costs 8 ms, most of an officer's query). tests/test_blocking.py checks this against DuckDB itself.
+_MASK: Final = (1 << 64) - 1
+_MIX: Final = 0xD6E8FEB86659FD93
+_NULL_HASH: Final = 0xBF58476D1CE4E5B9
+_EPOCH: Final = dt.date(1970, 1, 1)
+HASHED_TYPES: Final = frozenset({"VARCHAR", "DATE", "INTEGER", "BIGINT", "UBIGINT"})
+"""The DuckDB types :func:`duckdb_hash` hashes as DuckDB does."""
+
+
+def _murmur(x: int) -> int:
+    x ^= x >> 32
+    x = (x * _MIX) & _MASK
+    x ^= x >> 32
+    x = (x * _MIX) & _MASK
+    return x ^ (x >> 32)
+
+
+def _hash_text(text: str) -> int:
+    data = text.encode("utf-8")
+    h = 0xE17A1465 ^ ((len(data) * 0xC6A4A7935BD1E995) & _MASK)
+    for at in range(0, len(data), 8):  # 8-byte blocks, little-endian, the last one padded with zeros
+        h = ((h ^ int.from_bytes(data[at : at + 8], "little")) * _MIX) & _MASK
+    return _murmur(h)
+
+
+def _hash_one(value: Any, kind: str) -> int:
+    if value is None:
+        return _NULL_HASH
+    if kind == "VARCHAR":
+        return _hash_text(value)
+    if kind == "DATE":
+        return _murmur((value - _EPOCH).days & 0xFFFFFFFF)  # days since 1970 as a 32-bit integer
+    if kind == "INTEGER":
+        return _murmur(value & 0xFFFFFFFF)
+    if kind in ("BIGINT", "UBIGINT"):
+        return _murmur(value & _MASK)
+    raise ValueError(f"no DuckDB hash of type {kind!r} here")
+
+
+def duckdb_hash(*typed: tuple[Any, str]) -> int:
+    """DuckDB's ``hash(a, b, ...)`` of values with their DuckDB types (:data:`HASHED_TYPES`).
+
+    >>> duckdb_hash(("a", "VARCHAR")), duckdb_hash((1, "INTEGER"), ("a", "VARCHAR"))
+    (12561829011207016135, 16748857609561410660)
+    """
+    found = 0
+    for i, (value, kind) in enumerate(typed):
+        h = _hash_one(value, kind)
+        found = h if i == 0 else (((found ^ (found >> 32)) * _MIX) & _MASK) ^ h  # DuckDB's CombineHash
+    return found
+
+
+@dataclass(frozen=True)
+class KeyMaker:
+    """A record's blocking keys made in Python, as :func:`block_keys` and :func:`side_probes` make them in SQL:
+    its block keys, and the probe keys that find a stored record it pairs with as ``l``, and as ``r``."""
+
+    keyed: tuple[tuple[int, tuple[str, ...]], ...]
+    sides: tuple[tuple[int, tuple[str, ...], tuple[str, ...]], ...]
+    types: Mapping[str, str]
+
+    @classmethod
+    def of(cls, rules: list[str], types: Mapping[str, str]) -> KeyMaker:
+        """The key maker of ``rules`` over a model input whose columns have DuckDB ``types``.
+
+        Raises:
+            ValueError: a rule reads a column of a type :func:`duckdb_hash` does not hash.
+            ConfigError: a rule is not made of equalities (:func:`lookup_keys`).
+        """
+        keyed = tuple((n, tuple(columns)) for n, rule in enumerate(rules) if (columns := key_columns(rule)))
+        sides = tuple((n, tuple(x), tuple(y)) for n, x, y in _side_rules(rules))
+        used = {c for _, columns in keyed for c in columns} | {c for _, x, y in sides for c in (*x, *y)}
+        odd = sorted(c for c in used if types.get(c) not in HASHED_TYPES)
+        if odd:
+            raise ValueError(f"blocking columns of a type not hashed here: {', '.join(odd)}")
+        return cls(keyed, sides, dict(types))
+
+    def keys(self, row: Mapping[str, Any]) -> tuple[list[int], list[int], list[int]]:
+        """``row``'s block keys and its probe keys as ``l`` and as ``r`` (a key needs all its columns)."""
+
+        def key(prefix: tuple[tuple[Any, str], ...], columns: tuple[str, ...]) -> int | None:
+            values = [row[c] for c in columns]
+            if any(v is None for v in values):
+                return None
+            return duckdb_hash(*prefix, *((v, self.types[c]) for v, c in zip(values, columns, strict=True)))
+
+        block = [key(((n, "INTEGER"),), columns) for n, columns in self.keyed]
+        as_left = [key(((n, "INTEGER"), ("r", "VARCHAR")), x) for n, x, _ in self.sides]
+        as_right = [key(((n, "INTEGER"), ("l", "VARCHAR")), y) for n, _, y in self.sides]
+        return [k for k in block if k is not None], [k for k in as_left if k is not None], [
+            k for k in as_right if k is not None
+        ]

@@ -3,8 +3,12 @@ as written, make, each pair once."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from benchmarks import blocking_bench as bench
 from benchmarks.generate import generate
@@ -128,3 +132,61 @@ def test_a_spec_changed_in_code_is_checked_before_its_keys_are_built(con, tmp_pa
         prepare.prepare_full(Store.on(con), load_spec().model_copy(update={"blocking": [rule]}))
     assert "blocking[0]" in str(caught.value)
     assert list(tmp_path.iterdir()) == []
+
+
+# DuckDB's hash in Python (block.duckdb_hash, block.KeyMaker): the warm scorer makes an applicant's keys
+# without a statement, so they must be the very keys the block index holds.
+
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+_DATES = st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9999, 12, 31))
+_BIG = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_INT = st.integers(min_value=-(2**31), max_value=2**31 - 1)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_TEXT, day=_DATES, big=_BIG, small=_INT, rule=st.integers(min_value=0, max_value=200),
+       missing=st.booleans())  # fmt: skip
+def test_duckdbs_hash_is_made_in_python_bit_for_bit(
+    text: str, day: dt.date, big: int, small: int, rule: int, missing: bool
+) -> None:
+    con = _HASHING
+    want = con.execute(
+        "SELECT hash(?::VARCHAR), hash(?::DATE), hash(?::BIGINT), hash(?::INTEGER), hash(?::UBIGINT),"
+        " hash(?::INTEGER, 'r', ?::VARCHAR, ?::DATE, ?::BIGINT), hash(?::VARCHAR, ?::BIGINT)",
+        [text, day, big, small, big & (2**64 - 1), rule, text, day, big, None if missing else text, big],
+    ).fetchone()
+    got = (
+        block.duckdb_hash((text, "VARCHAR")),
+        block.duckdb_hash((day, "DATE")),
+        block.duckdb_hash((big, "BIGINT")),
+        block.duckdb_hash((small, "INTEGER")),
+        block.duckdb_hash((big & (2**64 - 1), "UBIGINT")),
+        block.duckdb_hash((rule, "INTEGER"), ("r", "VARCHAR"), (text, "VARCHAR"), (day, "DATE"), (big, "BIGINT")),
+        block.duckdb_hash((None if missing else text, "VARCHAR"), (big, "BIGINT")),
+    )
+    assert got == want
+
+
+_HASHING = duckdb.connect()
+
+
+def test_python_keys_are_the_sql_keys_of_every_record(con) -> None:
+    """Every record's block keys and probe keys as `KeyMaker` makes them in Python equal those of the SQL that
+    fills the block index (`block_keys`, `side_probes`), on a generated set with its faults and bare records."""
+    spec = load_spec(None)
+    prepare.prepare_full(Store.on(con), spec)
+    as_left, as_right = block.side_probes(spec.blocking)
+    rows = Store.on(con).arrow(f"SELECT *, {as_left} AS as_left, {as_right} AS as_right FROM model_input")
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE model_input)").fetchall())
+    maker = block.KeyMaker.of(spec.blocking, types)
+    sides = 0
+    for row in rows.to_pylist():
+        keyed, left, right = maker.keys(row)
+        assert (keyed, left, right) == (row["block_keys"], row["as_left"], row["as_right"]), row["record_id"]
+        sides += len(left) + len(right)
+    assert rows.num_rows == ROWS and sides > 0, "no rule l.x = r.y made a key: the test would prove little"
+
+
+def test_a_blocking_column_of_a_type_not_hashed_in_python_is_refused() -> None:
+    with pytest.raises(ValueError, match="birth_year"):
+        block.KeyMaker.of(["l.birth_year = r.birth_year"], {"birth_year": "DOUBLE"})
