@@ -12,20 +12,26 @@ one, else the NIK's) and one sex (likewise), and the NIK comparison stands for t
 
 from __future__ import annotations
 
+import itertools
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from linkage import block
 from linkage.spec import ModelSpec
 from linkage.store import Store
 
 __all__ = [
+    "HASHED",
     "INPUT_COLUMNS",
     "MACROS",
     "MODEL_INPUT",
     "InputColumn",
     "data_fingerprint",
+    "hashed_sql",
     "model_input_columns",
+    "model_input_row",
     "model_input_sql",
     "prepare_full",
     "prepare_incremental",
@@ -230,6 +236,121 @@ CREATE OR REPLACE MACRO names_explained_by(ak, aw, an, bk, bw, bn, bf, bj) AS
         OR (i < len(ak) AND list_contains(bk, x || ak[i + 1])) OR (i > 1 AND list_contains(bk, ak[i - 1] || x))));
 """
 
+HASHED: Final = ("name_key", "name_set", "bare_name_key", "bare_name_set")
+"""The model-input columns that have a hashed twin, ``<column>_hash`` (:func:`hashed_sql`)."""
+
+
+def hashed_sql() -> str:
+    """The select list of the hashed twins of :data:`HASHED`: ``hash(x)``, null where ``x`` is null."""
+    return ",\n    ".join(f"CASE WHEN {c} IS NOT NULL THEN hash({c}) END AS {c}_hash" for c in HASHED)
+
+
+def model_input_row(row: Mapping[str, Any], counts: Callable[[str], int]) -> dict[str, Any]:
+    """The model input of one normalised row (:data:`linkage.normalise.COLUMNS`), as :func:`model_input_sql`
+    computes it, in Python: for the warm scorer (:mod:`linkage.warm`), which scores one applicant without a
+    statement per record. ``tests/test_prepare.py`` checks the two agree column for column on the sample.
+
+    Left out: ``unique_id`` (a number in the order of the records scored together) and the hashed twins of
+    :data:`HASHED` (DuckDB's ``hash``).
+
+    Args:
+        row: the normalised row.
+        counts: how many records hold a name token (the counts the name levels read; at least 1 is shown).
+    """
+    dob = row["birth_date"] if row["birth_date"] is not None else row["nik_birth_date"]
+    nik_digits, nik = row["nik_digits"], row["nik"]
+    keys, tokens = _list(row["full_name_keys"]), _list(row["full_name_tokens"])
+    bare = dob is None and nik_digits is None
+    name = _name_values("name", row["full_name_canonical"], row["full_name_key"], keys, tokens)
+    ordered = sorted(keys) if keys is not None else None
+    address = row["address"]
+    number = _HOUSE_NUMBER.match(address) if address is not None else None
+    dob_agrees, sex_agrees = row["nik_dob_agrees"], row["nik_sex_agrees"]
+    contradicts = dob_agrees is False or sex_agrees is False
+    found: dict[str, Any] = {
+        "record_id": row["record_id"],
+        **name,
+        "name_counts": [counts(t) or 1 for t in tokens] if tokens else None,
+        "first_key": _at(keys, 0),
+        "last_key": _at(keys, -1),
+        "initial": None if _at(keys, 0) is None else _at(keys, 0)[:1],
+        "second_key": _at(keys, 1),
+        "set_first": _at(ordered, 0),
+        "set_last": _at(ordered, -1),
+        **_name_values("mother", row["mother_name_canonical"], row["mother_name_key"],
+                       _list(row["mother_name_keys"]), _list(row["mother_name_tokens"])),
+        "mother_last": _at(_list(row["mother_name_keys"]), -1),
+        "nik": nik,
+        "nik_digits": nik_digits,
+        "nik_prefix": nik_digits[:12] if nik_digits is not None and len(nik_digits) == 16 else None,
+        "dob": dob,
+        "dob_text": None if dob is None else f"{dob.year:04d}{dob.month:02d}{dob.day:02d}",
+        "birth_year": None if dob is None else dob.year,
+        "sex": row["sex"] if row["sex"] is not None else row["nik_sex"],
+        **{c: row[c] for c in _PASSED},
+        "address_number": number.group(1) if number else None,
+        "address_street": None if address is None else _HOUSE_NUMBER.sub("", address, count=1),
+        "nik_head": None if nik_digits is None else nik_digits[:8],
+        "nik_tail": None if nik_digits is None else nik_digits[-8:],
+        "birth_month_day": None if dob is None else f"{dob.month:02d}{dob.day:02d}",
+        "dob_unordered": None if dob is None else (
+            dob.year * 10000 + min(dob.month, dob.day) * 100 + max(dob.month, dob.day)),
+        "first_last": None if not keys else f"{keys[0]} {keys[-1]}",
+        "bare_name_key": name["name_key"] if bare else None,
+        "bare_name_set": name["name_set"] if bare else None,
+        "bare_first_last": f"{keys[0]} {keys[-1]}" if bare and keys else None,
+        "nik_region": nik_digits[:4] if nik_digits is not None and len(nik_digits) >= 4 else None,
+        "nik_date": nik_digits[6:12] if nik is not None and nik_digits is not None else None,
+        "nik_contradicts": contradicts,
+        "nik_date_agrees": bool(dob_agrees),
+    }  # fmt: skip
+    return found
+
+
+# (regexp_extract(address, '^([0-9]+[A-Z]?) ', 1) and regexp_replace(address, '^[0-9]+[A-Z]? ', ''))
+_HOUSE_NUMBER: Final = re.compile(r"^([0-9]+[A-Z]?) ")
+# Normalised columns the model input passes on as they are.
+_PASSED: Final = ("birth_place", "birth_place_regency", "phone", "address", "address_village", "address_rt",
+                  "address_rw", "prior_passport_no", "patronym", "office", "application_date", "decision",
+                  "postcode", "locality", "region")  # fmt: skip
+
+
+def _list(values: Sequence[str] | None) -> list[str] | None:
+    """A list value as the model input holds it (a normalised row built in Python may hold a tuple)."""
+    return None if values is None else list(values)
+
+
+def _at(values: list[str] | None, i: int) -> Any:
+    """``values[i]`` as DuckDB indexes a list: null when out of range or the list is null."""
+    if values is None or not -len(values) <= i < len(values):
+        return None
+    return values[i]
+
+
+def _name_values(
+    name: str, canonical: str | None, key: str | None, keys: list[str] | None, tokens: list[str] | None
+) -> dict[str, Any]:
+    """The model-input columns of one name (:func:`_name_columns`), counts left out."""
+    if keys is None:
+        derived: dict[str, Any] = dict.fromkeys(("set", "full_keys", "initials", "first_letters", "joined"))
+    else:
+        derived = {
+            "set": " ".join(sorted(keys)),
+            "full_keys": [k for k in keys if len(k) > 1],
+            "initials": [k for k in keys if len(k) == 1],
+            "first_letters": [k[:1].replace("J", "Y") for k in keys],
+            "joined": [a + b for a, b in itertools.pairwise(keys)],
+        }
+    return {
+        f"{name}_canonical": canonical,
+        f"{name}_key": key,
+        f"{name}_set": derived["set"],
+        f"{name}_keys": keys,
+        f"{name}_tokens": tokens,
+        **{f"{name}_{part}": derived[part] for part in ("full_keys", "initials", "first_letters", "joined")},
+    }
+
+
 def model_input_sql(records: str = "applications_normalised", counts: str | None = None) -> str:
     """The model input of the normalised rows in ``records``, one row per record.
 
@@ -311,10 +432,7 @@ SELECT
     -- The same keys as numbers, for the bare-record rules: Splink's join on the other rules' keys checks
     -- each candidate pair against these rules, and numbers make that check cheap (strings took 35 s at 1M).
     -- (hash(NULL) is a number: a record without a name key gets none here either)
-    CASE WHEN name_key IS NOT NULL THEN hash(name_key) END AS name_key_hash,
-    CASE WHEN name_set IS NOT NULL THEN hash(name_set) END AS name_set_hash,
-    CASE WHEN bare THEN name_key_hash END AS bare_name_key_hash,
-    CASE WHEN bare THEN name_set_hash END AS bare_name_set_hash,
+    {hashed_sql()},
     -- What a NIK says about its holder (domain notes §3.1): where it was first registered, and the birth
     -- date and sex it encodes. Relatives on one family card share the region, twins also the date; a NIK
     -- of another regency is a second KTP or a borrowed one; a NIK that contradicts its own record's birth
