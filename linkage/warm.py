@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -41,9 +41,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from linkage import block, model
+from linkage.compiled import Compiled, Unsupported
 from linkage.errors import InputError
 from linkage.normalise import COLUMNS
-from linkage.prepare import MACROS, model_input_sql
+from linkage.prepare import HASHED, MACROS, model_input_row, model_input_sql
 from linkage.review import run_cuts
 from linkage.schema import REFUSALS
 from linkage.spec import ModelSpec
@@ -102,7 +103,7 @@ class Snapshot:
         )
         # (a store linked before record numbers has none: such a record is no block's candidate, as in a link)
         numbers = pc.fill_null(rows.column("record_no"), -1).to_numpy()
-        rows = rows.drop_columns(["record_no"])
+        rows = rows.drop_columns(["record_no"]).combine_chunks()  # (take() on one chunk: 10x faster at 1M)
         at = np.full(int(numbers.max()) + 1 if len(numbers) else 1, -1, dtype=np.int64)
         at[numbers[numbers >= 0]] = np.flatnonzero(numbers >= 0)
         index = store.sql("SELECT block_key, record_no FROM block_index ORDER BY block_key", table="snapshot")
@@ -145,7 +146,9 @@ class State:
     floor: float
     threshold: float
     scoring_sql: str
-    """:func:`_scoring_sql` of the store's model, at :attr:`prior`"""
+    """:func:`_scoring` of the store's model, at :attr:`prior`: Splink's SQL"""
+    compiled: Compiled | None
+    """the same model as Python (:mod:`linkage.compiled`), None where the evaluator cannot compile it"""
 
 
 def _version(store: Store) -> tuple[str | None, int]:
@@ -163,8 +166,12 @@ class Scorer:
     that store's database (``Store.on(store.con.cursor())``), from any thread.
     """
 
-    def __init__(self, store: Store, spec: ModelSpec) -> None:
+    def __init__(self, store: Store, spec: ModelSpec, *, compiling: bool = True) -> None:
         """Load the stored model and the store's snapshot, and generate the scoring SQL.
+
+        With ``compiling`` (the default), the model is also compiled to Python (:mod:`linkage.compiled`)
+        and a query is scored without a statement per record; without it, or where the evaluator cannot
+        compile the spec, with Splink's SQL (tens of milliseconds more).
 
         Raises:
             InputError: the store has no model yet (no link has run).
@@ -179,6 +186,16 @@ class Scorer:
             FROM ({model_input_sql("_subset_rows", "_subset_counts")})"""
         self._lock = threading.Lock()
         store.sql(MACROS, table="macros")  # the comparisons' macros, in the store itself: once, not per query
+        self._types = {
+            str(name): str(kind)
+            for name, kind, *_ in store.rows(f"DESCRIBE SELECT * FROM ({model_input_sql('applications_normalised')})")
+        }
+        try:
+            self._keys: block.KeyMaker | None = block.KeyMaker.of(spec.blocking, self._types)
+        except ValueError as exc:  # a blocking column of a type hashed only by DuckDB: scored with SQL
+            log.info("the model is scored with SQL: %s", exc)
+            self._keys = None
+        self.compiling = compiling and self._keys is not None
         self.state = self._load(store)
 
     def _load(self, store: Store) -> State:
@@ -196,7 +213,8 @@ class Scorer:
         floor, threshold = run_cuts(store)
         snapshot = Snapshot.load(store)
         prior = model.applied_prior(artefact, snapshot.records + 1)
-        return State(snapshot, model_id, prior, floor, threshold, _scoring_sql(store, self.spec, artefact, prior))
+        scoring_sql, compiled = _scoring(store, self.spec, artefact, prior, self._types if self.compiling else None)
+        return State(snapshot, model_id, prior, floor, threshold, scoring_sql, compiled)
 
     def stale(self, store: Store) -> bool:
         """Whether a link has changed the store since the snapshot was taken."""
@@ -221,6 +239,11 @@ class Scorer:
             ``gamma_*``, weights ``mw_*``/``mw_tf_adj_*``, ``vetoed``, ``model_match_weight``) with the stored
             record as ``record_id`` and its ``identity_id``; and the model-input row of each record in them.
         """
+        if state.compiled is not None:
+            try:
+                return self._score_compiled(row, state, state.compiled)
+            except Unsupported as exc:  # a value DuckDB would cast where Python cannot tell how: Splink's SQL
+                log.warning("a query scored with SQL, not compiled: %s", type(exc).__name__)
         snap, spec = state.snapshot, self.spec
         own_tokens = Counter(row.get("full_name_tokens") or [])
         query = arrow_table({k: [v] for k, v in row.items()}, COLUMNS)
@@ -251,6 +274,61 @@ class Scorer:
         values = {r["record_id"]: r for r in inputs.to_pylist() if r["record_id"] in shown}
         log.debug("warm query: %d candidates, %d pairs", len(rows), len(pairs))
         return pairs, values
+
+    def _score_compiled(
+        self, row: dict[str, Any], state: State, compiled: Compiled
+    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """:meth:`score` in Python, without a statement: the model input of the applicant and its candidates
+        (:func:`linkage.prepare.model_input_row`), its blocking keys (:class:`linkage.block.KeyMaker`: DuckDB's
+        hashes, as the block index holds them), the pairs a blocking rule makes, and each scored by the
+        compiled model."""
+        snap = state.snapshot
+        stored_tokens = snap.counts.get("full_name_token", {})
+        own_tokens = Counter(row.get("full_name_tokens") or [])
+
+        def counted(token: str) -> int:  # over the store and the applicant, as a link counts them
+            return stored_tokens.get(token, 0) + own_tokens[token]
+
+        assert self._keys is not None  # (compiled only with a key maker)
+        mine = self._model_input(row, counted)
+        keyed, as_left, as_right = self._keys.keys(mine)
+        either = set(snap.candidates(keyed).tolist())
+        left = set(snap.candidates(as_left).tolist())
+        right = set(snap.candidates(as_right).tolist())
+        rows = sorted(either | left | right)
+        stored = snap.rows.take(pa.array(rows, pa.int64())).to_pylist() if rows else []
+        tf_columns = self.spec.tf_columns()
+        own_values = {c: mine[c] for c in tf_columns}
+
+        def shares(record: dict[str, Any]) -> dict[str, float | None]:
+            return {c: _tf_share(snap, c, record[c], own_values[c]) for c in tf_columns}
+
+        tf_mine = shares(mine)
+        pairs, values = [], {QUERY_RECORD_ID: mine}
+        for at, record in zip(rows, stored, strict=True):
+            other = record["record_id"]
+            first = other > QUERY_RECORD_ID  # the lower unique_id, numbered in record-id order: Splink's l
+            if not (at in either or (at in left and first) or (at in right and not first)):
+                continue  # a rule l.x = r.y that holds only with the two the other way round
+            theirs = self._model_input(record, counted)
+            lower, upper = (mine, theirs) if first else (theirs, mine)
+            tf_lower, tf_upper = (tf_mine, shares(theirs)) if first else (shares(theirs), tf_mine)
+            scored = compiled.score(lower, upper, tf_lower, tf_upper)
+            if scored["match_probability"] < state.floor:
+                continue
+            pairs.append({"record_id": other, "record_id_l": lower["record_id"], "record_id_r": upper["record_id"],
+                          **scored, "identity_id": record["identity_id"]})  # fmt: skip
+            values[other] = theirs
+        pairs.sort(key=lambda p: (-p["match_probability"], -p["match_weight"], p["record_id"]))
+        log.debug("warm query: %d candidates, %d pairs", len(rows), len(pairs))
+        return pairs, values
+
+    def _model_input(self, row: dict[str, Any], counted: Callable[[str], int]) -> dict[str, Any]:
+        """:func:`linkage.prepare.model_input_row` with the hashed columns (DuckDB's hash, in Python)."""
+        found = model_input_row(row, counted)
+        for c in HASHED:
+            found[f"{c}_hash"] = None if found[c] is None else block.duckdb_hash((found[c], self._types[c]))
+        return found
 
     @staticmethod
     def applications(candidates: list[dict[str, Any]], state: State) -> None:
@@ -295,33 +373,28 @@ def _name_counts(snap: Snapshot, tokens: Iterable[str], own: Counter[str]) -> pa
 
 
 def _tf_table(snap: Snapshot, column: str, values: list[Any], own: Any) -> pa.Table:
-    """A term-frequency lookup of ``column`` for ``values``: the share of records holding each, counted over
-    the store and the applicant (``own``, its value), as :func:`linkage.model.for_store` registers it."""
-    kind = f"tf:{column}"
-    stored = snap.counts.get(kind, {})
-    total = float(snap.totals.get(kind, 0) + (own is not None))
-    mine = None if own is None else str(own)
-    shares: dict[str, float] = {}
-    for value in values:
-        if value is None:
-            continue
-        text = str(value)
-        n = stored.get(text, 0) + (text == mine)
-        if n:
-            shares[text] = n / total
-    return pa.table({column: list(shares), f"tf_{column}": list(shares.values())},
+    """A term-frequency lookup of ``column`` for ``values`` (:func:`_tf_share`), as a table Splink's SQL joins."""
+    shares = {str(v): _tf_share(snap, column, v, own) for v in values if v is not None}
+    found = {v: share for v, share in shares.items() if share is not None}
+    return pa.table({column: list(found), f"tf_{column}": list(found.values())},
                     schema=pa.schema([(column, pa.string()), (f"tf_{column}", pa.float64())]))  # fmt: skip
 
 
-def _scoring_sql(store: Store, spec: ModelSpec, artefact: dict[str, Any], prior: float) -> str:
-    """The SQL that scores ``_model_input`` as
-    :func:`linkage.score.predict_new` would: Splink's own comparison-vector and prediction SQL, generated once
-    from the stored model, over the pairs of the applicant (``is_new``) that a blocking rule makes, the veto
-    applied and the pairs below ``$floor`` left out (bound: ``$floor``, ``$cap``)."""
-    from splink.internals.comparison_vector_values import compute_comparison_vector_values_from_id_pairs_sqls
-    from splink.internals.predict import predict_from_comparison_vectors_sqls_using_settings
-    from splink.internals.term_frequencies import _join_tf_to_input_table_sql
+def _tf_share(snap: Snapshot, column: str, value: Any, own: Any) -> float | None:
+    """The share of records holding ``value`` in ``column``, counted over the store and the applicant (``own``,
+    its value), as :func:`linkage.model.for_store` registers it; None for a value no record holds."""
+    if value is None:
+        return None
+    kind, text = f"tf:{column}", str(value)
+    n = snap.counts.get(kind, {}).get(text, 0) + (own is not None and text == str(own))
+    return n / float(snap.totals.get(kind, 0) + (own is not None)) if n else None
 
+
+def _scoring(
+    store: Store, spec: ModelSpec, artefact: dict[str, Any], prior: float, columns: dict[str, str] | None
+) -> tuple[str, Compiled | None]:
+    """The stored model at ``prior`` as Splink's scoring SQL (:func:`_scoring_sql`) and, with the model input's
+    ``columns``, compiled to Python (None where :mod:`linkage.evaluator` cannot compile it)."""
     # Splink builds its SQL from a linker on a table of the model input's shape: an empty one
     store.sql(
         f"""CREATE OR REPLACE TEMP TABLE model_input AS
@@ -331,24 +404,43 @@ def _scoring_sql(store: Store, spec: ModelSpec, artefact: dict[str, Any], prior:
     )
     try:
         linker = model.from_artefact(store, artefact, spec, prior=prior)
-        settings = linker._settings_obj
-        steps = [
-            {"sql": "SELECT * FROM _model_input", "output_table_name": "__splink__input"},
-            {"sql": _join_tf_to_input_table_sql(linker, "__splink__input"),
-             "output_table_name": "__splink__df_concat_with_tf"},
-            {"sql": _blocked_pairs_sql(spec), "output_table_name": "__splink__blocked_id_pairs"},
-            *compute_comparison_vector_values_from_id_pairs_sqls(
-                settings._columns_to_select_for_blocking,
-                settings._columns_to_select_for_comparison_vector_values,
-                input_tablename_l="__splink__df_concat_with_tf",
-                input_tablename_r="__splink__df_concat_with_tf",
-                source_dataset_input_column=settings.column_info_settings.source_dataset_input_column,
-                unique_id_input_column=settings.column_info_settings.unique_id_input_column,
-            ),
-            *predict_from_comparison_vectors_sqls_using_settings(settings),
-        ]
+        sql = _scoring_sql(linker, spec)
+        compiled = None
+        if columns is not None:
+            try:
+                compiled = Compiled.of(linker._settings_obj, spec, columns)
+            except Unsupported as exc:  # a spec's own function: scored with Splink's SQL, slower but the same
+                log.info("the model is scored with SQL, not compiled: %s", exc)
     finally:
         store.sql("DROP TABLE IF EXISTS temp.model_input", table="model_input")
+    return sql, compiled
+
+
+def _scoring_sql(linker: Any, spec: ModelSpec) -> str:
+    """The SQL that scores ``_model_input`` as
+    :func:`linkage.score.predict_new` would: Splink's own comparison-vector and prediction SQL, generated once
+    from the stored model, over the pairs of the applicant (``is_new``) that a blocking rule makes, the veto
+    applied and the pairs below ``$floor`` left out (bound: ``$floor``, ``$cap``)."""
+    from splink.internals.comparison_vector_values import compute_comparison_vector_values_from_id_pairs_sqls
+    from splink.internals.predict import predict_from_comparison_vectors_sqls_using_settings
+    from splink.internals.term_frequencies import _join_tf_to_input_table_sql
+
+    settings = linker._settings_obj
+    steps = [
+        {"sql": "SELECT * FROM _model_input", "output_table_name": "__splink__input"},
+        {"sql": _join_tf_to_input_table_sql(linker, "__splink__input"),
+         "output_table_name": "__splink__df_concat_with_tf"},
+        {"sql": _blocked_pairs_sql(spec), "output_table_name": "__splink__blocked_id_pairs"},
+        *compute_comparison_vector_values_from_id_pairs_sqls(
+            settings._columns_to_select_for_blocking,
+            settings._columns_to_select_for_comparison_vector_values,
+            input_tablename_l="__splink__df_concat_with_tf",
+            input_tablename_r="__splink__df_concat_with_tf",
+            source_dataset_input_column=settings.column_info_settings.source_dataset_input_column,
+            unique_id_input_column=settings.column_info_settings.unique_id_input_column,
+        ),
+        *predict_from_comparison_vectors_sqls_using_settings(settings),
+    ]  # fmt: skip
     ctes = ",\n".join(f"{quote(s['output_table_name'])} AS ({s['sql']})" for s in steps)
     veto = f"({spec.veto.sql})" if spec.veto else "FALSE"  # a spec fragment, parsed and checked (linkage.spec)
     sql = f"""

@@ -154,7 +154,8 @@ def test_a_query_scores_every_pair_as_an_incremental_link_of_it_does(
     apps = sample[0].set_index("record_id", drop=False)
     compared, weights = 0, set()
     with Store(db) as s:
-        scorer = Scorer(s, _spec())
+        scorers = [Scorer(s, _spec()), Scorer(s, _spec(), compiling=False)]
+    assert scorers[0].state.compiled is not None and scorers[1].state.compiled is None
     # the probes, and a few held-out records as the sample has them
     for row in [*probes, *(apps.loc[r].to_dict() for r in held[:5])]:
         linked = _link_one(db, row, tmp_path)
@@ -163,10 +164,11 @@ def test_a_query_scores_every_pair_as_an_incremental_link_of_it_does(
             floor, _ = run_cuts(s)
             artefact = json.loads(s.rows("SELECT artefact FROM models")[0][0])
             pairs, _, _ = _score(s, normalised_row(fields), _spec(), artefact, floor)
-            warm, _ = scorer.score(Store.on(s.con.cursor()), normalised_row(fields), scorer.state)
+            warm = [w.score(Store.on(s.con.cursor()), normalised_row(fields), w.state)[0] for w in scorers]
             answer = query(s, fields, limit=1000, spec=_spec())
-        # both paths: a link's own (prepare_incremental and Splink's predict) and the warm scorer's
-        for found in (pairs, warm):
+        # every path: a link's own (prepare_incremental and Splink's predict), the warm scorer's with the model
+        # compiled to Python, and with Splink's SQL
+        for found in (pairs, *warm):
             queried = {p["record_id"]: (p["match_probability"], p["match_weight"]) for p in found}
             assert queried.keys() == linked.keys(), row["record_id"]
             for other, (probability, weight) in linked.items():
@@ -184,13 +186,16 @@ def test_a_query_scores_every_pair_as_an_incremental_link_of_it_does(
     assert len(weights) >= 50, "the pairs compared hardly differ"
 
 
-def test_the_warm_scorer_gives_the_answer_of_a_links_own_path(store: Built, sample: Sample) -> None:
-    """The service's warm scorer (snapshot in memory, Splink's SQL generated once) answers every applicant
-    exactly as the path of a link does: candidates, probabilities, evidence and applications."""
+@pytest.mark.parametrize("compiling", [True, False], ids=["compiled", "sql"])
+def test_the_warm_scorer_gives_the_answer_of_a_links_own_path(store: Built, sample: Sample, compiling: bool) -> None:
+    """The service's warm scorer (snapshot in memory; the model compiled to Python, or Splink's SQL generated
+    once) answers every applicant exactly as the path of a link does: candidates, probabilities, evidence and
+    applications."""
     db, held, probes = store
     apps = sample[0].set_index("record_id", drop=False)
     with Store(db) as s:
-        scorer = Scorer(s, _spec())
+        scorer = Scorer(s, _spec(), compiling=compiling)
+        assert (scorer.state.compiled is not None) == compiling
         cursor = Store.on(s.con.cursor())
         for row in [*probes[:6], *(apps.loc[r].to_dict() for r in held[:6])]:
             fields = _fields(pd.Series(row))
