@@ -226,6 +226,35 @@ def test_the_warm_scorer_takes_a_new_model_with_the_run_that_made_it(store: Buil
     assert scorer.state.scoring_sql != before.scoring_sql
 
 
+def test_a_model_the_evaluator_cannot_compile_is_scored_with_splinks_sql(
+    store: Built, sample: Sample, tmp_path: Path
+) -> None:
+    """A stored model whose level calls a function the evaluator does not implement (``hamming``) is not
+    compiled: the warm scorer scores with Splink's SQL, and answers as a link's own path does."""
+    db = tmp_path / "copy.duckdb"
+    db.write_bytes(store[0].read_bytes())
+    apps = sample[0].set_index("record_id", drop=False)
+    with Store(db) as s:
+        artefact = json.loads(s.rows("SELECT artefact FROM models")[0][0])
+        similar = artefact["splink"]["comparisons"][0]["comparison_levels"][-2]  # the name's Jaro-Winkler level
+        similar["sql_condition"] += " AND hamming(name_key_l, name_key_l) = 0"
+        artefact["model_id"] = "hamming"
+        s.sql("INSERT INTO models VALUES ('hamming', 'run-later', now() + INTERVAL 1 DAY, 1, [], ?)",
+              [json.dumps(artefact)])  # fmt: skip
+        s.sql("INSERT INTO runs VALUES ('run-later', 'link', 'succeeded', now() + INTERVAL 1 DAY, NULL, NULL, "
+              "NULL, NULL, NULL)")  # fmt: skip
+        scorer = Scorer(s, _spec())
+        assert scorer.state.model_id == "hamming" and scorer.state.compiled is None
+        cursor = Store.on(s.con.cursor())
+        for record_id in store[1][:3]:
+            fields = _fields(apps.loc[record_id])
+            warm = query(cursor, fields, limit=20, scorer=scorer)
+            assert warm["candidates"] and warm["model_id"] == "hamming"
+            assert json.dumps(warm, sort_keys=True, default=str) == json.dumps(
+                query(s, fields, limit=20, spec=_spec()), sort_keys=True, default=str
+            )
+
+
 def test_the_store_is_left_as_it_was(store: Built, sample: Sample) -> None:
     db, held, _ = store
     row = sample[0].set_index("record_id", drop=False).loc[held[0]]
