@@ -950,6 +950,8 @@ class _Compiler:
                 raise Unsupported(f"{name} as sqlglot did not read it")
             if name in _macros_source():
                 return self.macro(name, node.expressions, scope)
+            if name in ("list_bool_and", "list_bool_or") and [type(e) for e in node.expressions] == [exp.Transform]:
+                return self.lambda_call(node.expressions[0], scope, aggregate=name == "list_bool_or")
             return self.call(name, node.expressions, scope)
         raise Unsupported(f"{kind.lower()} ({node.sql('duckdb')[:60]!r}) is not implemented")
 
@@ -1081,8 +1083,11 @@ class _Compiler:
             raise Unsupported(f"{name} with {len(args)} arguments")
         return _strict(fn, [self.compile(a, scope) for a in args])
 
-    def lambda_call(self, node: Any, scope: Mapping[str, int]) -> Node:
-        """``list_transform(xs, lambda x[, i]: ...)`` and ``list_filter``: i is the 1-based index."""
+    def lambda_call(self, node: Any, scope: Mapping[str, int], aggregate: bool | None = None) -> Node:
+        """``list_transform(xs, lambda x[, i]: ...)`` and ``list_filter``: i is the 1-based index.
+
+        With ``aggregate`` (False: ``list_bool_and`` of the transform, True: ``list_bool_or``), the loop stops
+        at the first element that decides it: the same answer, as the lambda's body is pure."""
         from sqlglot import exp
 
         self.only(node, ("this", "expression"))
@@ -1096,6 +1101,8 @@ class _Compiler:
         keep = isinstance(node, exp.ArrayFilter)
         x_slot = slots[0]
         i_slot = slots[1] if len(slots) == 2 else None
+        if aggregate is not None:
+            return _fused(aggregate, items, body, x_slot, i_slot)
 
         def apply(env: list[Any]) -> Any:
             xs = items(env)
@@ -1137,6 +1144,31 @@ class _Compiler:
             return body(frame)
 
         return expand
+
+
+def _fused(kind: bool, items: Node, body: Node, x_slot: int, i_slot: int | None) -> Node:
+    """``list_bool_and`` (kind False) / ``list_bool_or`` (kind True) of a ``list_transform``, in one loop."""
+
+    def aggregate(env: list[Any]) -> Any:
+        xs = items(env)
+        if xs is None:
+            return None
+        found = False
+        for i, x in enumerate(_items(xs), 1):
+            env[x_slot] = x
+            if i_slot is not None:
+                env[i_slot] = i
+            y = body(env)
+            if y is None:
+                continue
+            if type(y) is not bool:
+                raise _refuse(f"list_bool_* over {type(y).__name__}")
+            if y is kind:
+                return kind
+            found = True
+        return (not kind) if found else None
+
+    return aggregate
 
 
 def _plain_operands(node: Any) -> None:
