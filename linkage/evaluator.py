@@ -14,9 +14,16 @@ NULL for a list, '' for a string), strings compared by code point (= UTF-8 bytes
 VARCHAR), and the similarity functions written as DuckDB computes them, bit for bit.
 
 What the evaluator does not reproduce it refuses with :class:`Unsupported`: a node or a function it does
-not implement when the fragment is compiled, and a value whose type DuckDB would cast implicitly (a string
-compared with a number, say) when the condition is called. It never guesses an answer. A division by zero
-raises ``ZeroDivisionError``, as DuckDB fails such a query.
+not implement (``LIKE``, ``regexp_*``, ``hash``, ``TRY_CAST``, ``a[:m]``, which sqlglot reads as the
+placeholder ``a[$m]``...) when the fragment is compiled, and a value whose type DuckDB would cast implicitly
+(a string compared with a number, text cast to a number) when the condition is called. It never guesses an
+answer. Where DuckDB fails the query, so does the call: ``ZeroDivisionError`` for a division by zero,
+``OverflowError`` for a cast out of an integer type's range. (Integer arithmetic is Python's, without
+DuckDB's overflow errors: far beyond the counts and years that fragments compute with.)
+
+Two things sqlglot does that this module undoes or refuses: it stores a constant integer index 0-based
+(``k[1]`` is ``Bracket(k, 0)``, ``x[-1]`` is ``Bracket(x, -2)``; a computed index such as ``aw[i]`` is left
+as written), and it reads ``x[:name]`` as a placeholder rather than a slice.
 
 >>> holds = pair_condition("l.name_key = r.name_key AND jaro_winkler_similarity(l.name, r.name) >= 0.9")
 >>> holds({"name_key": "SITI", "name": "SITI AMINAH"}, {"name_key": "SITI", "name": "SITI AMINA"})
