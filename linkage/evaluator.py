@@ -14,9 +14,16 @@ NULL for a list, '' for a string), strings compared by code point (= UTF-8 bytes
 VARCHAR), and the similarity functions written as DuckDB computes them, bit for bit.
 
 What the evaluator does not reproduce it refuses with :class:`Unsupported`: a node or a function it does
-not implement when the fragment is compiled, and a value whose type DuckDB would cast implicitly (a string
-compared with a number, say) when the condition is called. It never guesses an answer. A division by zero
-raises ``ZeroDivisionError``, as DuckDB fails such a query.
+not implement (``LIKE``, ``regexp_*``, ``hash``, ``TRY_CAST``, ``a[:m]``, which sqlglot reads as the
+placeholder ``a[$m]``...) when the fragment is compiled, and a value whose type DuckDB would cast implicitly
+(a string compared with a number, text cast to a number) when the condition is called. It never guesses an
+answer. Where DuckDB fails the query, so does the call: ``ZeroDivisionError`` for a division by zero,
+``OverflowError`` for a cast out of an integer type's range. (Integer arithmetic is Python's, without
+DuckDB's overflow errors: far beyond the counts and years that fragments compute with.)
+
+Two things sqlglot does that this module undoes or refuses: it stores a constant integer index 0-based
+(``k[1]`` is ``Bracket(k, 0)``, ``x[-1]`` is ``Bracket(x, -2)``; a computed index such as ``aw[i]`` is left
+as written), and it reads ``x[:name]`` as a placeholder rather than a slice.
 
 >>> holds = pair_condition("l.name_key = r.name_key AND jaro_winkler_similarity(l.name, r.name) >= 0.9")
 >>> holds({"name_key": "SITI", "name": "SITI AMINAH"}, {"name_key": "SITI", "name": "SITI AMINA"})
@@ -950,6 +957,8 @@ class _Compiler:
                 raise Unsupported(f"{name} as sqlglot did not read it")
             if name in _macros_source():
                 return self.macro(name, node.expressions, scope)
+            if name in ("list_bool_and", "list_bool_or") and [type(e) for e in node.expressions] == [exp.Transform]:
+                return self.lambda_call(node.expressions[0], scope, aggregate=name == "list_bool_or")
             return self.call(name, node.expressions, scope)
         raise Unsupported(f"{kind.lower()} ({node.sql('duckdb')[:60]!r}) is not implemented")
 
@@ -1081,8 +1090,11 @@ class _Compiler:
             raise Unsupported(f"{name} with {len(args)} arguments")
         return _strict(fn, [self.compile(a, scope) for a in args])
 
-    def lambda_call(self, node: Any, scope: Mapping[str, int]) -> Node:
-        """``list_transform(xs, lambda x[, i]: ...)`` and ``list_filter``: i is the 1-based index."""
+    def lambda_call(self, node: Any, scope: Mapping[str, int], aggregate: bool | None = None) -> Node:
+        """``list_transform(xs, lambda x[, i]: ...)`` and ``list_filter``: i is the 1-based index.
+
+        With ``aggregate`` (False: ``list_bool_and`` of the transform, True: ``list_bool_or``), the loop stops
+        at the first element that decides it: the same answer, as the lambda's body is pure."""
         from sqlglot import exp
 
         self.only(node, ("this", "expression"))
@@ -1096,6 +1108,8 @@ class _Compiler:
         keep = isinstance(node, exp.ArrayFilter)
         x_slot = slots[0]
         i_slot = slots[1] if len(slots) == 2 else None
+        if aggregate is not None:
+            return _fused(aggregate, items, body, x_slot, i_slot)
 
         def apply(env: list[Any]) -> Any:
             xs = items(env)
@@ -1137,6 +1151,31 @@ class _Compiler:
             return body(frame)
 
         return expand
+
+
+def _fused(kind: bool, items: Node, body: Node, x_slot: int, i_slot: int | None) -> Node:
+    """``list_bool_and`` (kind False) / ``list_bool_or`` (kind True) of a ``list_transform``, in one loop."""
+
+    def aggregate(env: list[Any]) -> Any:
+        xs = items(env)
+        if xs is None:
+            return None
+        found = False
+        for i, x in enumerate(_items(xs), 1):
+            env[x_slot] = x
+            if i_slot is not None:
+                env[i_slot] = i
+            y = body(env)
+            if y is None:
+                continue
+            if type(y) is not bool:
+                raise _refuse(f"list_bool_* over {type(y).__name__}")
+            if y is kind:
+                return kind
+            found = True
+        return (not kind) if found else None
+
+    return aggregate
 
 
 def _plain_operands(node: Any) -> None:

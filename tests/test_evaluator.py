@@ -211,12 +211,33 @@ def test_the_similarity_functions_equal_duckdbs_bit_for_bit(duck, a: str, b: str
     assert got == expected  # floats compared exactly: levels compare them with >= 0.85
 
 
+def close_words(alphabet: str, longest: int) -> st.SearchStrategy[tuple[str, str]]:
+    """Two words over few letters, the second often the first with a few edits: many matches, transpositions
+    and windows that matter (up to 90 letters: DuckDB's rapidfuzz takes another path past 64)."""
+    word = st.text(alphabet=alphabet, min_size=4, max_size=longest)
+
+    def edited(a: str, edits: list[tuple[int, str]]) -> str:
+        for at, c in edits:
+            at %= len(a) + 1
+            a = a[:at] + c + a[at + 1 :] if c != "-" else a[:at] + a[at + 1 :]
+        return a
+
+    edits = st.lists(st.tuples(st.integers(0, 100), st.sampled_from(alphabet + "-")), max_size=4)
+    return st.one_of(st.tuples(word, word), st.builds(lambda a, e: (a, edited(a, e)), word, edits))
+
+
 @HYPOTHESIS
-@given(a=st.text(alphabet="abcdefgh", min_size=4, max_size=12), b=st.text(alphabet="abcdefgh", min_size=4, max_size=12))
-def test_jaro_winkler_on_longer_close_words(duck, a: str, b: str) -> None:
-    # longer strings over few letters: many matches and transpositions, the window matters
-    expected = duck.execute("SELECT jaro_similarity($1, $2), jaro_winkler_similarity($1, $2)", [a, b]).fetchone()
-    assert (evaluator.jaro_similarity(a, b), evaluator.jaro_winkler_similarity(a, b)) == expected
+@given(pair=st.one_of(close_words("abcdefgh", 14), close_words("abcÉ", 14), close_words("ABCD E", 90)))
+def test_jaro_and_edit_distances_on_longer_close_words(duck, pair: tuple[str, str]) -> None:
+    a, b = pair
+    expected = duck.execute(
+        "SELECT jaro_similarity($1, $2), jaro_winkler_similarity($1, $2), levenshtein($1, $2), "
+        "damerau_levenshtein($1, $2)",
+        [a, b],
+    ).fetchone()
+    got = (evaluator.jaro_similarity(a, b), evaluator.jaro_winkler_similarity(a, b), evaluator.levenshtein(a, b),
+           evaluator.damerau_levenshtein(a, b))  # fmt: skip
+    assert got == expected
 
 
 EXPRESSIONS = [
