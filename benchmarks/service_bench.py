@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -210,14 +211,22 @@ def main() -> None:
                         raise SystemExit(f"match failed: {answer.status_code} {answer.text[:300]}")
                     found += bool(answer.json()["candidates"])
 
+            # each client thread keeps its connection, as a counter's browser or app does (a new httpx client
+            # per request costs the load generator more than the server: its TLS context, a new TCP connection)
+            local, clients = threading.local(), []
+
             def one(body: dict[str, Any]) -> int:
-                with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
-                    return c.post("/v1/match", json=body).status_code
+                if not hasattr(local, "client"):
+                    local.client = httpx.Client(base_url=url, headers=headers, timeout=60)
+                    clients.append(local.client)
+                return int(local.client.post("/v1/match", json=body).status_code)
 
             t0 = time.perf_counter()
             with ThreadPoolExecutor(args.clients) as pool:
                 statuses = list(pool.map(one, bodies))
             rate = len(bodies) / (time.perf_counter() - t0)
+            for c in clients:
+                c.close()
             memory = peak_mb(server.pid)
             with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
                 during, failed, link_s = during_link(client, bodies, batch)
