@@ -10,7 +10,7 @@ run finds a new record's stored candidates through the ``block_index`` table. Sp
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -267,16 +267,33 @@ class KeyMaker:
 
     def keys(self, row: Mapping[str, Any]) -> tuple[list[int], list[int], list[int]]:
         """``row``'s block keys and its probe keys as ``l`` and as ``r`` (a key needs all its columns)."""
+        key = self._key(row)
 
+        block = self._block(key)
+        as_left = [key(((n, "INTEGER"), ("r", "VARCHAR")), x) for n, x, _ in self.sides]
+        as_right = [key(((n, "INTEGER"), ("l", "VARCHAR")), y) for n, _, y in self.sides]
+        return block, _present(as_left), _present(as_right)
+
+    def index_keys(self, row: Mapping[str, Any]) -> list[int]:
+        """``row``'s keys in the block index, as :func:`lookup_keys` makes them: its block keys, and for each rule
+        ``l.x = r.y`` its ``y`` (found as ``r``) and its ``x`` (found as ``l``)."""
+        key = self._key(row)
+        sides = [key(((n, "INTEGER"), (side, "VARCHAR")), columns)
+                 for n, x, y in self.sides for side, columns in (("r", y), ("l", x))]  # fmt: skip
+        return self._block(key) + _present(sides)
+
+    def _key(self, row: Mapping[str, Any]) -> Callable[[tuple[tuple[Any, str], ...], tuple[str, ...]], int | None]:
         def key(prefix: tuple[tuple[Any, str], ...], columns: tuple[str, ...]) -> int | None:
             values = [row[c] for c in columns]
             if any(v is None for v in values):
                 return None
             return duckdb_hash(*prefix, *((v, self.types[c]) for v, c in zip(values, columns, strict=True)))
 
-        block = [key(((n, "INTEGER"),), columns) for n, columns in self.keyed]
-        as_left = [key(((n, "INTEGER"), ("r", "VARCHAR")), x) for n, x, _ in self.sides]
-        as_right = [key(((n, "INTEGER"), ("l", "VARCHAR")), y) for n, _, y in self.sides]
-        return [k for k in block if k is not None], [k for k in as_left if k is not None], [
-            k for k in as_right if k is not None
-        ]
+        return key
+
+    def _block(self, key: Callable[[tuple[tuple[Any, str], ...], tuple[str, ...]], int | None]) -> list[int]:
+        return _present([key(((n, "INTEGER"),), columns) for n, columns in self.keyed])
+
+
+def _present(keys: list[int | None]) -> list[int]:
+    return [k for k in keys if k is not None]

@@ -15,6 +15,7 @@ pair, to 1e-9.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -123,6 +124,12 @@ class Compiled:
         cap = float(spec.veto.max_weight) if spec.veto else 0.0
         prior = prob_to_match_weight(settings._probability_two_random_records_match)
         return cls(float(prior), tuple(comparisons), tuple(terms), veto, cap)
+
+    def with_prior(self, prior: float) -> Compiled:
+        """The same model applied with another λ (it follows the records a model is applied to)."""
+        from splink.internals.misc import prob_to_match_weight
+
+        return dataclasses.replace(self, prior_weight=float(prob_to_match_weight(prior)))
 
     def score(self, left: Row, right: Row, tf_left: Row, tf_right: Row) -> dict[str, Any]:
         """Score one pair as Splink's prediction and the veto score it (:func:`linkage.warm._scoring_sql`).

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
 
@@ -36,6 +36,9 @@ from linkage.errors import ConfigError, InputError, Problem
 from linkage.publish import publish
 from linkage.spec import ModelSpec, load_spec
 from linkage.store import Store, quote
+
+if TYPE_CHECKING:
+    from linkage.warm import Prescored
 
 __all__ = [
     "DEFAULT_MAX_GUARD_SIZE",
@@ -113,6 +116,7 @@ class LinkSummary:
     interrupted_runs: list[dict[str, str]] = field(default_factory=list)  # runs a kill left running, now marked
     model_id: str = ""
     model_trained: bool = False
+    scored_warm: bool = False  # the pending record's pairs came from the service's warm scorer (run_link)
     threshold: float = 0.0
     review_floor: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -186,11 +190,16 @@ def run_link(
     progress: Progress | None = None,
     keep_scratch: bool = False,
     within: str | None = None,
+    prescored: Prescored | None = None,
 ) -> LinkRun:
     """Run the link stages on an open store as one run (see the module docstring); the store is left as published.
 
     ``keep_scratch`` leaves Splink's tables for the caller (dedupe draws waterfalls from them); the caller
     drops them with :func:`drop_scratch`. ``within``: the caller's own run, still going (a dedupe's).
+    ``prescored``: the one pending application already scored by the service's warm scorer; an incremental run
+    whose pending records, model, prior and floor it still fits clusters and publishes its pairs instead of
+    scoring them again (the officer's registration: under a second instead of seconds at 1M records), and
+    otherwise scores as always.
     """
     cut = run_threshold(spec, threshold)
     # runs a kill left running: this process holds the write lock
@@ -200,7 +209,7 @@ def run_link(
     try:
         run = _Run(store, spec, run_id, cut, max_guard_size, progress, config_hash)
         run.summary.interrupted_runs = interrupted
-        return run.go(full, retrain, artefact)
+        return run.go(full, retrain, artefact, prescored)
     except BaseException as exc:
         store.finish_run(run_id, "failed", {"error": type(exc).__name__})
         raise
@@ -261,7 +270,9 @@ class _Run:
         self.clock = Clock(progress)
         self.summary = LinkSummary(run_id=run_id, threshold=cut, review_floor=self.floor)
 
-    def go(self, full: bool, retrain: bool, artefact: dict[str, Any] | None) -> LinkRun:
+    def go(
+        self, full: bool, retrain: bool, artefact: dict[str, Any] | None, prescored: Prescored | None = None
+    ) -> LinkRun:
         s, store, spec, clock = self.summary, self.store, self.spec, self.clock
         with clock.stage("prepare"):
             s.records = int(store.scalar("SELECT count(*) FROM applications_normalised"))
@@ -282,12 +293,19 @@ class _Run:
             if idle:
                 return self._finish_idle()
             stored = artefact if artefact is not None else model.stored_artefact(store)
+            scored = prescored if prescored is not None and not full and self._fits(prescored, stored) else None
             if full:
                 s.linked = prepare.prepare_full(store, spec)
+            elif scored is not None:
+                s.linked, s.scored_warm = 1, True
+                _prescored_tables(store, scored)
             else:
                 s.linked, s.candidates = prepare.prepare_incremental(store, spec)
         with clock.stage("model"):
-            if retrain or stored is None:
+            if scored is not None:
+                assert stored is not None  # (checked in _fits)
+                linker = None
+            elif retrain or stored is None:
                 linker = train.train(store, spec)
                 stored = model.artefact(
                     linker, spec=spec, data_fingerprint=prepare.data_fingerprint(store), config_hash=self.config_hash
@@ -300,6 +318,8 @@ class _Run:
             predictions = None
             if full:
                 s.pairs_scored, predictions = score.predict(store, linker, spec, self.floor)
+            elif scored is not None:
+                s.pairs_scored = scored.pairs.num_rows
             else:
                 s.pairs_scored = score.predict_new(store, linker, spec, self.floor)
         with clock.stage("cluster"):
@@ -321,6 +341,26 @@ class _Run:
         store.finish_run(s.run_id, "succeeded", s.to_dict())  # the manifest with publish's own time
         return LinkRun(s, linker, predictions, stored)
 
+    def _fits(self, scored: Prescored, stored: dict[str, Any] | None) -> bool:
+        """Whether the warm scorer's pairs are what this run would score: the one record pending, the store as
+        the scorer's snapshot saw it, no open decision, and the same model, prior (the same records) and floor."""
+        from linkage.warm import store_version
+
+        store, s = self.store, self.summary
+        pending = [r for (r,) in store.rows("SELECT record_id FROM pending", table="pending")]
+        fits = (
+            pending == [scored.record_id]
+            and store_version(store) == scored.version
+            and stored is not None
+            and stored.get("model_id") == scored.model_id
+            and s.records == scored.records
+            and self.floor == scored.floor
+            and not store.scalar("SELECT count(*) FROM decisions WHERE applied_run IS NULL", table="decisions")
+        )
+        if not fits:
+            log.info("the warm scorer's pairs do not fit this run: it scores them itself")
+        return fits
+
     def _finish_idle(self) -> LinkRun:
         """Nothing pending and no open decision: the run changes nothing but its own status."""
         s, store = self.summary, self.store
@@ -329,6 +369,18 @@ class _Run:
         s.seconds, s.peak_rss_mb = self.clock.summary(), peak_rss_mb()
         store.finish_run(s.run_id, "succeeded", s.to_dict())
         return LinkRun(s)
+
+
+def _prescored_tables(store: Store, scored: Prescored) -> None:
+    """The TEMP tables that prepare and score leave for cluster and publish, from the warm scorer's work:
+    ``pending_input`` (the record's index keys), ``pending_counts`` (its own value counts), ``scored_pairs``."""
+    import pyarrow as pa
+
+    keys = pa.table({"record_id": [scored.record_id], "index_keys": [scored.index_keys]},
+                    schema=pa.schema([("record_id", pa.string()), ("index_keys", pa.list_(pa.uint64()))]))  # fmt: skip
+    for name, table in (("pending_input", keys), ("pending_counts", scored.counts), ("scored_pairs", scored.pairs)):
+        with store.registered("_prescored", table):
+            store.sql(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS SELECT * FROM _prescored", table=name)
 
 
 def lookup(store: Store, record_id: str, spec: ModelSpec | None = None) -> tuple[Any, dict[str, float]]:

@@ -27,14 +27,15 @@ result all at once, never half of it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections import ChainMap, Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -51,7 +52,7 @@ from linkage.spec import ModelSpec
 from linkage.store import Store, quote
 from linkage.tables import arrow_table
 
-__all__ = ["QUERY_RECORD_ID", "Scorer", "Snapshot", "State"]
+__all__ = ["QUERY_RECORD_ID", "Prescored", "Scorer", "Snapshot", "State", "store_version"]
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +62,44 @@ QUERY_RECORD_ID: Final = "(query)"
 _APPLICATION: Final = ("decision_reason",)
 """Columns of ``applications`` a candidate's history shows beside its normalised row."""
 
+_V = TypeVar("_V")
+
 _COUNTS: Final = pa.schema([("kind", pa.string()), ("value", pa.string()), ("n", pa.int64())])
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The store's linked records as of one moment, in memory: what a query reads besides its own row."""
+    """The store's linked records as of one moment, in memory: what a query reads besides its own row.
+
+    A snapshot is loaded whole (:meth:`load`: 15-25 s at a million records) or patched with what the link runs
+    since changed (:meth:`patched`: a registration's run, in milliseconds): the new records' rows and keys are
+    added beside the loaded ones, the identities of the records those runs moved replaced.
+    """
 
     version: tuple[str | None, int]
     """(the latest succeeded link run, the records linked): a snapshot older than the store is rebuilt"""
+    loaded_at: Any
+    """the store's clock when it was read (an update ingested later makes a patch a full load)"""
     keys: np.ndarray
-    """every linked record's index keys (``block_index``), sorted"""
+    """every linked record's index keys (``block_index``), sorted; then those of the records added by patches"""
     key_rows: np.ndarray
     """the row in :attr:`rows` of each key's record, aligned with :attr:`keys`"""
     rows: pa.Table
-    """the linked records' normalised rows (:data:`linkage.normalise.COLUMNS`), ``identity_id`` and
-    ``decision_reason``, one per record"""
-    members: dict[str, np.ndarray]
+    """the linked records' normalised rows (:data:`linkage.normalise.COLUMNS`) and ``decision_reason``, one
+    per record (by patches: appended)"""
+    identity: np.ndarray
+    """each row's identity id"""
+    at: np.ndarray
+    """each record number's row (-1: none)"""
+    members: Mapping[str, np.ndarray]
     """each identity's rows in :attr:`rows`"""
-    counts: dict[str, dict[str, int]]
+    counts: dict[str, Mapping[str, int]]
     """``value_counts`` by kind: value -> records"""
     totals: dict[str, int]
     """each kind's total"""
+    added: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.uint64), np.empty(0, np.int64))
+    """the keys (sorted) and rows of the records that patches added"""
+    patches: int = 0
 
     @property
     def records(self) -> int:
@@ -92,46 +109,173 @@ class Snapshot:
     def load(cls, store: Store) -> Snapshot:
         """Read the store's linked records, block index and value counts (at 1M records: seconds, not minutes)."""
         started = time.perf_counter()
-        version = _version(store)
-        normalised = ", ".join(f"n.{quote(name)}" for name, _ in COLUMNS)
-        rows = store.arrow(
-            f"""SELECT {normalised}, m.identity_id, a.decision_reason, m.record_no
-                FROM membership m JOIN applications_normalised n USING (record_id)
-                LEFT JOIN applications a USING (record_id)
-                ORDER BY m.record_no""",
-            table="snapshot",
-        )
-        # (a store linked before record numbers has none: such a record is no block's candidate, as in a link)
-        numbers = pc.fill_null(rows.column("record_no"), -1).to_numpy()
-        rows = rows.drop_columns(["record_no"]).combine_chunks()  # (take() on one chunk: 10x faster at 1M)
+        version, loaded_at = store_version(store), store.scalar("SELECT now()")
+        rows, numbers = _rows(store)
         at = np.full(int(numbers.max()) + 1 if len(numbers) else 1, -1, dtype=np.int64)
         at[numbers[numbers >= 0]] = np.flatnonzero(numbers >= 0)
         index = store.sql("SELECT block_key, record_no FROM block_index ORDER BY block_key", table="snapshot")
         found = index.fetchnumpy()
         keys = np.asarray(found["block_key"], dtype=np.uint64)
-        numbered = np.asarray(found["record_no"], dtype=np.int64)
-        known = (numbered >= 0) & (numbered < len(at))  # (a key of a record no longer linked finds nothing)
-        key_rows = np.where(known, at[np.where(known, numbered, 0)], -1)
-        identities = rows.column("identity_id").to_numpy(zero_copy_only=False)
-        order = np.argsort(identities, kind="stable")
-        cuts = np.flatnonzero(identities[order][1:] != identities[order][:-1]) + 1
-        members = {str(identities[group[0]]): group for group in np.split(order, cuts) if len(group)}
+        key_rows = _rows_of(at, np.asarray(found["record_no"], dtype=np.int64))
+        identity = rows.column("identity_id").to_numpy(zero_copy_only=False)
+        rows = rows.drop_columns(["identity_id"])
+        order = np.argsort(identity, kind="stable")
+        cuts = np.flatnonzero(identity[order][1:] != identity[order][:-1]) + 1
+        members = {str(identity[group[0]]): group for group in np.split(order, cuts) if len(group)}
         counts: dict[str, dict[str, int]] = {}
         for kind, value, n in store.rows("SELECT kind, value, n FROM value_counts", table="snapshot"):
             counts.setdefault(kind, {})[value] = int(n)
         totals = {kind: sum(found.values()) for kind, found in counts.items()}
         log.info("snapshot: %d records, %d keys in %.1f s", len(numbers), len(keys), time.perf_counter() - started)
-        return cls(version, keys, key_rows, rows, members, counts, totals)
+        return cls(version, loaded_at, keys, key_rows, rows, identity, at, members, dict(counts), totals)
+
+    def patched(self, store: Store, spec: ModelSpec) -> Snapshot | None:
+        """This snapshot with what the incremental link runs since it was taken changed; None when a full load
+        is due (a full run since, an application updated since, more than :data:`_PATCHED_RECORDS` records
+        changed, or :data:`_PATCHES` patches on one load).
+
+        The runs' new records (their rows, keys and value counts) are added, and every record whose identity
+        they changed gets its new one: the same state a full load would read (``tests/test_query.py``).
+        """
+        started = time.perf_counter()
+        version = store_version(store)
+        if self.version[0] is None or self.patches >= _PATCHES:
+            return None
+        since = """SELECT run_id FROM runs WHERE kind = 'link' AND status = 'succeeded'
+                   AND started_at > (SELECT started_at FROM runs WHERE run_id = ?)"""
+        runs = [r for (r,) in store.rows(since, [self.version[0]], table="runs")]
+        full = store.scalar(
+            """SELECT count(*) FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))
+               AND coalesce(counts->>'mode', 'full') <> 'incremental'""", [runs], table="runs")  # fmt: skip
+        updated = store.scalar("SELECT count(*) FROM record_updates WHERE updated_at >= ?", [self.loaded_at])
+        if not runs or full or updated:
+            return None
+        changed, numbers = _rows(store, runs)
+        if changed.num_rows > _PATCHED_RECORDS:
+            return None
+        new = numbers >= len(self.at)
+        if not np.all(new | (self.at[np.minimum(numbers, len(self.at) - 1)] >= 0)):
+            return None  # (a record numbered before this snapshot that it did not hold)
+        # the new records' rows are appended; the moved ones keep theirs, with the new identity
+        start = self.rows.num_rows
+        at = np.concatenate([self.at, np.full(max(0, int(numbers.max(initial=-1)) + 1 - len(self.at)), -1)])
+        at[numbers[new]] = start + np.arange(int(new.sum()))
+        fresh = changed.filter(pa.array(new))
+        rows = pa.concat_tables([self.rows, fresh.drop_columns(["identity_id"])])
+        identity = np.concatenate([self.identity, fresh.column("identity_id").to_numpy(zero_copy_only=False)])
+        moved = changed.column("identity_id").to_numpy(zero_copy_only=False)
+        identity[at[numbers]] = moved
+        # the identities those records left or joined, with all their rows as the store holds them now
+        touched = sorted({*map(str, moved), *(str(i) for i in self.identity[at[numbers[~new]]])})
+        members: dict[str, np.ndarray] = {i: np.empty(0, np.int64) for i in touched}
+        found = store.sql("SELECT identity_id, record_no FROM membership WHERE identity_id IN (SELECT unnest(?))",
+                          [touched], table="membership").fetchnumpy()  # fmt: skip
+        numbered_rows = _rows_of(at, np.asarray(found["record_no"], dtype=np.int64))
+        for i, group in _groups(np.asarray(found["identity_id"], dtype=object), numbered_rows):
+            members[i] = group
+        # the keys of the new records, and the value counts of their values
+        numbered = [int(n) for n in numbers[new]]
+        index = store.sql("SELECT block_key, record_no FROM block_index WHERE record_no IN (SELECT unnest(?))",
+                          [numbered], table="block_index").fetchnumpy()  # fmt: skip
+        keys = np.concatenate([self.added[0], np.asarray(index["block_key"], dtype=np.uint64)])
+        key_rows = np.concatenate([self.added[1], _rows_of(at, np.asarray(index["record_no"], np.int64))])
+        order = np.argsort(keys, kind="stable")
+        counts, totals = self._counts(store, spec, fresh)
+        log.info("snapshot patched: %d records changed in %.0f ms", changed.num_rows,
+                 1000 * (time.perf_counter() - started))  # fmt: skip
+        return Snapshot(version, self.loaded_at, self.keys, self.key_rows, rows, identity, at,
+                        _overlaid(self.members, members), counts, totals, (keys[order], key_rows[order]),
+                        self.patches + 1)  # fmt: skip
+
+    def _counts(
+        self, store: Store, spec: ModelSpec, fresh: pa.Table
+    ) -> tuple[dict[str, Mapping[str, int]], dict[str, int]]:
+        """The value counts of the values of the ``fresh`` records, as the store holds them now, over this
+        snapshot's; and every kind's total."""
+        wanted = {("full_name_token", t) for names in fresh.column("full_name_tokens").to_pylist() for t in names or []}
+        for row in fresh.to_pylist():
+            values = model_input_row(row, lambda _: 1)
+            wanted |= {(f"tf:{c}", str(values[c])) for c in spec.tf_columns() if values[c] is not None}
+        table = pa.table({"kind": [k for k, _ in wanted], "value": [v for _, v in wanted]},
+                         schema=pa.schema([("kind", pa.string()), ("value", pa.string())]))  # fmt: skip
+        found: dict[str, dict[str, int]] = {}
+        with store.registered("_wanted", table):
+            for kind, value, n in store.rows(
+                "SELECT kind, value, n FROM value_counts JOIN _wanted USING (kind, value)", table="value_counts"
+            ):
+                found.setdefault(kind, {})[value] = int(n)
+        counts = {kind: _overlaid(self.counts.get(kind, {}), found.get(kind, {})) for kind in {*self.counts, *found}}
+        totals = {str(k): int(n) for k, n in store.rows("SELECT kind, sum(n) FROM value_counts GROUP BY kind")}
+        return counts, totals
 
     def candidates(self, probes: Iterable[int]) -> np.ndarray:
         """The rows of the records whose index keys include one of ``probes``, in row order."""
         wanted = np.unique(np.fromiter(probes, dtype=np.uint64))
-        if not len(wanted) or not len(self.keys):
+        if not len(wanted):
             return np.empty(0, dtype=np.int64)
-        low = np.searchsorted(self.keys, wanted, "left")
-        high = np.searchsorted(self.keys, wanted, "right")
-        found = np.concatenate([self.key_rows[a:b] for a, b in zip(low, high, strict=True)])
-        return np.unique(found[found >= 0])
+        found = [_found(self.keys, self.key_rows, wanted), _found(*self.added, wanted)]
+        rows = np.concatenate(found)
+        return np.unique(rows[rows >= 0])
+
+
+# A patch reads the changed records with a few statements; past these a full load is due (it also brings the
+# rows back into one chunk: take() on many chunks is slow).
+_PATCHED_RECORDS: Final = 5_000
+_PATCHES: Final = 200
+
+
+def _rows(store: Store, runs: list[str] | None = None) -> tuple[pa.Table, np.ndarray]:
+    """The normalised rows, decision reason and identity of the linked records (those that ``runs`` put in or
+    moved), in record-number order; and their record numbers."""
+    if runs is None:
+        rows = store.arrow(_ROWS + _ORDERED, table="snapshot")
+    else:
+        rows = store.arrow(_ROWS + _SINCE + _ORDERED, {"runs": runs}, table="snapshot")
+    # (a store linked before record numbers has none: such a record is no block's candidate, as in a link)
+    numbers = pc.fill_null(rows.column("record_no"), -1).to_numpy()
+    return rows.drop_columns(["record_no"]).combine_chunks(), numbers  # (take() on one chunk: 10x faster at 1M)
+
+
+_ROWS: Final = f"""SELECT {", ".join(f"n.{quote(name)}" for name, _ in COLUMNS)}, a.decision_reason, m.identity_id,
+                          m.record_no
+                   FROM membership m JOIN applications_normalised n USING (record_id)
+                   LEFT JOIN applications a USING (record_id)"""
+_SINCE: Final = " WHERE m.since_run IN (SELECT unnest($runs::VARCHAR[]))"
+_ORDERED: Final = " ORDER BY m.record_no"
+
+
+def _overlaid(base: Mapping[str, _V], changed: Mapping[str, _V]) -> Mapping[str, _V]:
+    """``base`` with ``changed`` over it, without copying ``base`` (a loaded snapshot's dictionaries hold a
+    million entries): one small dictionary of all the patches' changes over the loaded one."""
+    if not changed:
+        return base
+    if isinstance(base, ChainMap):
+        return ChainMap({**base.maps[0], **changed}, base.maps[-1])
+    return ChainMap(dict(changed), cast(MutableMapping[str, _V], base))
+
+
+def _rows_of(at: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+    """The rows of record ``numbers`` (-1 for a number no row has: a record no longer linked)."""
+    numbers = np.asarray(numbers, dtype=np.int64)
+    known = (numbers >= 0) & (numbers < len(at))
+    return np.where(known, at[np.where(known, numbers, 0)], -1)
+
+
+def _groups(identities: np.ndarray, rows: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """``rows`` grouped by their identity, each group in row order."""
+    order = np.lexsort((rows, identities))
+    cuts = np.flatnonzero(identities[order][1:] != identities[order][:-1]) + 1
+    for group in np.split(order, cuts):
+        if len(group):
+            yield str(identities[group[0]]), np.sort(rows[group])
+
+
+def _found(keys: np.ndarray, rows: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The rows aligned with the sorted ``keys`` of the keys in ``wanted``."""
+    if not len(keys):
+        return np.empty(0, dtype=np.int64)
+    low, high = np.searchsorted(keys, wanted, "left"), np.searchsorted(keys, wanted, "right")
+    return np.concatenate([rows[a:b] for a, b in zip(low, high, strict=True)] or [np.empty(0, np.int64)])
 
 
 @dataclass(frozen=True)
@@ -145,13 +289,36 @@ class State:
     """λ as a link of one more application would set it (:func:`linkage.model.applied_prior`)"""
     floor: float
     threshold: float
-    scoring_sql: str
-    """:func:`_scoring` of the store's model, at :attr:`prior`: Splink's SQL"""
+    scoring_sql: str | None
+    """:func:`_scoring` of the store's model, at :attr:`prior`: Splink's SQL (None: made when first needed, for a
+    query the compiled model cannot score)"""
     compiled: Compiled | None
     """the same model as Python (:mod:`linkage.compiled`), None where the evaluator cannot compile it"""
 
 
-def _version(store: Store) -> tuple[str | None, int]:
+@dataclass(frozen=True)
+class Prescored:
+    """One stored application that no run has linked yet, scored by the warm scorer as a link of it would score
+    it: what the prepare, model and score stages of that link would leave for its cluster and publish stages
+    (:func:`linkage.engine.run_link` takes it when it still holds: :meth:`fits`)."""
+
+    record_id: str
+    model_id: str
+    version: tuple[str | None, int]
+    """the snapshot it was scored against"""
+    records: int
+    """the records λ was scaled to: the snapshot's and this one"""
+    floor: float
+    pairs: pa.Table
+    """the pairs at or above ``floor`` with the record, as ``scored_pairs`` holds them"""
+    index_keys: list[int]
+    """the record's keys in the block index (:meth:`linkage.block.KeyMaker.index_keys`)"""
+    counts: pa.Table
+    """the record's own ``kind, value, n`` (:func:`linkage.prepare.value_counts_sql`)"""
+
+
+def store_version(store: Store) -> tuple[str | None, int]:
+    """The store's state as a snapshot records it: the latest succeeded link run, and the records linked."""
     latest = store.rows(
         "SELECT run_id FROM runs WHERE kind = 'link' AND status = 'succeeded' ORDER BY started_at DESC LIMIT 1",
         table="runs",
@@ -204,11 +371,7 @@ class Scorer:
         Raises:
             InputError: the store has no model yet (no link has run), or one without Splink's parameters.
         """
-        artefact = model.stored_artefact(store)
-        if artefact is None:
-            raise InputError("the store has no model yet: run `linkage link --db PATH` first")
-        if "splink" not in artefact:
-            raise InputError("the store's model holds no Splink parameters: run `linkage link --db PATH --full`")
+        artefact = _artefact(store)
         model_id = str(store.scalar("SELECT model_id FROM models ORDER BY created_at DESC, model_id LIMIT 1"))
         floor, threshold = run_cuts(store)
         snapshot = Snapshot.load(store)
@@ -216,17 +379,42 @@ class Scorer:
         scoring_sql, compiled = _scoring(store, self.spec, artefact, prior, self._types if self.compiling else None)
         return State(snapshot, model_id, prior, floor, threshold, scoring_sql, compiled)
 
+    def _patched(self, store: Store, state: State) -> State | None:
+        """``state`` with its snapshot patched with the link runs since (:meth:`Snapshot.patched`) and its compiled
+        model given the new λ; None where only a full load will do (another model, no compiled one)."""
+        model_id = str(store.scalar("SELECT model_id FROM models ORDER BY created_at DESC, model_id LIMIT 1"))
+        if state.compiled is None or model_id != state.model_id:
+            return None
+        patched = state.snapshot.patched(store, self.spec)
+        if patched is None:
+            return None
+        prior = model.applied_prior(_artefact(store), patched.records + 1)
+        # (λ follows the records: the compiled model takes it at once, Splink's SQL is made when first needed)
+        return State(patched, model_id, prior, *run_cuts(store), None, state.compiled.with_prior(prior))
+
     def stale(self, store: Store) -> bool:
         """Whether a link has changed the store since the snapshot was taken."""
-        return _version(store) != self.state.snapshot.version
+        return store_version(store) != self.state.snapshot.version
 
     def refresh(self, store: Store) -> bool:
-        """Load the store's state anew when a link has changed it; swap it in whole. Return whether it changed."""
+        """Bring the state up to the store when a link has changed it (patched where it can be, else loaded
+        anew), and swap it in whole. Return whether it changed."""
         with self._lock:
             if not self.stale(store):
                 return False
-            self.state = self._load(store)
+            self.state = self._patched(store, self.state) or self._load(store)
             return True
+
+    def patch(self, store: Store) -> bool:
+        """Bring the state up to the store only where a patch does it (milliseconds: a registration's run).
+        Return whether the state is now the store's; when not, :meth:`refresh` loads it (seconds at 1M)."""
+        with self._lock:
+            if not self.stale(store):
+                return True
+            patched = self._patched(store, self.state)
+            if patched is not None:
+                self.state = patched
+            return patched is not None
 
     def score(
         self, cursor: Store, row: dict[str, Any], state: State
@@ -262,9 +450,11 @@ class Scorer:
         tf = [(f"__splink__df_tf_{c}", _tf_table(snap, c, inputs.column(c).to_pylist(), own_values[c]))
               for c in spec.tf_columns()]  # fmt: skip
         with _registered(cursor, [("_model_input", inputs), *tf]):
+            if state.scoring_sql is None:
+                state = dataclasses.replace(state, scoring_sql=self._scoring_sql(cursor, state))
+            assert state.scoring_sql is not None
             scored = cursor.arrow(state.scoring_sql, {"floor": float(state.floor), "cap": _cap(spec)}, table="query")
-        identities = dict(zip(stored.column("record_id").to_pylist(), stored.column("identity_id").to_pylist(),
-                              strict=True))  # fmt: skip
+        identities = dict(zip(stored.column("record_id").to_pylist(), snap.identity[rows].tolist(), strict=True))
         pairs = []
         for pair in scored.to_pylist():
             other = pair["record_id_r"] if pair["record_id_l"] == QUERY_RECORD_ID else pair["record_id_l"]
@@ -304,10 +494,11 @@ class Scorer:
             return {c: _tf_share(snap, c, record[c], own_values[c]) for c in tf_columns}
 
         tf_mine = shares(mine)
-        pairs, values = [], {QUERY_RECORD_ID: mine}
+        me = row["record_id"]  # QUERY_RECORD_ID for an officer's query; an application's own for a registration
+        pairs, values = [], {me: mine}
         for at, record in zip(rows, stored, strict=True):
             other = record["record_id"]
-            first = other > QUERY_RECORD_ID  # the lower unique_id, numbered in record-id order: Splink's l
+            first = other > me  # the lower unique_id, numbered in record-id order: Splink's l
             if not (at in either or (at in left and first) or (at in right and not first)):
                 continue  # a rule l.x = r.y that holds only with the two the other way round
             theirs = self._model_input(record, counted)
@@ -317,11 +508,41 @@ class Scorer:
             if scored["match_probability"] < state.floor:
                 continue
             pairs.append({"record_id": other, "record_id_l": lower["record_id"], "record_id_r": upper["record_id"],
-                          **scored, "identity_id": record["identity_id"]})  # fmt: skip
+                          **scored, "identity_id": snap.identity[at]})  # fmt: skip
             values[other] = theirs
         pairs.sort(key=lambda p: (-p["match_probability"], -p["match_weight"], p["record_id"]))
         log.debug("warm query: %d candidates, %d pairs", len(rows), len(pairs))
         return pairs, values
+
+    def prescore(self, row: dict[str, Any], state: State) -> Prescored | None:
+        """Score a stored application that no run has linked yet (its normalised ``row``) as the link of it alone
+        would; None where the model is not compiled (the link then scores it itself)."""
+        if state.compiled is None or self._keys is None:
+            return None
+        try:
+            pairs, values = self._score_compiled(row, state, state.compiled)
+        except Unsupported:
+            return None
+        mine = values[row["record_id"]]
+        names = [f"{kind}_{c.name}" for c in self.spec.comparison for kind in ("gamma", "mw", "mw_tf_adj")]
+        columns = ["record_id_l", "record_id_r", "match_probability", "match_weight", "model_match_weight", "vetoed",
+                   *(n for n in names if not pairs or n in pairs[0])]  # fmt: skip
+        table = pa.Table.from_pylist([{c: p.get(c) for c in columns} for p in pairs], schema=_pairs_schema(columns))
+        tokens = Counter(row["full_name_tokens"] or [])
+        counted = [("full_name_token", t, n) for t, n in tokens.items()]
+        counted += [(f"tf:{c}", str(mine[c]), 1) for c in self.spec.tf_columns() if mine[c] is not None]
+        counts = pa.table({"kind": [k for k, _, _ in counted], "value": [v for _, v, _ in counted],
+                           "n": [n for _, _, n in counted]}, schema=_COUNTS)  # fmt: skip
+        snap = state.snapshot
+        return Prescored(row["record_id"], state.model_id, snap.version, snap.records + 1, state.floor, table,
+                         self._keys.index_keys(mine), counts)  # fmt: skip
+
+    def _scoring_sql(self, store: Store, state: State) -> str:
+        """Splink's scoring SQL of the state's model and λ, made on the first query that needs it."""
+        artefact = _artefact(store)
+        if artefact.get("model_id") != state.model_id:
+            raise InputError("the store's model changed meanwhile: query again")
+        return _scoring(store, self.spec, artefact, state.prior, None)[0]
 
     def _model_input(self, row: dict[str, Any], counted: Callable[[str], int]) -> dict[str, Any]:
         """:func:`linkage.prepare.model_input_row` with the hashed columns (DuckDB's hash, in Python)."""
@@ -345,6 +566,26 @@ class Scorer:
                  "refused": a["decision"] in REFUSALS}
                 for a in found
             ]  # fmt: skip
+
+
+def _pairs_schema(columns: list[str]) -> pa.Schema:
+    """The types of ``scored_pairs`` as a link writes them (:func:`linkage.score._vetoed`)."""
+    kinds = {"record_id_l": pa.string(), "record_id_r": pa.string(), "vetoed": pa.bool_()}
+    return pa.schema([(c, kinds.get(c, pa.int32() if c.startswith("gamma_") else pa.float64())) for c in columns])
+
+
+def _artefact(store: Store) -> dict[str, Any]:
+    """The store's model with Splink's parameters.
+
+    Raises:
+        InputError: the store has no model yet (no link has run), or one without Splink's parameters.
+    """
+    artefact = model.stored_artefact(store)
+    if artefact is None:
+        raise InputError("the store has no model yet: run `linkage link --db PATH` first")
+    if "splink" not in artefact:
+        raise InputError("the store's model holds no Splink parameters: run `linkage link --db PATH --full`")
+    return artefact
 
 
 def _cap(spec: ModelSpec) -> float:

@@ -171,18 +171,22 @@ _HASHING = duckdb.connect()
 
 
 def test_python_keys_are_the_sql_keys_of_every_record(con) -> None:
-    """Every record's block keys and probe keys as `KeyMaker` makes them in Python equal those of the SQL that
-    fills the block index (`block_keys`, `side_probes`), on a generated set with its faults and bare records."""
+    """Every record's block keys, probe keys and index keys as `KeyMaker` makes them in Python equal those of the
+    SQL (`block_keys`, `side_probes`, `lookup_keys`), on a generated set with its faults and bare records."""
     spec = load_spec(None)
     prepare.prepare_full(Store.on(con), spec)
     as_left, as_right = block.side_probes(spec.blocking)
-    rows = Store.on(con).arrow(f"SELECT *, {as_left} AS as_left, {as_right} AS as_right FROM model_input")
+    index = block.lookup_keys(spec.blocking)[0]
+    rows = Store.on(con).arrow(
+        f"SELECT *, {as_left} AS as_left, {as_right} AS as_right, {index} AS index_keys FROM model_input"
+    )
     types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE model_input)").fetchall())
     maker = block.KeyMaker.of(spec.blocking, types)
     sides = 0
     for row in rows.to_pylist():
         keyed, left, right = maker.keys(row)
         assert (keyed, left, right) == (row["block_keys"], row["as_left"], row["as_right"]), row["record_id"]
+        assert maker.index_keys(row) == row["index_keys"], row["record_id"]
         sides += len(left) + len(right)
     assert rows.num_rows == ROWS and sides > 0, "no rule l.x = r.y made a key: the test would prove little"
 
