@@ -61,10 +61,12 @@ _SIDES: Final = """sides AS (
 # Each stored pair (the latest run's score) from both of its records' side, x the record and y the other,
 # with whether the veto held it: its condition held and it lowered the weight (a pair below the cap keeps
 # its own, so it is no relative held back).
-_ENDS: Final = f"""scored AS (
+def _ends(scoped: bool) -> str:
+    pairs = "WHERE p.record_id_l IN (SELECT unnest($records)) OR p.record_id_r IN (SELECT unnest($records))"
+    return f"""scored AS (
     SELECT p.record_id_l, p.record_id_r, p.match_probability,
            coalesce(p.vetoed AND p.model_match_weight > p.match_weight, false) AS vetoed
-    FROM pairs p {LATEST_PAIR}
+    FROM pairs p {pairs if scoped else ""} {LATEST_PAIR}
 ),
 ends AS (
     SELECT record_id_l AS x, record_id_r AS y, match_probability, vetoed FROM scored
@@ -72,9 +74,15 @@ ends AS (
     SELECT record_id_r, record_id_l, match_probability, vetoed FROM scored
 )"""
 
-# parameters: floor, name_only_floor, refusals, since
-_REVIEW: Final = f"""
-WITH {_SIDES}, {_ENDS},
+_ENDS: Final = _ends(scoped=False)
+
+
+def _review(scoped: bool) -> str:
+    """The review alerts' query; parameters: floor, name_only_floor, refusals, since, and when ``scoped``,
+    records (only X among them, and only their pairs read)."""
+    xs = "AND x.record_id IN (SELECT unnest($records))" if scoped else ""
+    return f"""
+WITH {_SIDES}, {_ends(scoped)},
 latest AS (
     SELECT kind, record_id_a, record_id_b FROM decisions
     QUALIFY row_number() OVER (PARTITION BY least(record_id_a, record_id_b), greatest(record_id_a, record_id_b)
@@ -96,7 +104,7 @@ candidates AS (
     JOIN sides r ON r.side = y.side
     WHERE list_contains($refusals::VARCHAR[], r.decision)
       AND x.office IS NOT NULL AND r.office IS NOT NULL AND x.office <> r.office
-      AND r.application_date < x.application_date AND x.application_date >= $since
+      AND r.application_date < x.application_date AND x.application_date >= $since {xs}
       AND x.side <> r.side
       AND (NOT (x.bare OR y.bare) OR e.match_probability >= $name_only_floor)
       AND NOT EXISTS (SELECT 1 FROM apart WHERE (apart.a = x.side AND apart.b = r.side)
@@ -107,6 +115,10 @@ candidates AS (
 SELECT c.*, a.decision_reason AS refusal_reason
 FROM candidates c LEFT JOIN applications a ON a.record_id = c.refused_record_id
 ORDER BY c.match_probability DESC, c.application_date, c.record_id, c.refused_record_id"""
+
+
+_REVIEW: Final = _review(scoped=False)
+_REVIEW_OF: Final = _review(scoped=True)
 
 
 def run_cuts(store: Store) -> tuple[float, float]:
@@ -135,13 +147,16 @@ def run_cuts(store: Store) -> tuple[float, float]:
     return floor, float(_DEFAULT_THRESHOLD if threshold is None else threshold)
 
 
-def review_alerts(store: Store, since: date | None, refused: Sequence[str]) -> list[dict[str, Any]]:
+def review_alerts(
+    store: Store, since: date | None, refused: Sequence[str], *, records: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     """The review alerts (see the module docstring), best probability first.
 
     Args:
         store: an open store (read-only will do).
         since: only applications X lodged on or after this day.
         refused: the normalised decisions that count as a refusal (checked by the caller).
+        records: only the alerts of these applications (X), reading only their pairs.
 
     Returns:
         One dict per (X, R), ordered by probability (highest first), X's date, X's and R's record ids, with the
@@ -156,16 +171,16 @@ def review_alerts(store: Store, since: date | None, refused: Sequence[str]) -> l
     []
     """
     floor, threshold = run_cuts(store)
-    rows = store.sql(
-        _REVIEW,
-        {
-            "floor": floor,
-            "name_only_floor": max(floor, NAME_ONLY_FLOOR),
-            "refusals": list(refused),
-            "since": since or date.min,
-        },
-        table="alerts",
-    )
+    params: dict[str, Any] = {
+        "floor": floor,
+        "name_only_floor": max(floor, NAME_ONLY_FLOOR),
+        "refusals": list(refused),
+        "since": since or date.min,
+    }
+    if records is None:
+        rows = store.sql(_REVIEW, params, table="alerts")
+    else:
+        rows = store.sql(_REVIEW_OF, {**params, "records": list(records)}, table="alerts")
     names = [d[0] for d in rows.description]
     found = []
     for row in rows.fetchall():

@@ -212,7 +212,7 @@ class Jobs:
         from linkage.engine import link
         from linkage.pipeline import ingest
 
-        with service.lock:  # one writer at a time: decisions and registrations wait for the run
+        with service.lock, service.job_threads():  # one writer at a time: decisions and registrations wait
             job.state = "running"
             try:
                 if inputs:
@@ -275,6 +275,17 @@ class Service:
         """Call ``write`` as the one writer (in a worker thread: the lock is never held across an ``await``)."""
         with self.lock:
             return write(*args, **kwargs)
+
+    @contextmanager
+    def job_threads(self) -> Iterator[None]:
+        """DuckDB's threads for a link job: all but one core, so that matches keep one while the job runs."""
+        assert self.held is not None
+        before = int(self.held.scalar("SELECT current_setting('threads')"))
+        self.held.sql("SET threads = ?", [max(1, before - 1)])
+        try:
+            yield
+        finally:
+            self.held.sql("SET threads = ?", [before])
 
     def refresh(self) -> None:
         """Swap in a snapshot of the store as written (after a decision, registration or link run)."""
@@ -592,8 +603,7 @@ def register(db: Path, config: Config, fields: dict[str, Any], scorer: Scorer | 
             max_guard_size=config.link.max_guard_size, prescored=prescored,
         ).summary  # fmt: skip
         found = store.rows("SELECT identity_id FROM membership WHERE record_id = ?", [record_id])
-        # (alerts of the applications lodged since this one's day: this one's among them, the rest not read)
-        raised = [a for a in alerts(store, since=row["application_date"]) if a["record_id"] == record_id]
+        raised = alerts(store, records=[record_id])
     return {
         "record_id": record_id,
         "identity_id": found[0][0] if found else None,

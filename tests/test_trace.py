@@ -520,6 +520,25 @@ def linked_sample(folder: Path, rows: int = 3000) -> Path:
     return db
 
 
+@pytest.mark.slow
+def test_the_alerts_of_some_applications_are_those_of_all_filtered(tmp_path: Path) -> None:
+    """``alerts(records=...)`` reads only what those applications touch (a registration's own alerts): it must
+    give exactly their alerts among all of them, linked and review, alone and together."""
+    db = linked_sample(tmp_path)
+    with Store(db) as store:
+        everything = alerts(store)
+        ids = [r for (r,) in store.rows("SELECT record_id FROM applications ORDER BY record_id")]
+    by_level = {level: sorted({a["record_id"] for a in everything if a["level"] == level})
+                for level in ("linked", "review")}  # fmt: skip
+    assert len(by_level["linked"]) >= 10 and by_level["review"], by_level
+    chosen = [*by_level["linked"][:15], *by_level["review"][:15], *ids[:5]]  # alerts of both levels, and none
+    with Store(db) as store:
+        for record_id in chosen:
+            assert alerts(store, records=[record_id]) == [a for a in everything if a["record_id"] == record_id]
+        together = alerts(store, records=chosen[:10])
+    assert together == [a for a in everything if a["record_id"] in set(chosen[:10])]
+
+
 def test_alerts_after_a_real_link_run_match_a_pandas_reckoning(tmp_path: Path) -> None:
     """Differential: the SQL candidates against pandas, on what `linkage link` writes (3,000 sample records)."""
     db = linked_sample(tmp_path)
