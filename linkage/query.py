@@ -22,6 +22,7 @@ import logging
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any, Final
 
 from linkage import model, nik, prepare, score
@@ -31,6 +32,7 @@ from linkage.errors import InputError, Problem, did_you_mean
 from linkage.history import history
 from linkage.normalise import COLUMNS, normalise_batch
 from linkage.review import run_cuts
+from linkage.risk import indicators
 from linkage.schema import REFUSALS, REQUIRED, ROLES
 from linkage.spec import ComparisonSpec, ModelSpec, load_spec
 from linkage.store import Store, quote
@@ -108,7 +110,8 @@ def query(
         or ``review``), ``reason``, ``record_id`` (the best pair's stored record), ``vetoed``,
         ``evidence`` (per comparison: ``comparison``, ``level``, ``match_weight``, ``query`` and ``record``,
         the values of the columns it reads), ``veto_weight`` (what the veto took off; 0 when it did not
-        hold) and ``applications`` (the identity's, in time order, refusals marked ``refused``).
+        hold), ``indicators`` (the identity's risk indicators as of ``today``, :mod:`linkage.risk`) and
+        ``applications`` (the identity's, in time order, refusals marked ``refused``).
 
     Raises:
         InputError: an unknown field, no name, a field that fails validation (each named), ``limit`` below 1,
@@ -125,7 +128,7 @@ def query(
         pairs, found = scorer.score(store, row, state)
         values = {k: {c: _plain(v) for c, v in r.items()} for k, r in found.items()}
         candidates = _candidates(pairs, spec, values, threshold, limit)
-        scorer.applications(candidates, state)
+        scorer.applications(candidates, state, today)
     else:
         spec = spec or load_spec(None)
         artefact = model.stored_artefact(store)
@@ -135,7 +138,9 @@ def query(
         floor, threshold = run_cuts(store)
         pairs, values, prior = _score(store, row, spec, artefact, floor)
         candidates = _candidates(pairs, spec, values, threshold, limit)
+        risks = indicators(store, [c["identity_id"] for c in candidates if c["identity_id"]], today=today)
         for candidate in candidates:
+            candidate["indicators"] = [asdict(i) for i in risks.get(candidate["identity_id"] or "", [])]
             candidate["applications"] = _applications(store, candidate["identity_id"] or candidate["record_id"])
     log.info("query: %d pairs scored, %d identities returned", len(pairs), len(candidates))
     return {

@@ -52,7 +52,7 @@ from linkage.schema import DECISIONS, REFUSALS
 if TYPE_CHECKING:
     from linkage.store import Store
 
-__all__ = ["KINDS", "SHARED_WITH", "WINDOW_DAYS", "Indicator", "indicators"]
+__all__ = ["KINDS", "SHARED_WITH", "WINDOW_DAYS", "Carriers", "Indicator", "Record", "indicators", "reckon"]
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,9 @@ class Indicator:
 
 
 @dataclass(frozen=True)
-class _Record:
+class Record:
+    """One record of an identity, as the indicators read it (the reason as written only for a refusal)."""
+
     identity_id: str
     record_id: str
     office: str | None
@@ -174,9 +176,29 @@ def indicators(
             f"use one of {', '.join(DECISIONS)}"
         )
     ids = sorted(set(identity_ids))
-    day = today if today is not None else dt.date.today()
     records = _records(store, ids, refusals)
-    shared = _shared_contacts(store, records)
+    return reckon(ids, records, _carriers(store, records), today=today, window_days=window_days, refusals=refusals)
+
+
+Carriers = tuple[dict[tuple[str, Any], set[str]], dict[str, str]]
+"""The records that carry each phone and household of the identities asked for, ``(contact, value) -> record
+ids``, with every identity's own records among them; and the identity of each such record that a run linked."""
+
+
+def reckon(
+    ids: Sequence[str],
+    records: dict[str, list[Record]],
+    carriers: Carriers,
+    *,
+    today: dt.date | None = None,
+    window_days: int = WINDOW_DAYS,
+    refusals: Sequence[str] = REFUSALS,
+) -> dict[str, list[Indicator]]:
+    """The indicators of the identities ``ids`` (:func:`indicators`) from their records and the carriers of their
+    contacts, however those were read: from the store (:func:`indicators`) or from the warm scorer's snapshot
+    (:mod:`linkage.warm`, which ``tests/test_query.py`` holds to the same answer)."""
+    day = today if today is not None else dt.date.today()
+    shared = _shared_contacts(records, carriers)
     found: dict[str, list[Indicator]] = {}
     for identity in ids:
         mine = records.get(identity, [])
@@ -194,15 +216,15 @@ def indicators(
     return found
 
 
-def _records(store: Store, ids: list[str], refusals: Sequence[str]) -> dict[str, list[_Record]]:
+def _records(store: Store, ids: list[str], refusals: Sequence[str]) -> dict[str, list[Record]]:
     """The records of each identity, by record id; the reason as written is read for the refusals only."""
     identity = {r: i for i, r in _lookup(store, _MEMBERS, ids)}
     rows = sorted(_lookup(store, _RECORDS, identity), key=lambda row: str(row[0]))
     reasons = dict(_lookup(store, _REASONS, (row[0] for row in rows if row[3] in refusals)))
-    records: dict[str, list[_Record]] = defaultdict(list)
+    records: dict[str, list[Record]] = defaultdict(list)
     for record_id, office, day, decision, nik, date_contradicts, sex_contradicts, *contact in rows:
         records[identity[record_id]].append(
-            _Record(identity[record_id], record_id, office, day, decision, reasons.get(record_id), nik,
+            Record(identity[record_id], record_id, office, day, decision, reasons.get(record_id), nik,
                     date_contradicts, sex_contradicts, *contact)
         )  # fmt: skip
     return records
@@ -219,7 +241,7 @@ def _lookup(store: Store, sql: str, keys: Iterable[str], *lists: list[str]) -> l
     return found
 
 
-def _earlier_refusals(records: Iterable[_Record], today: dt.date, refusals: Sequence[str]) -> list[Indicator]:
+def _earlier_refusals(records: Iterable[Record], today: dt.date, refusals: Sequence[str]) -> list[Indicator]:
     """One indicator per refusal lodged on or before ``today`` (or undated), oldest first."""
     refused = [
         r for r in records
@@ -244,12 +266,12 @@ def _earlier_refusals(records: Iterable[_Record], today: dt.date, refusals: Sequ
     ]
 
 
-def _several_offices(records: Iterable[_Record], today: dt.date, window_days: int) -> list[Indicator]:
+def _several_offices(records: Iterable[Record], today: dt.date, window_days: int) -> list[Indicator]:
     """Windows of at most ``window_days`` that hold applications at two or more offices (see the module doc).
 
     >>> from datetime import date
     >>> def app(i, office, day):
-    ...     return _Record("I", i, office, day, None, None, None, None, None, None, None, None, None)
+    ...     return Record("I", i, office, day, None, None, None, None, None, None, None, None, None)
     >>> found = _several_offices([app("a", "Metro", date(2024, 1, 1)), app("b", "Liwa", date(2024, 6, 29)),
     ...                           app("c", "Liwa", date(2025, 1, 1))], date(2025, 6, 1), 180)
     >>> [(i.evidence["records"], i.evidence["span_days"]) for i in found]
@@ -292,7 +314,7 @@ def _several_offices(records: Iterable[_Record], today: dt.date, window_days: in
     return found
 
 
-def _several_niks(records: Iterable[_Record]) -> list[Indicator]:
+def _several_niks(records: Iterable[Record]) -> list[Indicator]:
     """One indicator when the records hold two or more distinct valid NIKs: record ids grouped by NIK."""
     by_nik: dict[str, list[str]] = defaultdict(list)
     for r in records:
@@ -310,7 +332,7 @@ def _several_niks(records: Iterable[_Record]) -> list[Indicator]:
     ]
 
 
-def _nik_contradicts(records: Iterable[_Record]) -> list[Indicator]:
+def _nik_contradicts(records: Iterable[Record]) -> list[Indicator]:
     """One indicator naming the records whose valid NIK encodes another birth date or sex than theirs."""
     date = sorted(r.record_id for r in records if r.nik_date_contradicts)
     sex = sorted(r.record_id for r in records if r.nik_sex_contradicts)
@@ -328,8 +350,8 @@ def _nik_contradicts(records: Iterable[_Record]) -> list[Indicator]:
     ]
 
 
-def _shared_contacts(store: Store, records: dict[str, list[_Record]]) -> dict[str, list[Indicator]]:
-    """The ``shared_contact`` indicators of each identity: the same lookups for all their phones and households."""
+def _carriers(store: Store, records: dict[str, list[Record]]) -> Carriers:
+    """The carriers of the records' phones and households (:data:`Carriers`): the same lookups for all of them."""
     phones = {r.phone for rs in records.values() for r in rs if r.phone is not None}
     households = {h for rs in records.values() for r in rs if (h := r.household) is not None}
     # (contact, value) -> the records that carry it, from every identity and none
@@ -341,6 +363,13 @@ def _shared_contacts(store: Store, records: dict[str, list[_Record]]) -> dict[st
         if tuple(household) in households:  # another RT or RW of the village is another household
             carriers[("household", tuple(household))].add(record)
     identity = dict(_lookup(store, _LINKED, set().union(*carriers.values())))
+    return carriers, identity
+
+
+def _shared_contacts(records: dict[str, list[Record]], found_carriers: Carriers) -> dict[str, list[Indicator]]:
+    """The ``shared_contact`` indicators of each identity."""
+    carriers, linked = found_carriers
+    identity = dict(linked)
     for rs in records.values():  # the identities asked for hold their records, as far as the store goes
         identity.update((r.record_id, r.identity_id) for r in rs)
     found: dict[str, list[Indicator]] = defaultdict(list)
@@ -350,7 +379,7 @@ def _shared_contacts(store: Store, records: dict[str, list[_Record]]) -> dict[st
         for contact, value in values:
             own = sorted(r.record_id for r in mine if (r.phone if contact == "phone" else r.household) == value)
             by_identity: dict[str, list[str]] = defaultdict(list)
-            for record in carriers[(contact, value)]:
+            for record in carriers.get((contact, value), ()):
                 if identity.get(record, me) != me:  # not linked (no identity yet): maybe this very person
                     by_identity[identity[record]].append(record)
             if len(by_identity) < SHARED_WITH:

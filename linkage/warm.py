@@ -28,6 +28,7 @@ result all at once, never half of it.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import threading
 import time
@@ -47,6 +48,7 @@ from linkage.errors import InputError
 from linkage.normalise import COLUMNS
 from linkage.prepare import HASHED, MACROS, model_input_row, model_input_sql
 from linkage.review import run_cuts
+from linkage.risk import Indicator, Record, reckon
 from linkage.schema import REFUSALS
 from linkage.spec import ModelSpec
 from linkage.store import Store, quote
@@ -62,6 +64,7 @@ QUERY_RECORD_ID: Final = "(query)"
 _APPLICATION: Final = ("decision_reason",)
 """Columns of ``applications`` a candidate's history shows beside its normalised row."""
 
+_K = TypeVar("_K")
 _V = TypeVar("_V")
 
 _COUNTS: Final = pa.schema([("kind", pa.string()), ("value", pa.string()), ("n", pa.int64())])
@@ -97,6 +100,8 @@ class Snapshot:
     """``value_counts`` by kind: value -> records"""
     totals: dict[str, int]
     """each kind's total"""
+    contacts: Mapping[tuple[str, Any], np.ndarray] = dataclasses.field(default_factory=dict)
+    """the rows that carry each phone and household (village, RT, RW) that two or more records carry"""
     added: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.uint64), np.empty(0, np.int64))
     """the keys (sorted) and rows of the records that patches added"""
     patches: int = 0
@@ -127,7 +132,8 @@ class Snapshot:
             counts.setdefault(kind, {})[value] = int(n)
         totals = {kind: sum(found.values()) for kind, found in counts.items()}
         log.info("snapshot: %d records, %d keys in %.1f s", len(numbers), len(keys), time.perf_counter() - started)
-        return cls(version, loaded_at, keys, key_rows, rows, identity, at, members, dict(counts), totals)
+        return cls(version, loaded_at, keys, key_rows, rows, identity, at, members, dict(counts), totals,
+                   _contacts(rows))  # fmt: skip
 
     def patched(self, store: Store, spec: ModelSpec) -> Snapshot | None:
         """This snapshot with what the incremental link runs since it was taken changed; None when a full load
@@ -183,8 +189,9 @@ class Snapshot:
         counts, totals = self._counts(store, spec, fresh)
         log.info("snapshot patched: %d records changed in %.0f ms", changed.num_rows,
                  1000 * (time.perf_counter() - started))  # fmt: skip
+        contacts = _overlaid(self.contacts, _carried(store, fresh, at))
         return Snapshot(version, self.loaded_at, self.keys, self.key_rows, rows, identity, at,
-                        _overlaid(self.members, members), counts, totals, (keys[order], key_rows[order]),
+                        _overlaid(self.members, members), counts, totals, contacts, (keys[order], key_rows[order]),
                         self.patches + 1)  # fmt: skip
 
     def _counts(
@@ -207,6 +214,27 @@ class Snapshot:
         counts = {kind: _overlaid(self.counts.get(kind, {}), found.get(kind, {})) for kind in {*self.counts, *found}}
         totals = {str(k): int(n) for k, n in store.rows("SELECT kind, sum(n) FROM value_counts GROUP BY kind")}
         return counts, totals
+
+    def indicators(self, identity_ids: Iterable[str], today: dt.date | None = None) -> dict[str, list[Indicator]]:
+        """The risk indicators of the identities (:func:`linkage.risk.indicators`), reckoned from the snapshot:
+        their records, and the records that carry their phones and households."""
+        ids = sorted({i for i in identity_ids if i})
+        records: dict[str, list[Record]] = {}
+        for identity in ids:
+            rows = self.members.get(identity)
+            if rows is not None and len(rows):
+                found = self.rows.take(pa.array(rows, pa.int64())).select(_RISK).to_pylist()
+                records[identity] = sorted((_record(identity, r) for r in found), key=lambda r: r.record_id)
+        carriers: dict[tuple[str, Any], set[str]] = {}
+        linked: dict[str, str] = {}
+        for key in {k for rs in records.values() for r in rs for k in _contact_keys(r)}:
+            rows = self.contacts.get(key)
+            if rows is None:
+                continue  # carried by one record alone: shared with no one
+            carriers[key] = set(self.rows.column("record_id").take(pa.array(rows, pa.int64())).to_pylist())
+            linked.update(zip(self.rows.column("record_id").take(pa.array(rows, pa.int64())).to_pylist(),
+                              self.identity[rows].tolist(), strict=True))  # fmt: skip
+        return reckon(ids, records, (carriers, linked), today=today)
 
     def candidates(self, probes: Iterable[int]) -> np.ndarray:
         """The rows of the records whose index keys include one of ``probes``, in row order."""
@@ -244,14 +272,87 @@ _SINCE: Final = " WHERE m.since_run IN (SELECT unnest($runs::VARCHAR[]))"
 _ORDERED: Final = " ORDER BY m.record_no"
 
 
-def _overlaid(base: Mapping[str, _V], changed: Mapping[str, _V]) -> Mapping[str, _V]:
+# What the risk indicators read of a record (linkage.risk: _RECORDS, _REASONS)
+_RISK: Final = ["record_id", "office", "application_date", "decision", "decision_reason", "nik", "nik_dob_agrees",
+                "nik_sex_agrees", "phone", "address_village", "address_rt", "address_rw"]  # fmt: skip
+
+
+def _record(identity: str, row: dict[str, Any]) -> Record:
+    """A snapshot row as :mod:`linkage.risk` reads a record (``nik IS NOT NULL AND NOT agrees``, in SQL's logic)."""
+
+    def contradicts(agrees: bool | None) -> bool | None:
+        return False if row["nik"] is None else None if agrees is None else not agrees
+
+    refused = row["decision"] in REFUSALS
+    return Record(identity, row["record_id"], row["office"], row["application_date"], row["decision"],
+                  row["decision_reason"] if refused else None, row["nik"], contradicts(row["nik_dob_agrees"]),
+                  contradicts(row["nik_sex_agrees"]), row["phone"], row["address_village"], row["address_rt"],
+                  row["address_rw"])  # fmt: skip
+
+
+def _contact_keys(record: Record) -> list[tuple[str, Any]]:
+    household = record.household
+    return [*([("phone", record.phone)] if record.phone is not None else []),
+            *([("household", household)] if household is not None else [])]  # fmt: skip
+
+
+def _contacts(rows: pa.Table) -> dict[tuple[str, Any], np.ndarray]:
+    """The rows that carry each phone and each household (village, RT and RW all known) that two rows or more
+    carry: a contact of one record alone is shared with no one."""
+    import pandas as pd
+
+    frame = rows.select(["phone", "address_village", "address_rt", "address_rw"]).to_pandas()
+    whole = frame[["address_village", "address_rt", "address_rw"]].notna().all(axis=1)
+    household = (frame["address_village"] + "\x1f" + frame["address_rt"] + "\x1f" + frame["address_rw"]).where(whole)
+    found: dict[tuple[str, Any], np.ndarray] = {}
+    for kind, values in (("phone", frame["phone"]), ("household", household)):
+        codes, uniques = pd.factorize(values)
+        order = np.argsort(codes, kind="stable")
+        ordered = codes[order]
+        cuts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+        for group in np.split(order, cuts):
+            if len(group) >= 2 and codes[group[0]] >= 0:
+                value = uniques[codes[group[0]]]
+                found[(kind, tuple(value.split("\x1f")) if kind == "household" else value)] = np.sort(group)
+    return found
+
+
+def _carried(store: Store, fresh: pa.Table, at: np.ndarray) -> dict[tuple[str, Any], np.ndarray]:
+    """The rows (by ``at``) of every linked record that carries a phone or household of the ``fresh`` records, as
+    :func:`_contacts` keys them: what a patch lays over the snapshot's contacts."""
+    wanted = {k for r in fresh.select(_RISK).to_pylist() for k in _contact_keys(_record("", r))}
+    phones = sorted(v for kind, v in wanted if kind == "phone")
+    households = {v for kind, v in wanted if kind == "household"}
+    numbers: dict[tuple[str, Any], list[int]] = {}
+    if phones:
+        for number, phone in store.rows(_BY_PHONE, [phones], table="snapshot"):
+            numbers.setdefault(("phone", phone), []).append(number)
+    if households:
+        lists = [sorted({h[i] for h in households}) for i in range(3)]
+        for number, *household in store.rows(_BY_HOUSEHOLD, lists, table="snapshot"):
+            if tuple(household) in households:
+                numbers.setdefault(("household", tuple(household)), []).append(number)
+    return {key: np.sort(_rows_of(at, np.asarray(found, dtype=np.int64))) for key, found in numbers.items()
+            if len(found) >= 2}  # fmt: skip
+
+
+_BY_PHONE: Final = """SELECT m.record_no, n.phone FROM applications_normalised n JOIN membership m USING (record_id)
+                      WHERE n.phone IN (SELECT unnest(?::VARCHAR[]))"""
+_BY_HOUSEHOLD: Final = """
+    SELECT m.record_no, n.address_village, n.address_rt, n.address_rw
+    FROM applications_normalised n JOIN membership m USING (record_id)
+    WHERE n.address_village IN (SELECT unnest(?::VARCHAR[])) AND n.address_rt IN (SELECT unnest(?::VARCHAR[]))
+      AND n.address_rw IN (SELECT unnest(?::VARCHAR[]))"""
+
+
+def _overlaid(base: Mapping[_K, _V], changed: Mapping[_K, _V]) -> Mapping[_K, _V]:
     """``base`` with ``changed`` over it, without copying ``base`` (a loaded snapshot's dictionaries hold a
     million entries): one small dictionary of all the patches' changes over the loaded one."""
     if not changed:
         return base
     if isinstance(base, ChainMap):
         return ChainMap({**base.maps[0], **changed}, base.maps[-1])
-    return ChainMap(dict(changed), cast(MutableMapping[str, _V], base))
+    return ChainMap(dict(changed), cast(MutableMapping[_K, _V], base))
 
 
 def _rows_of(at: np.ndarray, numbers: np.ndarray) -> np.ndarray:
@@ -552,10 +653,14 @@ class Scorer:
         return found
 
     @staticmethod
-    def applications(candidates: list[dict[str, Any]], state: State) -> None:
+    def applications(candidates: list[dict[str, Any]], state: State, today: dt.date | None = None) -> None:
         """Give each candidate its identity's applications across offices, in time order (undated last, then by
-        record id, as :func:`linkage.history.history` orders them), refusals marked ``refused``."""
+        record id, as :func:`linkage.history.history` orders them), refusals marked ``refused``, and its risk
+        indicators as of ``today`` (:meth:`Snapshot.indicators`)."""
         snap = state.snapshot
+        risks = snap.indicators((c["identity_id"] for c in candidates), today)
+        for candidate in candidates:
+            candidate["indicators"] = [dataclasses.asdict(i) for i in risks.get(candidate["identity_id"] or "", [])]
         wanted = ["record_id", "office", "application_date", "decision", "decision_reason"]
         for candidate in candidates:
             rows = snap.members.get(candidate["identity_id"] or "")

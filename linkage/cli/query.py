@@ -37,7 +37,8 @@ def query_command(
     would score them; nothing is written. Each candidate identity shows its best pair's probability, its level
     (linked at or above the last link run's threshold, review at or above its review floor; a pair the veto
     held is review) and the reason; then the best candidate's evidence comparison by comparison (prior plus
-    each weight makes the total) and its applications across offices in time order, refusals marked.
+    each weight makes the total), its applications across offices in time order, refusals marked, and its
+    risk indicators.
     """
     from linkage.query import query
     from linkage.spec import load_spec
@@ -100,6 +101,8 @@ def _print(found: dict[str, Any]) -> None:
         row = [_shown("–" if x is None else str(x)) for x in lodged]
         table.add_row(*row, style="bold red" if a["refused"] else None)
     console.print(table)
+    for indicator in best["indicators"]:  # what the identity did that calls for a closer look (linkage.risk)
+        console.print(f"[bold yellow]risk:[/] {_shown(indicator['kind'])}: {_shown(indicator['summary'])}")
 
 
 def _sides(mine: dict[str, Any], theirs: dict[str, Any]) -> tuple[str, str]:
