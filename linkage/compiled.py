@@ -121,9 +121,8 @@ class Compiled:
                                            bool(comparison._has_tf_adjustments)))  # fmt: skip
             terms.extend(comparison._match_weight_columns_to_sum)
         veto = row_condition(spec.veto.sql) if spec.veto else None
-        cap = float(spec.veto.max_weight) if spec.veto else 0.0
         prior = prob_to_match_weight(settings._probability_two_random_records_match)
-        return cls(float(prior), tuple(comparisons), tuple(terms), veto, cap)
+        return cls(float(prior), tuple(comparisons), tuple(terms), veto, spec.veto_cap())
 
     def with_prior(self, prior: float) -> Compiled:
         """The same model applied with another λ (it follows the records a model is applied to)."""

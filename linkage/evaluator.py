@@ -39,7 +39,7 @@ import functools
 import math
 import operator
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, cast
 
 import jellyfish
@@ -599,18 +599,23 @@ def _list_bool(kind: bool) -> Callable[[Any], Any]:
     list, NULLs ignored, NULL when nothing is left."""
 
     def aggregate(xs: Any) -> Any:
-        found = False
-        for x in _items(xs):
-            if x is None:
-                continue
-            if type(x) is not bool:
-                raise _refuse(f"list_bool_* over {type(x).__name__}")
-            if x is kind:
-                return kind
-            found = True
-        return (not kind) if found else None
+        return _folded(kind, _items(xs))
 
     return aggregate
+
+
+def _folded(kind: bool, values: Iterable[Any]) -> Any:
+    """The aggregate of :func:`_list_bool` over ``values``, read only as far as the first that decides it."""
+    found = False
+    for x in values:
+        if x is None:
+            continue
+        if type(x) is not bool:
+            raise _refuse(f"list_bool_* over {type(x).__name__}")
+        if x is kind:
+            return kind
+        found = True
+    return (not kind) if found else None
 
 
 def _list_sort(xs: Any) -> list[Any]:
@@ -1160,20 +1165,15 @@ def _fused(kind: bool, items: Node, body: Node, x_slot: int, i_slot: int | None)
         xs = items(env)
         if xs is None:
             return None
-        found = False
-        for i, x in enumerate(_items(xs), 1):
-            env[x_slot] = x
-            if i_slot is not None:
-                env[i_slot] = i
-            y = body(env)
-            if y is None:
-                continue
-            if type(y) is not bool:
-                raise _refuse(f"list_bool_* over {type(y).__name__}")
-            if y is kind:
-                return kind
-            found = True
-        return (not kind) if found else None
+
+        def results() -> Iterator[Any]:  # (lazy: the fold stops at the element that decides it)
+            for i, x in enumerate(_items(xs), 1):
+                env[x_slot] = x
+                if i_slot is not None:
+                    env[i_slot] = i
+                yield body(env)
+
+        return _folded(kind, results())
 
     return aggregate
 

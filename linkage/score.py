@@ -63,7 +63,6 @@ def _vetoed(store: Store, table: str, spec: ModelSpec, floor: float) -> int:
     the cap and the floor are bound values.
     """
     veto = f"({spec.veto.sql})" if spec.veto else "FALSE"
-    cap = spec.veto.max_weight if spec.veto else 0.0
     levels = ", ".join(quote(c) for c in store.columns(table) if c.startswith(("gamma_", "mw_")))
     store.sql(
         f"""
@@ -84,7 +83,7 @@ def _vetoed(store: Store, table: str, spec: ModelSpec, floor: float) -> int:
         WHERE 1 / (1 + pow(2, -adjusted_weight)) >= $floor
         ORDER BY record_id_l, record_id_r
         """,
-        {"cap": float(cap), "floor": float(floor)},
+        {"cap": spec.veto_cap(), "floor": float(floor)},
         table="scored_pairs",
     )
     return int(store.scalar("SELECT count(*) FROM scored_pairs", table="scored_pairs"))

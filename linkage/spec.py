@@ -118,6 +118,10 @@ class ModelSpec(BaseModel):
     def fingerprint(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
+    def veto_cap(self) -> float:
+        """The match weight a vetoed pair is held to (0 without a veto: nothing is held)."""
+        return float(self.veto.max_weight) if self.veto else 0.0
+
     def tf_columns(self) -> list[str]:
         """The columns whose term frequencies adjust a level's weight, in spec order."""
         return list(dict.fromkeys(level.tf for comp in self.comparison for level in comp.levels if level.tf))

@@ -61,9 +61,6 @@ log = logging.getLogger(__name__)
 QUERY_RECORD_ID: Final = "(query)"
 """The applicant's record id in the scored pairs; no stored record id has parentheses around it."""
 
-_APPLICATION: Final = ("decision_reason",)
-"""Columns of ``applications`` a candidate's history shows beside its normalised row."""
-
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -551,10 +548,15 @@ class Scorer:
         tf = [(f"__splink__df_tf_{c}", _tf_table(snap, c, inputs.column(c).to_pylist(), own_values[c]))
               for c in spec.tf_columns()]  # fmt: skip
         with _registered(cursor, [("_model_input", inputs), *tf]):
-            if state.scoring_sql is None:
-                state = dataclasses.replace(state, scoring_sql=self._scoring_sql(cursor, state))
+            if state.scoring_sql is None:  # (a patched state: made once, kept while the state is current)
+                made = dataclasses.replace(state, scoring_sql=self._scoring_sql(cursor, state))
+                with self._lock:
+                    if self.state is state:
+                        self.state = made
+                state = made
             assert state.scoring_sql is not None
-            scored = cursor.arrow(state.scoring_sql, {"floor": float(state.floor), "cap": _cap(spec)}, table="query")
+            bound = {"floor": float(state.floor), "cap": spec.veto_cap()}
+            scored = cursor.arrow(state.scoring_sql, bound, table="query")
         identities = dict(zip(stored.column("record_id").to_pylist(), snap.identity[rows].tolist(), strict=True))
         pairs = []
         for pair in scored.to_pylist():
@@ -691,10 +693,6 @@ def _artefact(store: Store) -> dict[str, Any]:
     if "splink" not in artefact:
         raise InputError("the store's model holds no Splink parameters: run `linkage link --db PATH --full`")
     return artefact
-
-
-def _cap(spec: ModelSpec) -> float:
-    return float(spec.veto.max_weight) if spec.veto else 0.0
 
 
 @contextmanager
