@@ -51,6 +51,7 @@ def publish(
     artefact: dict[str, Any] | None,
     records: int,
     finish: dict[str, Any],
+    identities: int | None = None,
 ) -> Published:
     """Write the run's results and mark it succeeded with the manifest ``finish`` (plus what this adds), atomically.
 
@@ -66,6 +67,10 @@ def publish(
         artefact: the model to store when the store does not hold it yet.
         records: records in the store (the model's provenance).
         finish: the run's manifest; ``events``, ``decisions_applied`` and ``identities`` are added.
+        identities: an incremental run's identities before it, when known (the warm scorer's snapshot of the
+            same store version): the count after is then reckoned from the records clustered, instead of
+            counted over every member (0.1 s at 1M). An incremental run clusters whole identities, so those
+            its records had are gone unless assigned again, and every other identity stays.
     """
     with store.transaction():
         if artefact is not None and not store.rows("SELECT 1 FROM models WHERE model_id = ?", [model_id]):
@@ -106,6 +111,9 @@ def publish(
                 [threshold, model_id, run_id],
                 table="links",
             )
+        if identities is not None and not full:
+            left = store.scalar("SELECT count(DISTINCT identity_id) FROM membership JOIN members USING (record_id)")
+            identities += int(found.assigned["identity_id"].nunique()) - int(left)
         with store.registered("_assigned", found.assigned), store.registered("_events", found.events):
             _membership(store, spec, run_id, full)
             _identities(store, run_id)
@@ -121,7 +129,8 @@ def publish(
         published = Published(
             events={kind: int(counts.get(kind, 0)) for kind in _EVENT_KINDS},
             decisions_applied=len(applied),
-            identities=int(store.scalar("SELECT count(DISTINCT identity_id) FROM membership", table="membership")),
+            identities=identities if identities is not None and not full else int(
+                store.scalar("SELECT count(DISTINCT identity_id) FROM membership", table="membership")),
         )
         store.finish_run(
             run_id,
@@ -188,7 +197,8 @@ def _identities(store: Store, run_id: str) -> None:
     store.sql(
         """INSERT INTO identities
            SELECT DISTINCT identity_id, ?, NULL, NULL FROM _assigned
-           WHERE identity_id NOT IN (SELECT identity_id FROM identities)""",
+           WHERE identity_id NOT IN (SELECT identity_id FROM identities
+                                     WHERE identity_id IN (SELECT identity_id FROM _assigned))""",
         [run_id],
         table="identities",
     )

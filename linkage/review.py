@@ -51,12 +51,27 @@ were 1.1 alerts per 1,000 applications, 19 % of them the same person (the other 
 candidate of such a record stays listed (:func:`unevidenced`, dedupe's ``no_identity_evidence.parquet``)."""
 
 # Each stored record's side: its identity, or itself when no run has linked it ('record:' never starts an
-# identity id, which is ID- and hex digits).
-_SIDES: Final = """sides AS (
+# identity id, which is ID- and hex digits). Scoped to a registration's records, only the records its alerts
+# can touch (``near``): the records, the other ends of their pairs, and the members of both's identities (a
+# refusal is one of the latter; a cannot-link that holds an alert back joins two of them); the store's million
+# rows are probed with these instead of joined whole.
+def _sides(scoped: bool) -> str:
+    near = "WHERE n.record_id IN (SELECT record_id FROM near)" if scoped else ""
+    return f"""sides AS (
     SELECT n.record_id, n.office, n.application_date, n.decision, coalesce(n.no_identity_evidence, false) AS bare,
            m.identity_id, coalesce(m.identity_id, 'record:' || n.record_id) AS side
-    FROM applications_normalised n LEFT JOIN membership m ON m.record_id = n.record_id
+    FROM applications_normalised n LEFT JOIN membership m ON m.record_id = n.record_id {near}
 )"""
+
+
+_SIDES: Final = _sides(scoped=False)
+_NEAR: Final = """near AS MATERIALIZED (
+    SELECT unnest($records) AS record_id
+    UNION SELECT y FROM ends
+    UNION SELECT record_id FROM membership WHERE identity_id IN
+          (SELECT identity_id FROM membership WHERE record_id IN (SELECT unnest($records) UNION SELECT y FROM ends))
+)"""
+
 
 # Each stored pair (the latest run's score) from both of its records' side, x the record and y the other,
 # with whether the veto held it: its condition held and it lowered the weight (a pair below the cap keeps
@@ -81,8 +96,9 @@ def _review(scoped: bool) -> str:
     """The review alerts' query; parameters: floor, name_only_floor, refusals, since, and when ``scoped``,
     records (only X among them, and only their pairs read)."""
     xs = "AND x.record_id IN (SELECT unnest($records))" if scoped else ""
+    pairs = f"{_ends(scoped=True)}, {_NEAR}" if scoped else _ENDS
     return f"""
-WITH {_SIDES}, {_ends(scoped)},
+WITH {pairs}, {_sides(scoped)},
 latest AS (
     SELECT kind, record_id_a, record_id_b FROM decisions
     QUALIFY row_number() OVER (PARTITION BY least(record_id_a, record_id_b), greatest(record_id_a, record_id_b)

@@ -7,6 +7,7 @@ fields, and linked one by one into copies of the store: the two must give every 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
@@ -14,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from linkage.cli import app
@@ -27,7 +31,7 @@ from linkage.query import QUERY_RECORD_ID, _score, normalised_row, query
 from linkage.review import run_cuts
 from linkage.spec import ModelSpec, load_spec
 from linkage.store import Store
-from linkage.warm import Scorer
+from linkage.warm import Scorer, _take
 from tests.test_cli_errors import run_main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -463,3 +467,20 @@ def test_the_cli_shows_a_warning_for_a_malformed_nik(store: Built) -> None:
     assert result.exit_code == 0, result.output
     assert "warning:" in result.output and "nik" in result.output
     assert "1800785511110003" not in result.output
+
+
+@given(
+    st.lists(st.integers(0, 6), min_size=1, max_size=5),
+    st.lists(st.integers(0, 10_000), max_size=30),
+)
+def test_rows_are_taken_across_chunks_in_the_order_given(lengths: list[int], picks: list[int]) -> None:
+    """A patched snapshot's rows are one chunk per patch; :func:`linkage.warm._take` takes from each on its own
+    and must give what ``take`` on the rows joined into one chunk gives: every row asked, repeats and order kept."""
+    schema = pa.schema([("n", pa.int64()), ("s", pa.string())])
+    starts = [sum(lengths[:i]) for i in range(len(lengths) + 1)]
+    chunks = [pa.table({"n": list(range(a, b)), "s": [f"r{j}" for j in range(a, b)]}, schema=schema)
+              for a, b in itertools.pairwise(starts)]  # fmt: skip
+    table = pa.concat_tables(chunks)
+    total = table.num_rows
+    rows = [p % total for p in picks] if total else []
+    assert _take(table, rows).to_pylist() == table.combine_chunks().take(pa.array(rows, pa.int64())).to_pylist()

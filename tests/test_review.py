@@ -168,6 +168,29 @@ def test_a_cannot_link_decision_removes_the_review_alert(tmp_path: Path) -> None
     ]
 
 
+@pytest.mark.parametrize("decision", ["K3-K2", "none", "K3-mate"])
+def test_one_applications_review_alerts_are_those_of_all_filtered(tmp_path: Path, decision: str) -> None:
+    """A registration's alerts (``records=``) read only the records near them: the other ends of their pairs and
+    the members of both's identities. Each record's must equal all of them filtered: with the cannot-link that
+    removes K2's alert, without it, and with one that removes it through a record of K2's own identity that no
+    pair of K2's reaches (S2, moved into it here)."""
+    db = literal_store(tmp_path, cannot_link=decision == "K3-K2")
+    if decision == "K3-mate":
+        with Store(db) as store:
+            store.sql("UPDATE membership SET identity_id = 'ID-k2' WHERE record_id = 'S2'")
+            store.sql(
+                """INSERT INTO decisions VALUES ('d2', 'cannot_link', 'K3', 'S2', 'officer.agus', 'another woman',
+                   TIMESTAMPTZ '2024-03-01 00:00:00+00', NULL)"""
+            )
+    with Store(db, read_only=True) as store:
+        everything = alerts(store)
+        ids = [r for (r,) in store.rows("SELECT record_id FROM applications ORDER BY record_id")]
+        assert ("K2" in {a["record_id"] for a in everything}) is (decision == "none")
+        for record_id in ids:
+            assert alerts(store, records=[record_id]) == [a for a in everything if a["record_id"] == record_id]
+        assert alerts(store, records=ids) == everything
+
+
 def test_review_alerts_follow_since_and_refusals(store: Store) -> None:
     assert alerts(store, level="review", since=dt.date(2024, 2, 2)) == [
         a for a in alerts(store, level="review") if a["record_id"] == "P2"

@@ -295,6 +295,8 @@ def test_a_registration_scored_warm_writes_what_a_link_writes(
         with Store(warm) as store:
             counts = json.loads(store.rows("SELECT counts FROM runs WHERE run_id = ?", [made["run_id"]])[0][0])
             assert counts["scored_warm"], fields["record_id"]
+            # (reckoned from the snapshot's count and the records clustered, not counted: the same)
+            assert counts["identities"] == store.scalar("SELECT count(DISTINCT identity_id) FROM membership")
             assert scorer.patch(store)  # the snapshot patched with the run, not loaded again
     warm_tables, cold_tables = _written(warm), _written(cold)
     for table in _WRITTEN:
@@ -304,6 +306,7 @@ def test_a_registration_scored_warm_writes_what_a_link_writes(
     assert scorer.state.snapshot.patches == len(frame)
     with Store(warm) as store:
         loaded = Scorer(store, load_spec(None))
+        assert scorer.state.snapshot.identities == loaded.state.snapshot.identities
         cursor = Store.on(store.con.cursor())
         for _, row in pd.read_parquet(SAMPLE).iloc[2990:3030].iterrows():
             fields = {k: str(row[k]) for k in ("full_name", "birth_date", "nik", "mother_name") if not pd.isna(row[k])}
