@@ -13,6 +13,7 @@ overlap; each stage's time is the time this process spent in it (normalise: wait
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import gc
@@ -33,7 +34,7 @@ from linkage.ingest import Batch, read_files
 from linkage.normalise import COLUMNS, normalise_batch, normalise_parallel
 from linkage.readers import FileReport
 from linkage.store import Merged, Store
-from linkage.tables import APPLICATIONS_COLUMNS, ISSUE_COLUMNS, QUARANTINE_COLUMNS, arrow_table
+from linkage.tables import APPLICATIONS_COLUMNS, ISSUE_COLUMNS, QUARANTINE_COLUMNS, STAGED, arrow_table
 
 __all__ = ["IngestReport", "ingest"]
 
@@ -139,9 +140,12 @@ def _ingest(
             earliest=config.dataset.earliest_date,
         )
         try:
-            with store.transaction():
-                # Into an empty store every record is new: write straight to the tables, no staging.
+            with store.transaction(), contextlib.ExitStack() as bulk:
+                # Into an empty store every record is new: write straight to the tables, no staging, and index
+                # them after.
                 staged = store.stage() if store.count("applications") else {}
+                if not staged:
+                    bulk.enter_context(store.unindexed(*STAGED))
                 batches = read_files(paths, config, reports=report.files)
                 timed = _timed(batches, clock, "read", progress)
                 results = normalise_parallel(timed, work, workers=config.ingest.workers)

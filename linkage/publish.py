@@ -15,6 +15,7 @@ A run killed at any point before the commit leaves the store as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -88,16 +89,11 @@ def publish(
                 table="value_counts",
             )
         else:
-            store.sql(
-                """DELETE FROM pairs WHERE record_id_l IN (SELECT record_id FROM pending)
-                   OR record_id_r IN (SELECT record_id FROM pending)""",
-                table="pairs",
-            )
-            store.sql(
-                """DELETE FROM links WHERE record_id_l IN (SELECT record_id FROM members)
-                   OR record_id_r IN (SELECT record_id FROM members)""",
-                table="links",
-            )
+            # one side at a time: a filter on either side read every row of the table (at 1M, 19 ms; 2 x 4)
+            for table, source in (("pairs", "pending"), ("links", "members")):
+                for column in ("record_id_l", "record_id_r"):
+                    store.sql(f"DELETE FROM {quote(table)} WHERE {quote(column)} IN (SELECT record_id FROM "
+                              f"{quote(source)})", table=table)  # fmt: skip
             store.sql(
                 """DELETE FROM block_index WHERE record_no IN
                    (SELECT record_no FROM membership JOIN pending USING (record_id))""",
@@ -115,7 +111,8 @@ def publish(
             left = store.scalar("SELECT count(DISTINCT identity_id) FROM membership JOIN members USING (record_id)")
             identities += int(found.assigned["identity_id"].nunique()) - int(left)
         with store.registered("_assigned", found.assigned), store.registered("_events", found.events):
-            _membership(store, spec, run_id, full)
+            with store.unindexed("membership") if full else contextlib.nullcontext():  # (every row rewritten)
+                _membership(store, spec, run_id, full)
             _identities(store, run_id)
         applied = store.rows(
             """UPDATE decisions SET applied_run = ? WHERE applied_run IS NULL
@@ -224,13 +221,9 @@ def _identities(store: Store, run_id: str) -> None:
 def _add_counts(store: Store) -> None:
     """Add the pending records' values to ``value_counts`` (an updated record's old values stay counted until
     the next full run: a small drift in frequencies, never in which pairs are found)."""
-    store.sql(
-        """UPDATE value_counts SET n = value_counts.n + added.n FROM pending_counts AS added
-           WHERE value_counts.kind = added.kind AND value_counts.value = added.value""",
-        table="value_counts",
-    )
-    store.sql(
-        """INSERT INTO value_counts SELECT * FROM pending_counts a WHERE NOT EXISTS
-           (SELECT 1 FROM value_counts v WHERE v.kind = a.kind AND v.value = a.value)""",
+    store.sql(  # one statement, one pass over the counts (an UPDATE then an INSERT took two: 37 ms at 1M, 18)
+        """MERGE INTO value_counts v USING pending_counts a ON v.kind = a.kind AND v.value = a.value
+           WHEN MATCHED THEN UPDATE SET n = v.n + a.n
+           WHEN NOT MATCHED THEN INSERT VALUES (a.kind, a.value, a.n)""",
         table="value_counts",
     )

@@ -77,11 +77,15 @@ _NEAR: Final = """near AS MATERIALIZED (
 # with whether the veto held it: its condition held and it lowered the weight (a pair below the cap keeps
 # its own, so it is no relative held back).
 def _ends(scoped: bool) -> str:
-    pairs = "WHERE p.record_id_l IN (SELECT unnest($records)) OR p.record_id_r IN (SELECT unnest($records))"
+    # scoped: the records' pairs by one side, then the other (a filter on either side read every pair: 21 ms
+    # at 1M, 10)
+    pairs = """(SELECT * FROM pairs WHERE record_id_l IN (SELECT unnest($records))
+         UNION ALL SELECT * FROM pairs WHERE record_id_r IN (SELECT unnest($records))
+                                         AND record_id_l NOT IN (SELECT unnest($records)))"""
     return f"""scored AS (
     SELECT p.record_id_l, p.record_id_r, p.match_probability,
            coalesce(p.vetoed AND p.model_match_weight > p.match_weight, false) AS vetoed
-    FROM pairs p {pairs if scoped else ""} {LATEST_PAIR}
+    FROM {pairs if scoped else "pairs"} p {LATEST_PAIR}
 ),
 ends AS (
     SELECT record_id_l AS x, record_id_r AS y, match_probability, vetoed FROM scored

@@ -51,7 +51,7 @@ import pyarrow as pa
 from linkage import __version__
 from linkage.config import DEFAULT_MEMORY_LIMIT
 from linkage.errors import StoreError
-from linkage.tables import COMPARED, MIGRATIONS, SCHEMA_VERSION, STAGED
+from linkage.tables import COMPARED, INDEXES, MIGRATIONS, SCHEMA_VERSION, STAGED
 
 __all__ = ["Merged", "Store", "name_process", "quote"]
 
@@ -117,6 +117,8 @@ class Store:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(self.path, read_only=read_only, config={"memory_limit": memory_limit})
+            # no progress bar: DuckDB draws it on stdout, inside the JSON of `--json` (a 1M ingest's publish)
+            self.con.execute("SET enable_progress_bar = false")
         except duckdb.Error as exc:
             raise StoreError(_open_failure(self.path, exc)) from None
         if on_disk and not read_only:
@@ -211,7 +213,8 @@ class Store:
             return
         if read_only:
             raise StoreError(f"{self.path} has schema version {version}; open it once read-write to migrate")
-        with self.transaction():
+        # DuckDB refuses some ALTERs of a table that has an index (dropping a column): made again after them
+        with self.transaction(), self.unindexed(*{table for _, table, _ in INDEXES}):
             self.sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
             for target in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[target]:
@@ -284,6 +287,18 @@ class Store:
             self.sql(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming", table=table)
         finally:
             self.con.unregister("_incoming")
+
+    @contextmanager
+    def unindexed(self, *tables: str) -> Iterator[None]:
+        """The tables' :data:`~linkage.tables.INDEXES` dropped while a bulk write runs, and made again after it
+        in one pass over the rows, inside the caller's transaction (an index kept up row by row made a 1M ingest
+        8 s slower: ``benchmarks/RESULTS.md``, ingest)."""
+        dropped = [(name, table, column) for name, table, column in INDEXES if table in tables]
+        for name, _, _ in dropped:
+            self.sql(f"DROP INDEX IF EXISTS {quote(name)}", table="schema")
+        yield
+        for name, table, column in dropped:
+            self.sql(f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table)} ({quote(column)})", table="schema")
 
     def stage(self) -> dict[str, str]:
         """Create empty TEMP tables ``staged_<table>`` for the ``STAGED`` tables; return table → staging table.

@@ -278,7 +278,7 @@ def _rows(store: Store, runs: list[str] | None = None) -> tuple[pa.Table, np.nda
     if runs is None:
         rows = store.arrow(_ROWS + _ORDERED, table="snapshot")
     else:
-        rows = store.arrow(_ROWS + _SINCE + _ORDERED, {"runs": runs}, table="snapshot")
+        rows = store.arrow(_SINCE + _ORDERED, {"runs": runs}, table="snapshot")
     # (a store linked before record numbers has none: such a record is no block's candidate, as in a link)
     numbers = pc.fill_null(rows.column("record_no"), -1).to_numpy()
     return rows.drop_columns(["record_no"]).combine_chunks(), numbers  # (take() on one chunk: 10x faster at 1M)
@@ -288,7 +288,15 @@ _ROWS: Final = f"""SELECT {", ".join(f"n.{quote(name)}" for name, _ in COLUMNS)}
                           m.record_no
                    FROM membership m JOIN applications_normalised n USING (record_id)
                    LEFT JOIN applications a USING (record_id)"""
-_SINCE: Final = " WHERE m.since_run IN (SELECT unnest($runs::VARCHAR[]))"
+# The records the runs put in or moved, found first and then looked up by record id (an index lookup: the join
+# of membership with both tables read all their rows, 56 ms at 1M; 5 ms)
+_SINCE: Final = f"""WITH m AS MATERIALIZED (
+    SELECT record_id, identity_id, record_no FROM membership WHERE since_run IN (SELECT unnest($runs::VARCHAR[]))
+)
+SELECT {", ".join(f"n.{quote(name)}" for name, _ in COLUMNS)}, a.decision_reason, m.identity_id, m.record_no
+FROM m JOIN (SELECT * FROM applications_normalised WHERE record_id IN (SELECT record_id FROM m)) n USING (record_id)
+LEFT JOIN (SELECT record_id, decision_reason FROM applications WHERE record_id IN (SELECT record_id FROM m)) a
+     USING (record_id)"""
 _ORDERED: Final = " ORDER BY m.record_no"
 
 

@@ -35,6 +35,60 @@ def test_create_makes_the_store_and_its_folder(tmp_path: Path) -> None:
         assert store.count("runs") == 0
 
 
+def test_duckdb_draws_no_progress_bar_into_what_a_command_prints(tmp_path: Path) -> None:
+    """DuckDB's progress bar goes to stdout once a statement runs two seconds: a 1M ingest's `--json` answer
+    began with two bars and did not parse. The store's connections never draw it."""
+    for read_only in (False, True):
+        with Store(tmp_path / "s.duckdb", create=True, read_only=read_only) as store:
+            assert store.scalar("SELECT current_setting('enable_progress_bar')") is False
+
+
+def _indexes(store: Store) -> list[str]:
+    return [name for (name,) in store.rows("SELECT index_name FROM duckdb_indexes() ORDER BY index_name")]
+
+
+def test_a_bulk_write_drops_the_tables_indexes_and_makes_them_again(tmp_path: Path) -> None:
+    """``unindexed`` drops the named tables' indexes for a bulk write and makes them after it; a write that
+    fails leaves them as they were (its transaction rolled back); an ingest into an empty store keeps them."""
+    from linkage.config import Config
+    from linkage.pipeline import ingest
+    from linkage.tables import INDEXES
+
+    every = sorted(name for name, _, _ in INDEXES)
+    with Store(tmp_path / "s.duckdb", create=True) as store:
+        assert _indexes(store) == every
+        with store.transaction(), store.unindexed("applications", "applications_normalised"):
+            assert _indexes(store) == ["membership_identity"]
+        assert _indexes(store) == every
+        with pytest.raises(RuntimeError), store.transaction(), store.unindexed("membership"):
+            raise RuntimeError("the write failed")
+        assert _indexes(store) == every
+    source = tmp_path / "a.csv"
+    source.write_text("record_id,full_name\nA1,Siti Aminah\nA2,Budi Santoso\n", encoding="utf-8")
+    ingest([source], Config(), db=tmp_path / "fresh.duckdb")
+    with Store(tmp_path / "fresh.duckdb") as store:
+        assert _indexes(store) == every
+        assert store.rows("SELECT record_id FROM applications_normalised WHERE record_id = ?", ["A2"]) == [("A2",)]
+
+
+def test_a_migration_that_alters_an_indexed_table_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB refuses some ALTERs of a table that has an index ("entries that depend on it"; dropping a column,
+    not adding one): a later migration that drops a column of applications_normalised, say, must still apply
+    to a store that has its indexes."""
+    import linkage.store
+    from linkage.tables import INDEXES, MIGRATIONS, SCHEMA_VERSION
+
+    with Store(tmp_path / "s.duckdb", create=True) as store:
+        assert _indexes(store) == sorted(name for name, _, _ in INDEXES)
+    later = (*MIGRATIONS, ("ALTER TABLE applications_normalised DROP COLUMN postcode",))
+    monkeypatch.setattr(linkage.store, "MIGRATIONS", later)
+    monkeypatch.setattr(linkage.store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.scalar("SELECT max(version) FROM schema_version") == SCHEMA_VERSION + 1
+        assert "postcode" not in store.columns("applications_normalised")
+        assert _indexes(store) == sorted(name for name, _, _ in INDEXES)
+
+
 def test_a_writer_announces_itself_in_a_sidecar_removed_on_close(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     sidecar = tmp_path / "s.duckdb.writer"
