@@ -212,6 +212,21 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # 7 → 8: the INDEXES below
     tuple(f"CREATE INDEX IF NOT EXISTS {index} ON {table} ({column})" for index, table, column in INDEXES),
+    # 8 → 9: analysts' labels (issue 14): the samples drawn for labelling with their design (linkage.sample),
+    # the pairs drawn with their stratum and inclusion probability, and the labels, appended only (a labeller's
+    # latest label of a pair stands: linkage.labels).
+    (
+        """CREATE TABLE IF NOT EXISTS samples (
+            sample_id VARCHAR PRIMARY KEY, drawn_at TIMESTAMPTZ, run_id VARCHAR, threshold DOUBLE,
+            review_floor DOUBLE, seed BIGINT, requested INTEGER, design JSON)""",
+        """CREATE TABLE IF NOT EXISTS sample_pairs (
+            sample_id VARCHAR, record_id_l VARCHAR, record_id_r VARCHAR, stratum VARCHAR,
+            inclusion_probability DOUBLE, match_probability DOUBLE)""",
+        "CREATE SEQUENCE IF NOT EXISTS label_seq",
+        """CREATE TABLE IF NOT EXISTS labels (
+            label_no BIGINT DEFAULT nextval('label_seq'), record_id_l VARCHAR, record_id_r VARCHAR, label VARCHAR,
+            labeller VARCHAR, labelled_at TIMESTAMPTZ, note VARCHAR, sample_id VARCHAR)""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

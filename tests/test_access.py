@@ -377,9 +377,9 @@ def test_a_store_at_version_6_migrates_to_the_current_version(tmp_path: Path) ->
             con.execute(statement)
         con.execute("INSERT INTO schema_version VALUES (?, now())", [version + 1])
     con.close()
-    assert SCHEMA_VERSION == 8
+    assert SCHEMA_VERSION == 9
     with Store(db) as store:  # opened read-write: migrated
-        assert store.scalar("SELECT max(version) FROM schema_version") == 8
+        assert store.scalar("SELECT max(version) FROM schema_version") == 9
         indexes = store.rows("SELECT table_name, expressions FROM duckdb_indexes() ORDER BY table_name")
         assert indexes == [("applications", "[record_id]"), ("applications_normalised", "[record_id]"),
                            ("membership", "[identity_id]")]  # fmt: skip (the 7 -> 8 lookups of a registration)

@@ -1,4 +1,5 @@
-"""``linkage evaluate``: identity clusters measured against the truth, over a threshold sweep."""
+"""``linkage evaluate``: identity clusters measured against the truth, over a threshold sweep; or, with
+``--labels``, estimated from analysts' labels of a sample (:mod:`linkage.estimate`)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,29 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from linkage.cli import JsonOption, _print_json, _shown, console
+from linkage.cli import JsonOption, _print_json, _shown, console, err
 from linkage.store import Store
 
 
 def evaluate_command(
-    truth: Annotated[Path, typer.Option("--truth", help="Truth: record_id, person_id (Parquet or CSV).")],
+    truth: Annotated[
+        Path | None, typer.Option("--truth", help="Truth: record_id, person_id (Parquet or CSV).")
+    ] = None,
     clusters: Annotated[
-        Path, typer.Option("--clusters", help="Clusters: record_id, identity_id (e.g. clusters.parquet of dedupe).")
-    ],
+        Path | None,
+        typer.Option("--clusters", help="Clusters: record_id, identity_id (e.g. clusters.parquet of dedupe)."),
+    ] = None,
+    labels: Annotated[
+        bool,
+        typer.Option("--labels", help="Estimate from the labels of the store's latest sample (with --db) instead."),
+    ] = False,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", metavar="P", help="With --labels: cluster at P (default: the store's identities)."),
+    ] = None,
+    sample: Annotated[
+        str | None, typer.Option("--sample", help="With --labels: this sample (default: the latest).")
+    ] = None,
     pairs: Annotated[
         Path | None,
         typer.Option("--pairs", help="Scored pairs (record_id_l, record_id_r, match_probability): sweep thresholds."),
@@ -43,11 +58,28 @@ def evaluate_command(
     (applications shown someone else's earlier refusal); with --relatives, false pairs between relatives
     and the share of relatives' record pairs merged, in all and per relation (twins, siblings).
     Definitions: linkage/evaluate.py.
+
+    With --labels and --db, no truth is needed: pairwise precision, recall and F1 of the store's identities (or
+    of the clusters at --threshold) are estimated from the labels of a sample (`linkage review sample`, then
+    `linkage review import`), each with a 95 % interval that respects how the sample was drawn, and the share of
+    linked office-shopping alerts that are false. Method and assumptions: linkage/estimate.py.
     """
     from linkage.evaluate import evaluate
     from linkage.measure import applications_from_store, load_table
     from linkage.sweep import sweep, write_report
 
+    if labels:
+        if truth is not None or clusters is not None or pairs is not None:
+            raise typer.BadParameter("--labels estimates without a truth: leave out --truth, --clusters and --pairs",
+                                     param_hint="'--labels'")  # fmt: skip
+        if db is None:
+            raise typer.BadParameter("--labels reads the labels from a store: give --db", param_hint="'--db'")
+        _labelled(db, threshold, sample, as_json)
+        return
+    if truth is None or clusters is None:
+        raise typer.BadParameter("give --truth and --clusters (or --labels with --db)", param_hint="'--truth'")
+    if threshold is not None or sample is not None:
+        raise typer.BadParameter("--threshold and --sample go with --labels", param_hint="'--threshold'")
     if applications is not None and db is not None:
         raise typer.BadParameter("give one of --applications and --db", param_hint="'--applications' / '--db'")
     if out is not None and pairs is None:
@@ -110,3 +142,37 @@ def _sweep_cell(key: str, value: Any) -> str:
         return f"{value:g}"
     return f"{100 * value:.3f}%" if key in ("false_flag_rate", "relative_merge_rate") else f"{value:.4f}"
 
+
+
+def _labelled(db: Path, threshold: float | None, sample: str | None, as_json: bool) -> None:
+    """``evaluate --labels``: the estimates and their intervals, per stratum what was labelled."""
+    from linkage.estimate import estimate
+
+    with Store(db) as store:
+        found = estimate(store, threshold=threshold, sample_id=sample)
+    if as_json:
+        _print_json(found.to_dict())
+        return
+    table = Table(title=f"Estimated from {found.labels:,} labels of sample {_shown(found.sample_id)} "
+                        f"at threshold {found.threshold:g}")  # fmt: skip
+    for column in ("figure", "estimate", "95 % interval"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    shown = [("pairwise precision", found.pairwise_precision), ("pairwise recall", found.pairwise_recall),
+             ("pairwise F1", found.pairwise_f1), ("false linked alerts (share)", found.false_alerts)]  # fmt: skip
+    for name, value in shown:
+        if value is not None:
+            table.add_row(name, f"{value.estimate:.4f}", f"{value.low:.4f} – {value.high:.4f}")
+    console.print(table)
+    strata = Table(title="Labels by stratum", show_edge=False)
+    for column in ("stratum", "pairs", "drawn", "labelled", "matches", "inside clusters"):
+        strata.add_column(column, justify="left" if column == "stratum" else "right")
+    for s in found.strata:
+        strata.add_row(s.stratum, f"{s.population:,}", f"{s.drawn:,}", f"{s.labelled:,}", f"{s.matches:,}",
+                       f"{s.predicted:,}")  # fmt: skip
+    console.print(strata)
+    console.print(f"[dim]{_shown(found.method)}; unsure {found.unsure:,}, disputed {found.disputed:,}")
+    if found.check_matches:
+        err.print(f"[yellow]{found.check_matches} of {found.check_labelled} labelled pairs of the outside:check "
+                  "slice are matches: recall is overstated (linkage/estimate.py, assumptions)")  # fmt: skip
+    if found.stale:
+        err.print("[yellow]the store was linked again after this sample was drawn: draw a new one")
