@@ -169,7 +169,7 @@ def cost(store: Store, *, from_: float, to: float, minutes_per_review: float = 3
     >>> with Store(":memory:") as store:
     ...     cost(store, from_=0.9, to=0.9)
     Traceback (most recent call last):
-    linkage.errors.InputError: the thresholds are equal (0.9): give a different --to to see what moving it changes
+    linkage.errors.InputError: the thresholds are equal (0.9): give two different ones to see what the move changes
     """
     _check(from_, to, minutes_per_review, examples)
     if not _linked(store):
@@ -236,16 +236,16 @@ def cost(store: Store, *, from_: float, to: float, minutes_per_review: float = 3
 def _check(from_: float, to: float, minutes_per_review: float, examples: int) -> None:
     """Every problem with the arguments at once."""
     problems = [
-        f"--{name} must be a probability strictly between 0 and 1, got {value!r}"
+        f"the threshold {name} must be a probability strictly between 0 and 1, got {value!r}"
         for name, value in (("from", from_), ("to", to))
         if not 0.0 < value < 1.0  # NaN fails too
     ]
     if not minutes_per_review > 0.0 or minutes_per_review == float("inf"):
-        problems.append(f"--minutes-per-review must be a positive number of minutes, got {minutes_per_review!r}")
+        problems.append(f"the minutes per review must be a positive number, got {minutes_per_review!r}")
     if examples < 0:
         problems.append(f"the number of examples must not be negative, got {examples!r}")
     if not problems and from_ == to:
-        problems.append(f"the thresholds are equal ({from_!r}): give a different --to to see what moving it changes")
+        problems.append(f"the thresholds are equal ({from_!r}): give two different ones to see what the move changes")
     if problems:
         raise InputError("; ".join(problems))
 

@@ -164,11 +164,11 @@ def test_the_weekly_volume_is_that_of_the_last_12_weeks(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"from_": 0.0, "to": 0.5}, r"--from must be a probability strictly between 0 and 1, got 0\.0"),
-        ({"from_": 0.9, "to": 1.0}, r"--to must be a probability strictly between 0 and 1, got 1\.0"),
-        ({"from_": float("nan"), "to": 0.5}, r"--from must be .* got nan"),
+        ({"from_": 0.0, "to": 0.5}, r"the threshold from must be a probability strictly between 0 and 1, got 0\.0"),
+        ({"from_": 0.9, "to": 1.0}, r"the threshold to must be a probability strictly between 0 and 1, got 1\.0"),
+        ({"from_": float("nan"), "to": 0.5}, r"the threshold from must be .* got nan"),
         ({"from_": 0.9, "to": 0.9}, r"the thresholds are equal \(0\.9\)"),
-        ({"from_": 0.9, "to": 0.5, "minutes_per_review": 0.0}, r"--minutes-per-review must be a positive number"),
+        ({"from_": 0.9, "to": 0.5, "minutes_per_review": 0.0}, r"the minutes per review must be a positive number"),
         ({"from_": 0.9, "to": 0.5, "minutes_per_review": -1.0}, r"got -1\.0"),
         ({"from_": 0.9, "to": 0.5, "examples": -1}, r"examples must not be negative"),
     ],
@@ -179,7 +179,7 @@ def test_bad_arguments_are_input_errors(store: Store, kwargs: dict[str, float], 
 
 
 def test_every_bad_argument_is_reported_at_once(store: Store) -> None:
-    with pytest.raises(InputError, match=r"--from .* 1\.5; --to .* -0\.1; --minutes-per-review"):
+    with pytest.raises(InputError, match=r"from .* 1\.5; the threshold to .* -0\.1; the minutes per review"):
         cost(store, from_=1.5, to=-0.1, minutes_per_review=0.0)
 
 
@@ -235,18 +235,22 @@ def test_the_api_answers_analysts_and_refuses_officers(served: Path) -> None:
     assert_error(call(api, "GET", path, None, TOKENS[Role.OFFICER]), 403)
     equal = assert_error(call(api, "GET", "/v1/threshold?from=0.9&to=0.9", None, TOKENS[Role.ADMIN]), 400)
     assert "equal" in equal["message"]
-    assert_error(call(api, "GET", "/v1/threshold?from=x&to=0.5", None, TOKENS[Role.ADMIN]), 422)
+    not_a_number = assert_error(call(api, "GET", "/v1/threshold?from=x&to=0.5", None, TOKENS[Role.ADMIN]), 400)
+    assert "from must be a number, got 'x'" in not_a_number["message"]
 
 
 def test_the_page_shows_the_figures_and_links_the_examples(served: Path) -> None:
     page = logged_in(served, Role.ANALYST)
     html = page.get("/threshold?from=0.9&to=0.5&minutes_per_review=6&lang=en").text
     assert 'name="from"' in html and 'name="to"' in html and 'name="minutes_per_review"' in html
-    assert "Officer-hours per week" in html and 'href="/identities/ID-x"' in html
+    assert "Officer-hours per week" in html and 'href="/identities/ID-x"' in html and 'href="/applications/R1"' in html
+    assert html.index("Clusters merged") < html.index("R1") and "+1" in html  # the merge, and one linked alert more
     assert "Jam kerja petugas per minggu" in page.get("/threshold?from=0.9&to=0.5&lang=id").text
     form = page.get("/threshold").text  # no figures asked for yet: the form alone
     assert 'name="from"' in form and "ID-x" not in form
     bad = page.get("/threshold?from=0.9&to=0.9")
     assert bad.status_code == 400 and "equal" in bad.text
+    assert 'href="/threshold"' in page.get("/").text  # linked from the start page, for analysts only
+    assert 'href="/threshold"' not in logged_in(served, Role.OFFICER).get("/").text
     officer = logged_in(served, Role.OFFICER).get("/threshold?from=0.9&to=0.5")
     assert officer.status_code == 403 and "may not read evaluations" in officer.text
