@@ -53,7 +53,7 @@ def threshold_command(
     weekly = (("review alerts per week", a.review_per_week, b.review_per_week),
               ("officer-hours per week", a.officer_hours_per_week, b.officer_hours_per_week))  # fmt: skip
     for name, now, then in weekly:
-        table.add_row(name, f"{now:,.1f}", f"{then:,.1f}", f"{then - now:+,.1f}")
+        table.add_row(name, f"{now:,.2f}", f"{then:,.2f}", f"{then - now:+,.2f}")
     console.print(table)
     moved = Table(title="What changes")
     moved.add_column("change")
