@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from linkage.access import Role
+from linkage.alerts import alerts
 from linkage.cli import app
 from linkage.config import Config
 from linkage.cutoff import AlertExample, ClusterExample, Moved, cost
@@ -126,6 +127,17 @@ def test_a_pair_with_a_bare_record_never_links_and_reviews_from_the_name_only_fl
     found = cost(store, from_=0.3, to=0.1)  # every evidenced pair links at 0.1; N1-N2 and B1-B2 never do
     assert found.at_to.identities == 13 - 5  # R1 R2 X1, L1 L2, W1 W2, S1 S2 joined; N1, N2, B1, B2 apart
     assert found.at_to.review_alerts == 1  # (N2, N1) at 0.95; (B2, B1) at 0.4 is below the name-only floor
+
+
+def test_at_the_run_s_threshold_the_alerts_are_those_the_store_raises(store: Store) -> None:
+    """The store's identities are the components at 0.9 here (no guard cut, no decision): the counts at 0.9 are
+    those of linkage.alerts, level by level, and the changed alerts are among them."""
+    raised = alerts(store)
+    found = cost(store, from_=0.9, to=0.5, examples=10)
+    by_level = {level: {(a["record_id"], a["refused_record_id"]) for a in raised if a["level"] == level}
+                for level in ("linked", "review")}  # fmt: skip
+    assert (found.at_from.linked_alerts, found.at_from.review_alerts) == tuple(len(v) for v in by_level.values())
+    assert {(a.record_id, a.refused_record_id) for a in found.lost_examples} <= by_level["review"]
 
 
 def test_the_review_queue_is_the_weekly_volume_times_the_review_alerts_per_application(store: Store) -> None:
