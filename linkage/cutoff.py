@@ -122,7 +122,7 @@ class ThresholdCost:
     run_threshold: float  # the latest link run's
     merged_examples: tuple[ClusterExample, ...]
     split_examples: tuple[ClusterExample, ...]
-    gained_examples: tuple[AlertExample, ...]
+    gained_examples: tuple[AlertExample, ...]  # linked ones first, up to the number of examples of each level
     lost_examples: tuple[AlertExample, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,7 +155,7 @@ def cost(store: Store, *, from_: float, to: float, minutes_per_review: float = 3
         from_: the threshold now (A), strictly between 0 and 1.
         to: the threshold proposed (B), strictly between 0 and 1, not A.
         minutes_per_review: an officer's minutes per review alert.
-        examples: the most examples of each change (merged, split, alert gained, alert lost).
+        examples: the most examples of each change: clusters merged, split; alerts gained, lost (of each level).
 
     Returns:
         The figures at A and at B, the clusters merged and split, the alerts gained and lost per level, the
@@ -202,19 +202,22 @@ def cost(store: Store, *, from_: float, to: float, minutes_per_review: float = 3
 
     merged, merged_examples = graph.changed(b, a, examples)
     split, split_examples = graph.changed(a, b, examples)
-    gained = [*graph.alerts("linked", np.setdiff1d(linked_b, linked_a)),
-              *graph.alerts("review", np.setdiff1d(review_b, review_a))]  # fmt: skip
-    lost = [*graph.alerts("linked", np.setdiff1d(linked_a, linked_b)),
-            *graph.alerts("review", np.setdiff1d(review_a, review_b))]  # fmt: skip
+    changes = {  # (level, gained or lost): the alerts' keys
+        ("linked", "gained"): np.setdiff1d(linked_b, linked_a),
+        ("linked", "lost"): np.setdiff1d(linked_a, linked_b),
+        ("review", "gained"): np.setdiff1d(review_b, review_a),
+        ("review", "lost"): np.setdiff1d(review_a, review_b),
+    }
+    shown = {change: graph.alerts(change[0], keys[:examples]) for change, keys in changes.items()}  # each level's
     found = ThresholdCost(
         at_from=at(from_, a, linked_a, review_a),
         at_to=at(to, b, linked_b, review_b),
         merged=merged,
         split=split,
-        linked_gained=len(np.setdiff1d(linked_b, linked_a)),
-        linked_lost=len(np.setdiff1d(linked_a, linked_b)),
-        review_gained=len(np.setdiff1d(review_b, review_a)),
-        review_lost=len(np.setdiff1d(review_a, review_b)),
+        linked_gained=len(changes["linked", "gained"]),
+        linked_lost=len(changes["linked", "lost"]),
+        review_gained=len(changes["review", "gained"]),
+        review_lost=len(changes["review", "lost"]),
         applications=n,
         applications_per_week=per_week,
         window_days=days,
@@ -223,8 +226,8 @@ def cost(store: Store, *, from_: float, to: float, minutes_per_review: float = 3
         run_threshold=run_threshold,
         merged_examples=merged_examples,
         split_examples=split_examples,
-        gained_examples=tuple(gained[:examples]),
-        lost_examples=tuple(lost[:examples]),
+        gained_examples=(*shown["linked", "gained"], *shown["review", "gained"]),
+        lost_examples=(*shown["linked", "lost"], *shown["review", "lost"]),
     )
     log.info(
         "threshold %s -> %s: %d merged, %d split, review alerts %d -> %d",

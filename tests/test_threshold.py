@@ -121,6 +121,8 @@ def test_moving_back_up_is_the_mirror_image(store: Store) -> None:
     assert up.split_examples == (ClusterExample(3, 2, ("R1", "R2", "X1"), ("ID-r", "ID-x")),)
     assert (up.linked_gained, up.linked_lost, up.review_gained, up.review_lost) == (0, 1, 1, 0)
     assert (up.gained_examples, up.lost_examples) == (down.lost_examples, down.gained_examples)
+    none = cost(store, from_=0.5, to=0.9, examples=0)
+    assert none.split == up.split and none.split_examples == none.gained_examples == none.lost_examples == ()
 
 
 def test_a_pair_with_a_bare_record_never_links_and_reviews_from_the_name_only_floor(store: Store) -> None:
