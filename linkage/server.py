@@ -56,7 +56,7 @@ from linkage.spec import load_spec
 from linkage.store import Store
 from linkage.warm import Scorer
 
-__all__ = ["DEFAULT_RATE", "ApiError", "Context", "Service", "create_app", "guarded"]
+__all__ = ["DEFAULT_RATE", "ApiError", "Context", "Service", "create_app", "guarded", "threshold_args"]
 
 log = logging.getLogger(__name__)
 
@@ -529,6 +529,23 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
 
         return await answered(request, context, work)
 
+    @app.get("/v1/threshold", summary="What moving the link threshold from A to B costs and gains (analysts)")
+    async def get_threshold(request: Request) -> JSONResponse:
+        # from, to and minutes_per_review are read by threshold_args, after the token is checked: a request
+        # without one is a 401 (audited) whatever its parameters, and a bad number a 400 in the one shape
+        asked = dict(request.query_params)
+        context = Context("read_evaluations", "/v1/threshold", fields=asked)
+
+        async def work() -> Any:
+            from linkage.cutoff import cost
+
+            from_, to, minutes = threshold_args(asked)
+            with service.store() as store:
+                found = await run_in_threadpool(cost, store, from_=from_, to=to, minutes_per_review=minutes)
+            return _jsonable(found.to_dict())
+
+        return await answered(request, context, work)
+
     from linkage import web  # here, not at the top: web.py builds on this module
 
     app.include_router(web.router(service))
@@ -631,6 +648,28 @@ def register(db: Path, config: Config, fields: dict[str, Any], scorer: Scorer | 
         "run_id": summary.run_id,
         "alerts": raised,
     }
+
+
+def threshold_args(asked: dict[str, str]) -> tuple[float, float, float]:
+    """``from``, ``to`` and ``minutes_per_review`` (default 3) of a request's query as numbers, for
+    :func:`linkage.cutoff.cost` (which checks their ranges).
+
+    Raises:
+        InputError: one is missing or not a number.
+
+    >>> threshold_args({"from": "0.9", "to": "0.5"})
+    (0.9, 0.5, 3.0)
+    """
+    values = []
+    for name, default in (("from", None), ("to", None), ("minutes_per_review", "3")):
+        given = asked.get(name, default)
+        if given is None or not given.strip():
+            raise InputError(f"give the thresholds from and to, e.g. ?from=0.9&to=0.8 ({name} is missing)")
+        try:
+            values.append(float(given))
+        except ValueError:
+            raise InputError(f"{name} must be a number, got {given[:40]!r}") from None
+    return values[0], values[1], values[2]
 
 
 def _invalid(errors: Sequence[Any]) -> str:

@@ -36,13 +36,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from linkage.access import User, authenticate
+from linkage.access import User, allowed, authenticate
+from linkage.cutoff import cost
 from linkage.decide import KINDS, decide
 from linkage.errors import InputError, NotFoundError
 from linkage.history import history
 from linkage.query import query
 from linkage.schema import REFUSALS
-from linkage.server import ApiError, Context, Service, guarded
+from linkage.server import ApiError, Context, Service, guarded, threshold_args
 
 __all__ = [
     "LANGUAGES", "SEARCH_FIELDS", "SEARCH_LIMIT", "SESSION_COOKIE", "SESSION_SECONDS", "TEXTS", "error_page", "router"
@@ -133,6 +134,37 @@ TEXTS: Final[dict[Language, dict[str, Any]]] = {
         "level": "Tingkat",
         "weight": "Bobot",
         "levels": {"linked": "tertaut", "review": "perlu ditinjau"},
+        "thr_title": "Biaya memindahkan ambang tautan",
+        "thr_help": (
+            "Pasangan yang tersimpan dikelompokkan pada kedua ambang (komponen terhubung; guard dan keputusan "
+            "petugas tidak diterapkan ulang, jadi pada ambang run itu sendiri angkanya bisa sedikit berbeda dari "
+            "identitas di data)."
+        ),
+        "thr_from": "Ambang sekarang (A)",
+        "thr_to": "Ambang usulan (B)",
+        "thr_minutes": "Menit per tinjauan",
+        "thr_show": "Hitung",
+        "thr_figure": "Angka",
+        "thr_at": "pada",
+        "thr_change": "Perubahan",
+        "thr_identities": "Identitas",
+        "thr_linked": "Peringatan tertaut",
+        "thr_review": "Peringatan untuk ditinjau",
+        "thr_review_week": "Peringatan untuk ditinjau per minggu",
+        "thr_hours_week": "Jam kerja petugas per minggu",
+        "thr_moves": "Yang berubah",
+        "thr_count": "Jumlah",
+        "thr_merged": "Klaster yang bergabung",
+        "thr_split": "Klaster yang terpecah",
+        "thr_gained": "bertambah",
+        "thr_lost": "berkurang",
+        "thr_volume": (
+            "{per_week} permohonan per minggu ({days} hari terakhir yang tersimpan), {applications} tersimpan; "
+            "batas tinjauan {floor}, ambang run tautan terakhir {run}; {minutes} menit per tinjauan."
+        ),
+        "thr_examples": "Contoh",
+        "thr_from_clusters": "{records} permohonan dari {parts} klaster",
+        "thr_after": "setelah penolakan",
         "fields": {
             "full_name": "Nama lengkap",
             "birth_date": "Tanggal lahir",
@@ -215,6 +247,37 @@ TEXTS: Final[dict[Language, dict[str, Any]]] = {
         "level": "Level",
         "weight": "Weight",
         "levels": {"linked": "linked", "review": "to review"},
+        "thr_title": "What moving the link threshold costs",
+        "thr_help": (
+            "The stored pairs clustered at both thresholds (connected components; the guard and officers' "
+            "decisions are not applied again, so at the run's own threshold the figures may differ slightly from "
+            "the store's identities)."
+        ),
+        "thr_from": "Threshold now (A)",
+        "thr_to": "Threshold proposed (B)",
+        "thr_minutes": "Minutes per review",
+        "thr_show": "Show",
+        "thr_figure": "Figure",
+        "thr_at": "at",
+        "thr_change": "Change",
+        "thr_identities": "Identities",
+        "thr_linked": "Linked alerts",
+        "thr_review": "Review alerts",
+        "thr_review_week": "Review alerts per week",
+        "thr_hours_week": "Officer-hours per week",
+        "thr_moves": "What changes",
+        "thr_count": "Count",
+        "thr_merged": "Clusters merged",
+        "thr_split": "Clusters split",
+        "thr_gained": "gained",
+        "thr_lost": "lost",
+        "thr_volume": (
+            "{per_week} applications per week (the last {days} days held), {applications} stored; review floor "
+            "{floor}, the last link run's threshold {run}; {minutes} minutes per review."
+        ),
+        "thr_examples": "Examples",
+        "thr_from_clusters": "{records} applications from {parts} clusters",
+        "thr_after": "after refusal",
         "fields": {
             "full_name": "Full name",
             "birth_date": "Birth date",
@@ -330,6 +393,9 @@ def _quote(key: str) -> str:
     return urllib.parse.quote(key, safe="")
 
 
+_TEMPLATES.filters["path_part"] = _quote  # an id in a link's path: a "/" or "?" in it stays part of the id
+
+
 async def _form(request: Request) -> dict[str, str]:
     """A urlencoded form's fields (the last of a repeated one); a body far past a form's size is refused."""
     body = await request.body()
@@ -388,7 +454,7 @@ def router(service: Service) -> APIRouter:
             context = Context("view_identities", "/")
 
             async def work() -> Response:
-                return shown(request, "home.html", context)
+                return shown(request, "home.html", context, analyst=allowed(context.user, "read_evaluations"))
 
             return await page(request, context, work)
         return _render(request, "login.html")
@@ -505,6 +571,22 @@ def router(service: Service) -> APIRouter:
                 for entry in candidate["evidence"]:
                     entry["shown"] = tuple(_side(entry["comparison"], entry[side]) for side in ("query", "record"))
             return shown(request, "search.html", context, roles=SEARCH_FIELDS, given=given, found=found)
+
+        return await page(request, context, work)
+
+    @pages.get("/threshold", response_class=HTMLResponse)
+    async def threshold(request: Request) -> Response:
+        # For analysts: what moving the link threshold costs (linkage.cutoff); the form alone until A and B are given
+        asked = {k: v for k, v in request.query_params.items() if k in ("from", "to", "minutes_per_review")}
+        context = Context("read_evaluations", "/threshold", fields=asked or None)
+
+        async def work() -> Response:
+            found = None
+            if asked.get("from") or asked.get("to"):
+                from_, to, minutes = threshold_args(asked)
+                with service.store() as store:
+                    found = await run_in_threadpool(cost, store, from_=from_, to=to, minutes_per_review=minutes)
+            return shown(request, "threshold.html", context, asked=asked, found=found)
 
         return await page(request, context, work)
 

@@ -16,6 +16,7 @@ live in one module per group and are registered here, in :data:`COMMANDS` order 
 * :mod:`linkage.cli.ingest`: ``ingest``, ``profile``, ``settings`` (what goes into the store, and how);
 * :mod:`linkage.cli.link`: ``train``, ``dedupe``, ``link``, ``decide`` (the runs that decide links);
 * :mod:`linkage.cli.evaluate`: ``evaluate`` (clusters measured against the truth);
+* :mod:`linkage.cli.threshold`: ``threshold`` (what moving the link threshold costs and gains);
 * :mod:`linkage.cli.trace`: ``history``, ``alerts``, ``report``, ``export`` (reading the identity store);
 * :mod:`linkage.cli.access`: the ``users`` group (``add``, ``revoke``, ``list``) and ``audit`` (who may use
   the officer service, and what they did).
@@ -193,7 +194,7 @@ def main() -> None:
 
 
 # The commands' modules import the shared parts above from this package, so they come last.
-from linkage.cli import access, evaluate, ingest, link, query, review, serve, trace  # noqa: E402
+from linkage.cli import access, evaluate, ingest, link, query, review, serve, threshold, trace  # noqa: E402
 
 COMMANDS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
     ("ingest", ingest.ingest_command),
@@ -204,6 +205,7 @@ COMMANDS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
     ("profile", ingest.profile_command),
     ("settings", ingest.settings_command),
     ("evaluate", evaluate.evaluate_command),
+    ("threshold", threshold.threshold_command),
     ("history", trace.history_command),
     ("alerts", trace.alerts_command),
     ("report", trace.report_command),
