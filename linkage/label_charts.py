@@ -24,7 +24,7 @@ THRESHOLDS: Final = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 FILES: Final = ("labels_threshold.html", "labels_pr.html")
 """The files :func:`write_charts` writes: the threshold chart, then precision against recall."""
 
-_WIDTH, _HEIGHT, _PAD = 560, 340, 48
+_WIDTH, _HEIGHT, _PAD, _TOP = 640, 360, 48, 64  # _TOP: room for the title and the legend
 _SERIES: Final = (("precision", "#1d4ed8"), ("recall", "#b45309"), ("F1", "#15803d"))
 
 
@@ -45,7 +45,7 @@ def _figures(found: Estimate) -> dict[str, Interval]:
 
 def _frame(title: str, x_label: str, y_label: str, x_ticks: Sequence[float], body: str) -> str:
     """An SVG of the plot area ``[0, 1]`` high, with its axes, ticks, labels and title around ``body``."""
-    top, left, bottom, right = _PAD, _PAD + 8, _HEIGHT - _PAD, _WIDTH - 16
+    top, left, bottom, right = _TOP, _PAD + 8, _HEIGHT - _PAD, _WIDTH - 16
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {_WIDTH} {_HEIGHT}" width="{_WIDTH}" '
         f'height="{_HEIGHT}" font-family="system-ui, sans-serif" font-size="12">',
@@ -69,7 +69,7 @@ def _frame(title: str, x_label: str, y_label: str, x_ticks: Sequence[float], bod
 
 
 def _y(value: float) -> float:
-    return _HEIGHT - _PAD - value * (_HEIGHT - 2 * _PAD)
+    return _HEIGHT - _PAD - value * (_HEIGHT - _PAD - _TOP)
 
 
 def _x_of(value: float, span: Sequence[float]) -> float:
@@ -103,7 +103,7 @@ def threshold_chart(estimates: Sequence[Estimate]) -> str:
             body.append(f'<circle cx="{x:.1f}" cy="{_y(v.estimate):.1f}" r="3" fill="{colour}">'
                         f"<title>{name} {v.estimate:.3f} ({v.low:.3f} – {v.high:.3f})</title></circle>")  # fmt: skip
         body.append("</g>")
-        body.append(f'<text x="{_WIDTH - 110}" y="{_PAD + 14 * i}" fill="{colour}">■ {name}</text>')
+        body.append(f'<text x="{_PAD + 8 + 90 * i}" y="42" fill="{colour}">■ {name}</text>')
     return _frame("Estimated precision, recall and F1 by threshold (95 % intervals)", "threshold", "estimate",
                   ticks, "".join(body))  # fmt: skip
 

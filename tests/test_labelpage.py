@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from linkage.access import Role
 from linkage.cli import app
 from linkage.label_charts import FILES
+from linkage.label_web import LABEL_TEXTS
+from linkage.labels import LABELS
 from linkage.store import Store
 from tests.test_server import TOKENS, assert_error, call, client, with_users
 from tests.test_trace import AT, linked_store
@@ -138,6 +140,21 @@ def test_a_label_is_stored_with_the_users_name_and_the_progress_counts(db: Path)
     assert progress_of(second) == (1, len(SAMPLED)) and shown_pair(second) != (left, right)
     # another analyst's progress is their own
     assert progress_of(logged_in(db, Role.ADMIN).get("/labels").text) == (0, len(SAMPLED))
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_the_page_names_its_buttons_and_keys_in_both_languages(db: Path, lang: str) -> None:
+    html = logged_in(db, Role.ANALYST).get(f"/labels?lang={lang}").text
+    texts = LABEL_TEXTS[lang]
+    assert texts["shortcuts"] in html and texts["progress"].split(":")[0] in html and "built-in" not in html
+    for value, key in (("match", "m"), ("non-match", "n"), ("unsure", "u")):
+        assert f'value="{value}" data-key="{key}"' in html and f"{texts['labels'][value]} ({key})" in html
+    assert 'class="primary">' in html  # the first button, styled as the page's main action
+
+
+def test_both_languages_have_the_same_texts() -> None:
+    assert set(LABEL_TEXTS["id"]) == set(LABEL_TEXTS["en"])
+    assert set(LABEL_TEXTS["id"]["labels"]) == set(LABEL_TEXTS["en"]["labels"]) == set(LABELS)
 
 
 def test_every_pair_labelled_says_so(db: Path) -> None:
