@@ -80,9 +80,9 @@ def progress_of(html: str) -> tuple[int, int]:
     return int(found.group(1)), int(found.group(2))
 
 
-def label(page: Any, left: str, right: str, value: str, note: str = "") -> Any:
+def label(page: Any, left: str, right: str, value: str, note: str = "", sample: str = SAMPLE) -> Any:
     csrf = csrf_of(page.get("/labels").text)
-    return page.post("/labels", data={"csrf": csrf, "sample": SAMPLE, "record_id_l": left, "record_id_r": right,
+    return page.post("/labels", data={"csrf": csrf, "sample": sample, "record_id_l": left, "record_id_r": right,
                                       "label": value, "note": note})  # fmt: skip
 
 
@@ -273,3 +273,40 @@ def test_store_label_is_the_insert_review_import_uses(db: Path, tmp_path: Path) 
         assert store_label(store, "C2", "C1", " Non-Match ", "budi", "x") == SAMPLE
     assert stored_labels(db) == [("A1", "A2", "match", "ana", None, SAMPLE), ("C1", "C2", "non-match", "budi", "x",
                                                                             SAMPLE)]  # fmt: skip
+
+
+@pytest.mark.slow  # linking 1,000 sample applications with the shipped model takes about 10 s
+def test_a_drawn_sample_of_a_store_linked_with_the_model_is_labelled_and_estimated(tmp_path: Path) -> None:
+    """The whole path on a real draw: :func:`linkage.sample.draw` on a store the shipped model linked, the
+    page's waterfall in the model's own comparisons, labels through the API, the estimates from them."""
+    from linkage.sample import draw
+    from linkage.spec import load_spec
+    from tests.test_web import modelled_store
+
+    source, _, _ = modelled_store(tmp_path)
+    with Store(source) as store:
+        sample = draw(store, load_spec(None), 12, seed=1)
+        comparisons = store.rows("SELECT comparisons FROM models ORDER BY created_at DESC LIMIT 1")[0][0]
+    (tmp_path / "u").mkdir()
+    db = with_users(source, tmp_path / "u")
+    page, api, token = logged_in(db, Role.ANALYST), client(db), TOKENS[Role.ANALYST]
+    html = page.get("/labels?lang=en").text
+    assert progress_of(html) == (0, len(sample.pairs)) and SAMPLE not in html and sample.sample_id in html
+    left, right = shown_pair(html)
+    assert not [m for m in BLIND_MARKS if m in html[html.index('id="pair"') :]]
+    after = page.get(
+        label(page, left, right, "match", sample=sample.sample_id).headers["location"].split("#")[0] + "&lang=en"
+    ).text
+    stored = sample.pairs[
+        sample.pairs["stratum"].isin(["linked:strong", "linked:near"])
+        | sample.pairs["stratum"].str.startswith("unlinked:")
+    ]  # pairs the link scored and kept
+    if (left, right) in set(zip(stored["record_id_l"], stored["record_id_r"], strict=True)):
+        assert 'class="waterfall"' in after and all(f"<td>{c}</td>" in after for c in comparisons)
+    pairs = call(api, "GET", f"/v1/samples/{sample.sample_id}/pairs?unlabelled=1", None, token).json()["pairs"]
+    assert len(pairs) == len(sample.pairs) - 1
+    for pair in pairs:
+        body = {"record_id_l": pair["record_id_l"], "record_id_r": pair["record_id_r"], "label": "match"}
+        assert call(api, "POST", "/v1/labels", body, token).status_code == 200
+    found = call(api, "GET", "/v1/estimates", None, token).json()
+    assert found["labels"] == len(sample.pairs) and found["sample_id"] == sample.sample_id
