@@ -214,7 +214,7 @@ def test_an_analyst_labels_a_pair_by_keyboard_and_sees_the_next_one(served_label
             first = (pair.get_attribute("data-record-l"), pair.get_attribute("data-record-r"))
             assert page.locator("#progress").get_attribute("data-done") == "0"
             assert page.locator("table.waterfall").count() == 0  # blind before the label
-            assert page.locator("tr.differs .diff-mark").count() >= 1  # the names differ in every pair
+            assert page.locator("tr.differs .diff-mark").count() >= 1  # every pair here differs in office or name
             page.screenshot(path=str(shots[0]), full_page=True)
 
             page.keyboard.press("m")  # the match button, pressed by its key
