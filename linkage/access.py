@@ -71,6 +71,7 @@ Action = Literal[
     "decide",
     "read_evaluations",
     "read_labels",
+    "write_labels",
     "manage_users",
     "manage_runs",
     "read_audit",
@@ -92,6 +93,7 @@ PERMISSIONS: Final[Mapping[Action, frozenset[Role]]] = {
     # analysts also judge the model: evaluations and the labelled truth behind them
     "read_evaluations": _ANALYSTS,
     "read_labels": _ANALYSTS,
+    "write_labels": _ANALYSTS,  # the labelling page and POST /v1/labels (issue 14)
     # admins also run the service: its users, the link runs, and the audit of everyone (themselves included)
     "manage_users": _ADMINS,
     "manage_runs": _ADMINS,

@@ -14,15 +14,20 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pandas as pd
 import pyarrow as pa
 
-from linkage.errors import InputError, Problem
-from linkage.store import Store
+from linkage.errors import InputError, NotFoundError, Problem
+from linkage.history import LATEST_PAIR
+from linkage.sample import FIELDS
+from linkage.store import Store, quote
 
-__all__ = ["LABELS", "Imported", "import_labels", "standing"]
+__all__ = [
+    "LABELS", "Imported", "import_labels", "pair_view", "progress", "sample_id_of", "sample_pairs", "samples",
+    "standing", "store_label",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +106,44 @@ def import_labels(store: Store, path: Path, by: str) -> Imported:
             report.stored[label] += 1
     if problems:
         raise InputError(f"{path}: {len(problems)} bad row(s); nothing was stored", problems=problems)
+    _insert(store, rows, labeller)
+    log.info("labels stored: %d, blank rows: %d", sum(report.stored.values()), report.blank)
+    return report
+
+
+def store_label(store: Store, record_id_l: str, record_id_r: str, label: str, labeller: str,
+                note: str | None = None) -> str:  # fmt: skip
+    """Store one label of a drawn pair (either order) by ``labeller``, as ``review import`` stores a file's.
+
+    Returns:
+        The sample the pair was drawn into (the latest, when several drew it).
+
+    Raises:
+        InputError: the label is none of :data:`LABELS`, the labeller is empty, the note is longer than 1,000
+            characters, or no sample of this store drew the pair.
+    """
+    who, label, note = labeller.strip(), label.strip().lower(), (note or "").strip()
+    if not who:
+        raise InputError("a label needs its labeller")
+    if label not in LABELS:
+        raise InputError(f"label {label!r} is none of {', '.join(LABELS)}")
+    if len(note) > _MAX_NOTE:
+        raise InputError(f"the note has {len(note):,} characters, more than {_MAX_NOTE:,}")
+    a, b = sorted((record_id_l.strip(), record_id_r.strip()))
+    drawn = store.rows(
+        "SELECT max(sample_id) FROM sample_pairs WHERE record_id_l = ? AND record_id_r = ? HAVING count(*) > 0",
+        [a, b],
+        table="sample_pairs",
+    )
+    if not drawn:
+        raise InputError(f"the pair {a!r}, {b!r} was drawn into no sample of this store: label a sample's pairs")
+    _insert(store, [(a, b, label, note or None, str(drawn[0][0]))], who)
+    log.info("label stored: %s", label)  # (the label kind only: record ids stay out of the log)
+    return str(drawn[0][0])
+
+
+def _insert(store: Store, rows: list[tuple[str, str, str, str | None, str]], labeller: str) -> None:
+    """Append labels ``(record_id_l, record_id_r, label, note, sample_id)`` by ``labeller``, all in one statement."""
     now = datetime.now(UTC)
     table = pa.table({
         "record_id_l": [r[0] for r in rows], "record_id_r": [r[1] for r in rows], "label": [r[2] for r in rows],
@@ -113,8 +156,6 @@ def import_labels(store: Store, path: Path, by: str) -> Imported:
                SELECT * FROM _new_labels""",
             table="labels",
         )
-    log.info("labels stored: %d, blank rows: %d", sum(report.stored.values()), report.blank)
-    return report
 
 
 def standing(store: Store) -> pd.DataFrame:
@@ -135,3 +176,148 @@ def standing(store: Store) -> pd.DataFrame:
         table="labels",
     )
     return frame
+
+
+def samples(store: Store) -> list[dict[str, Any]]:
+    """The store's samples, newest first: ``sample_id, drawn_at, pairs`` (drawn) and ``labelled`` (pairs with a
+    label by anyone)."""
+    rows = store.rows(
+        """SELECT s.sample_id, s.drawn_at, count(p.record_id_l),
+                  count(p.record_id_l) FILTER (WHERE EXISTS (
+                      SELECT 1 FROM labels l WHERE l.record_id_l = p.record_id_l AND l.record_id_r = p.record_id_r))
+           FROM samples s LEFT JOIN sample_pairs p USING (sample_id)
+           GROUP BY s.sample_id, s.drawn_at ORDER BY s.drawn_at DESC, s.sample_id""",
+        table="samples",
+    )
+    return [{"sample_id": i, "drawn_at": at, "pairs": int(n), "labelled": int(k)} for i, at, n, k in rows]
+
+
+def sample_id_of(store: Store, sample_id: str | None) -> str:
+    """``sample_id`` when the store holds it, else the latest sample's id when none is given.
+
+    Raises:
+        NotFoundError: no such sample.
+        InputError: none given and the store has no sample yet.
+    """
+    if sample_id is None:
+        found = store.rows("SELECT sample_id FROM samples ORDER BY drawn_at DESC, sample_id LIMIT 1", table="samples")
+        if not found:
+            raise InputError("the store has no sample yet: `linkage review sample --db PATH --n 300 --out FILE.csv`")
+        return str(found[0][0])
+    if not store.rows("SELECT 1 FROM samples WHERE sample_id = ?", [sample_id], table="samples"):
+        raise NotFoundError(f"no sample {sample_id!r} in the store")
+    return sample_id
+
+
+def sample_pairs(
+    store: Store, sample_id: str, *, unlabelled_by: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """A sample's pairs with both applications' fields (:data:`linkage.sample.FIELDS`, as ``left`` and ``right``).
+
+    The order is a hash of the pair, not the stratum: a labeller going through them one by one learns nothing
+    of what the model made of a pair from its place (the labels stay blind).
+
+    Args:
+        unlabelled_by: only the pairs this labeller has not labelled yet.
+        limit: at most this many.
+    """
+    rows = store.rows(
+        """SELECT p.record_id_l, p.record_id_r FROM sample_pairs p
+           WHERE p.sample_id = $sample AND ($who IS NULL OR NOT EXISTS (
+               SELECT 1 FROM labels l WHERE l.record_id_l = p.record_id_l AND l.record_id_r = p.record_id_r
+                                        AND l.labeller = $who))
+           ORDER BY hash(p.record_id_l, p.record_id_r, p.sample_id), p.record_id_l, p.record_id_r
+           LIMIT $limit""",
+        {"sample": sample_id, "who": unlabelled_by, "limit": limit if limit is not None else 2**62},
+        table="sample_pairs",
+    )
+    fields = _fields(store, {r for pair in rows for r in pair})
+    return [{"record_id_l": a, "record_id_r": b, "left": fields.get(a, {}), "right": fields.get(b, {})}
+            for a, b in rows]  # fmt: skip
+
+
+def progress(store: Store, sample_id: str, labeller: str) -> tuple[int, int]:
+    """``(pairs of the sample this labeller has labelled, pairs in the sample)``."""
+    done, total = store.rows(
+        """SELECT count(*) FILTER (WHERE EXISTS (
+                      SELECT 1 FROM labels l WHERE l.record_id_l = p.record_id_l AND l.record_id_r = p.record_id_r
+                                               AND l.labeller = $who)), count(*)
+           FROM sample_pairs p WHERE p.sample_id = $sample""",
+        {"sample": sample_id, "who": labeller},
+        table="sample_pairs",
+    )[0]
+    return int(done), int(total)
+
+
+def pair_view(store: Store, record_id_l: str, record_id_r: str, labeller: str) -> dict[str, Any]:
+    """One pair as the labelling page shows it: both applications' fields, which differ, this labeller's latest
+    label (``None``: not labelled by them) and, only once they have labelled it, the model's probability and
+    its waterfall (each comparison of the stored model with the pair's level and weight).
+
+    Raises:
+        NotFoundError: no sample drew the pair.
+    """
+    a, b = sorted((record_id_l, record_id_r))
+    if not store.rows("SELECT 1 FROM sample_pairs WHERE record_id_l = ? AND record_id_r = ?", [a, b],
+                      table="sample_pairs"):  # fmt: skip
+        raise NotFoundError(f"the pair {a!r}, {b!r} was drawn into no sample of this store")
+    fields = _fields(store, {a, b})
+    left, right = fields.get(a, {}), fields.get(b, {})
+    mine = store.rows(
+        """SELECT label, note FROM labels WHERE record_id_l = ? AND record_id_r = ? AND labeller = ?
+           ORDER BY labelled_at DESC, label_no DESC LIMIT 1""",
+        [a, b, labeller],
+        table="labels",
+    )
+    view: dict[str, Any] = {
+        "record_id_l": a, "record_id_r": b, "left": left, "right": right,
+        "differs": [f for f in FIELDS if _shown(left.get(f)) != _shown(right.get(f))],
+        "label": mine[0][0] if mine else None, "note": mine[0][1] if mine else None,
+        "match_probability": None, "waterfall": None,
+    }  # fmt: skip
+    if mine:  # blind until labelled: the model's view only after the labeller's own
+        view["match_probability"], view["waterfall"] = _evidence(store, a, b)
+    return view
+
+
+def _evidence(store: Store, a: str, b: str) -> tuple[float | None, list[dict[str, Any]] | None]:
+    """The pair's latest score and its comparisons (as ``linkage.history`` reads them), or the sample's
+    probability and no waterfall for a pair the model scored only when the sample was drawn."""
+    rows = store.rows(
+        f"""SELECT p.match_probability, p.gammas, p.weights, m.comparisons FROM pairs p
+            LEFT JOIN models m ON m.model_id = p.model_id
+            WHERE p.record_id_l = $a AND p.record_id_r = $b {LATEST_PAIR}""",
+        {"a": a, "b": b},
+        table="pairs",
+    )
+    if not rows:
+        drawn = store.rows(
+            "SELECT max(match_probability) FROM sample_pairs WHERE record_id_l = ? AND record_id_r = ?", [a, b],
+            table="sample_pairs",
+        )  # fmt: skip
+        return (None if drawn[0][0] is None else float(drawn[0][0])), None
+    probability, gammas, weights, comparisons = rows[0]
+    names = list(comparisons or [])
+    waterfall = [
+        {"comparison": names[i] if i < len(names) else f"comparison_{i}", "level": None if g is None else int(g),
+         "weight": None if w is None else round(float(w), 3)}
+        for i, (g, w) in enumerate(zip(gammas or [], weights or [], strict=False))
+    ]  # fmt: skip
+    return (None if probability is None else float(probability)), waterfall
+
+
+def _fields(store: Store, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Each application's :data:`linkage.sample.FIELDS`, by record id."""
+    if not ids:
+        return {}
+    columns = ", ".join(quote(f) for f in FIELDS)
+    rows = store.arrow(
+        f"SELECT record_id, {columns} FROM applications WHERE record_id IN (SELECT unnest($ids::VARCHAR[]))",
+        {"ids": sorted(ids)},
+    ).to_pylist()
+    return {str(r.pop("record_id")): r for r in rows}
+
+
+def _shown(value: Any) -> str:
+    """A value as the page shows it (None and blanks alike), so that two blanks do not count as a difference."""
+    return "" if value is None else str(value).strip()

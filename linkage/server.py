@@ -546,6 +546,12 @@ def create_app(db: Path, *, rate_per_minute: int = DEFAULT_RATE, config: Config 
 
         return await answered(request, context, work)
 
+    # --- the analysts' samples, labels and estimates (issue 14 §5): their own module
+    from linkage import label_web
+
+    label_web.add_api(app, service, answered)
+    # --- end of the analysts' endpoints
+
     from linkage import web  # here, not at the top: web.py builds on this module
 
     app.include_router(web.router(service))

@@ -618,6 +618,12 @@ def router(service: Service) -> APIRouter:
 
         return await page(request, context, work)
 
+    # --- the analysts' labelling and estimates pages (issue 14): their own module, on this router's sessions
+    from linkage import label_web
+
+    label_web.add_pages(pages, service, page, shown, checked_csrf)
+    # --- end of the labelling pages
+
     return pages
 
 

@@ -198,6 +198,7 @@ MATRIX = {
     "decide": {"officer", "analyst", "admin"},
     "read_evaluations": {"analyst", "admin"},
     "read_labels": {"analyst", "admin"},
+    "write_labels": {"analyst", "admin"},
     "manage_users": {"admin"},
     "manage_runs": {"admin"},
     "read_audit": {"admin"},

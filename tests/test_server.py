@@ -397,3 +397,41 @@ def test_a_link_run_goes_on_while_matches_are_answered_and_shows_at_once(
     after = call(api, "POST", "/v1/match", body, TOKENS[Role.OFFICER]).json()["candidates"]
     assert after[0]["record_id"] == new["record_id"] and after[0]["level"] == "linked"
     assert_error(call(api, "GET", "/v1/runs/job-unknown", None, TOKENS[Role.ADMIN]), 404)
+
+
+# --- the analysts' samples, labels and estimates (issue 14 §5): the same matrix on a store with a labelled sample
+LABEL_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, str]] = [
+    # (method, path, body, action, the route's pattern in the audit)
+    ("GET", "/v1/samples", None, "read_labels", "/v1/samples"),
+    ("GET", "/v1/samples/S-page/pairs?unlabelled=1&limit=5", None, "read_labels", "/v1/samples/{sample_id}/pairs"),
+    ("POST", "/v1/labels", {"record_id_l": "B1", "record_id_r": "B3", "label": "match"}, "write_labels",
+     "/v1/labels"),
+    ("GET", "/v1/estimates?threshold=0.95", None, "read_evaluations", "/v1/estimates"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "body", "action", "route"), LABEL_ENDPOINTS,
+                         ids=[e[4] for e in LABEL_ENDPOINTS])  # fmt: skip
+def test_every_label_endpoint_for_every_role_and_without_a_token(
+    linked: Path, tmp_path: Path, method: str, path: str, body: dict[str, Any] | None, action: str, route: str
+) -> None:
+    from linkage.labels import store_label
+    from tests.test_labelpage import with_sample
+
+    db = with_sample(with_users(linked, tmp_path))
+    with Store(db) as store:  # labels for the estimates to count
+        store_label(store, "A1", "A2", "match", "ana")
+        store_label(store, "A1", "U1", "non-match", "ana")
+    api = client(db)
+    assert "bearer token" in assert_error(call(api, method, path, body, None), 401)["message"]
+    for role in Role:
+        response = call(api, method, path, body, TOKENS[role])
+        if role in PERMISSIONS[action]:  # type: ignore[index]
+            assert response.status_code == 200, (role, response.text)
+        else:
+            assert_error(response, 403)
+    with Store(db) as store:
+        rows = read_audit(store, limit=100)
+    assert {r["endpoint"] for r in rows} == {route} and len(rows) == 1 + len(Role)
+    assert {r["user"] for r in rows} == {None} | {f"user-{role.value}" for role in Role}
+# --- end of the analysts' endpoints

@@ -180,3 +180,58 @@ def test_an_officer_searches_an_applicant_and_opens_the_refused_candidate(
             page.screenshot(path=str(ARTEFACTS / "07-search-identity.png"), full_page=True)
         finally:
             chromium.close()
+
+
+# --- the analysts' labelling page (issue 14): keyboard labelling in a real browser
+@pytest.fixture
+def served_labels(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The real server on a linked store with a sample to label and one analyst: (its address, their token)."""
+    from tests.test_labelpage import with_sample
+
+    db = with_sample(linked_store(tmp_path, AT))
+    with Store(db) as store:
+        token = add_user(store, "ana", "analyst")
+    for base, _ in serve(db):
+        yield base, token
+
+
+def test_an_analyst_labels_a_pair_by_keyboard_and_sees_the_next_one(served_labels: tuple[str, str]) -> None:
+    base, token = served_labels
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    shots = [ARTEFACTS / name for name in ("08-labels.png", "09-labelled.png")]
+    for shot in shots:
+        shot.unlink(missing_ok=True)
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        try:
+            page = chromium.new_page()
+            page.goto(f"{base}/?lang=en")
+            page.get_by_label("Access token").fill(token)
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"{base}/")
+            page.goto(f"{base}/labels")
+            pair = page.locator("#pair")
+            first = (pair.get_attribute("data-record-l"), pair.get_attribute("data-record-r"))
+            assert page.locator("#progress").get_attribute("data-done") == "0"
+            assert page.locator("table.waterfall").count() == 0  # blind before the label
+            assert page.locator("tr.differs .diff-mark").count() >= 1  # every pair here differs in office or name
+            page.screenshot(path=str(shots[0]), full_page=True)
+
+            page.keyboard.press("m")  # the match button, pressed by its key
+            page.locator("#previous").wait_for()
+            assert page.locator("#progress").get_attribute("data-done") == "1"
+            pair = page.locator("#pair")
+            assert (pair.get_attribute("data-record-l"), pair.get_attribute("data-record-r")) != first
+            previous = page.locator("#previous")
+            assert "Match" in previous.locator(".given-label").inner_text()
+            assert previous.locator(".model-probability").is_visible()  # the model's view, after the label
+            page.screenshot(path=str(shots[1]), full_page=True)
+
+            # typing an m in the note writes an m; it labels nothing
+            page.get_by_label("Note (optional)").type("mmm")
+            assert page.locator("#progress").get_attribute("data-done") == "1"
+            assert page.get_by_label("Note (optional)").input_value() == "mmm"
+        finally:
+            chromium.close()
+    assert all(shot.stat().st_size > 0 for shot in shots)
+# --- end of the labelling page

@@ -47,7 +47,8 @@ def evaluate_command(
         Path | None, typer.Option("--relatives", help="Relative person pairs: person_id_a, person_id_b.")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="With --pairs: write pr_curve.html and sweep.csv here.")
+        Path | None, typer.Option("--out", help="With --pairs: write pr_curve.html and sweep.csv here; with --labels: "
+                     "labels_threshold.html and labels_pr.html (estimates at several thresholds).")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -74,7 +75,7 @@ def evaluate_command(
                                      param_hint="'--labels'")  # fmt: skip
         if db is None:
             raise typer.BadParameter("--labels reads the labels from a store: give --db", param_hint="'--db'")
-        _labelled(db, threshold, sample, as_json)
+        _labelled(db, threshold, sample, as_json, out)
         return
     if truth is None or clusters is None:
         raise typer.BadParameter("give --truth and --clusters (or --labels with --db)", param_hint="'--truth'")
@@ -144,12 +145,17 @@ def _sweep_cell(key: str, value: Any) -> str:
 
 
 
-def _labelled(db: Path, threshold: float | None, sample: str | None, as_json: bool) -> None:
-    """``evaluate --labels``: the estimates and their intervals, per stratum what was labelled."""
+def _labelled(db: Path, threshold: float | None, sample: str | None, as_json: bool, out: Path | None) -> None:
+    """``evaluate --labels``: the estimates and their intervals, per stratum what was labelled; with ``out``, the
+    threshold-selection and precision-recall charts written there too."""
     from linkage.estimate import estimate
+    from linkage.label_charts import estimates_at, write_charts
 
     with Store(db) as store:
         found = estimate(store, threshold=threshold, sample_id=sample)
+        if out is not None:
+            written = write_charts(estimates_at(store, sample_id=found.sample_id), out)
+            err.print(f"charts written: {', '.join(_shown(str(p)) for p in written)}")
     if as_json:
         _print_json(found.to_dict())
         return
