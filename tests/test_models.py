@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from linkage.cli import app
 from linkage.compare import compare_models
-from linkage.errors import InputError, NotFoundError
+from linkage.errors import InputError, NotFoundError, StoreError
 from linkage.labelled import labelled_levels, m_from_labels
 from linkage.model import export_stored, parameters
 from linkage.spec import load_spec
@@ -274,3 +274,91 @@ def test_a_level_the_spec_fixes_keeps_its_m() -> None:
     assert level(made, "nik", twin)["m_probability"] == level(a, "nik", twin)["m_probability"]
     assert level(made, "nik", "exact")["m_probability"] == (3 + 0.5) / (4 + 6 / 2)
     assert "1 level(s) fixed by the spec kept" in {u.comparison: u for u in updates}["nik"].reason
+
+
+@pytest.fixture(scope="module")
+def linked_with_labels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """3,000 sample applications linked for real; 60 of their strongest stored pairs labelled match, 10 of the
+    weakest non-match, and one labelled pair the store never scored. Returns (store, applications file)."""
+    from tests.test_trace import linked_sample
+
+    folder = tmp_path_factory.mktemp("linked")
+    db = linked_sample(folder)
+    with Store(db) as store:
+        for label, order in ((M, "DESC"), (N, "ASC")):
+            store.sql(
+                f"""INSERT INTO labels (record_id_l, record_id_r, label, labeller, labelled_at, sample_id)
+                    SELECT record_id_l, record_id_r, ?, 'ana', now(), 'S-1' FROM pairs
+                    ORDER BY match_probability {order}, record_id_l, record_id_r LIMIT ?""",
+                [label, 60 if label == M else 10],
+            )
+        store.sql("""INSERT INTO labels (record_id_l, record_id_r, label, labeller, labelled_at, sample_id)
+                     VALUES ('zz-not-a', 'zz-not-b', 'match', 'ana', now(), 'S-1')""")  # fmt: skip
+    return db, folder / "a.parquet"
+
+
+def matches_by_level(db: Path) -> dict[str, dict[int, int]]:
+    """Per comparison, the labelled matches at each level (gamma), counted here from the stored pairs."""
+    with Store(db, read_only=True) as store:
+        rows = store.rows(
+            """SELECT g.i, g.gamma, count(*) FROM labels l JOIN pairs p USING (record_id_l, record_id_r),
+                   LATERAL (SELECT unnest(p.gammas) AS gamma, generate_subscripts(p.gammas, 1) AS i) g
+               WHERE l.label = 'match' AND g.gamma <> -1 GROUP BY ALL"""
+        )
+    out: dict[str, dict[int, int]] = {}
+    for i, gamma, n in rows:
+        out.setdefault(NAMES[i - 1], {})[gamma] = n
+    return out
+
+
+def test_train_with_labels_takes_m_from_them_where_enough_and_says_where_not(
+    linked_with_labels: tuple[Path, Path], tmp_path: Path
+) -> None:
+    db, applications = linked_with_labels
+    counted = matches_by_level(db)
+    enough = {name for name, by in counted.items() if sum(by.values()) >= 30}
+    assert {"name", "nik", "dob"} <= enough and {"prior_passport", "patronym"} - enough  # both kinds present
+    out = tmp_path / "m.json"
+    result = runner.invoke(app, ["train", str(applications), "--out", str(out), "--labels", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    made = json.loads(out.read_text(encoding="utf-8"))
+    assert report["model_id"] == made["model_id"] and report["not_stored"] == 1
+    assert (report["labelled_pairs"], report["labelled_matches"]) == (70, 60)
+    by = {c["comparison"]: c for c in report["comparisons"]}
+    assert {name for name, c in by.items() if c["source"] == "labels"} == enough
+    assert made["m_from_labels"]["comparisons"] == [c for c in NAMES if c in enough]
+    for comparison in parameters(made):  # m as Splink reads the file
+        name, levels = comparison.name, comparison.levels
+        n, k = sum(counted.get(name, {}).values()), len(levels)
+        assert by[name]["labelled_matches"] == n
+        for lv, gamma, before in zip(levels, range(k - 1, -1, -1), by[name]["m_before"], strict=True):
+            if name in enough and not lv.m_fixed:
+                assert lv.m == pytest.approx((counted[name].get(gamma, 0) + 0.5) / (n + k / 2))
+            else:  # EM's (or the spec's fixed) m, as training left it
+                assert lv.m == before
+        if name not in enough:
+            assert by[name]["reason"] == f"EM's m kept: {n} labelled matches, fewer than 30"
+
+
+def test_train_with_labels_prints_which_comparisons_kept_ems_m(
+    linked_with_labels: tuple[Path, Path], tmp_path: Path
+) -> None:
+    db, applications = linked_with_labels
+    out = tmp_path / "m.json"
+    args = ["train", str(applications), "--out", str(out), "--labels", "--db", str(db), "--min-labels", "61"]
+    result = runner.invoke(app, args, env=WIDE)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "fewer than 61" in line]
+    assert len(lines) == len(NAMES) and all("EM" in line for line in lines)  # 60 matches: none has enough
+    assert json.loads(out.read_text(encoding="utf-8"))["m_from_labels"]["comparisons"] == []
+    assert "1 skipped: no stored pair" in result.output
+
+
+def test_train_refuses_labels_without_a_store(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "a.parquet", "--out", str(tmp_path / "m.json"), "--labels"])
+    assert result.exit_code == 2 and "give --db" in result.output
+    missing = runner.invoke(app, ["train", "a.parquet", "--out", str(tmp_path / "m.json"), "--labels", "--db",
+                                  str(tmp_path / "none.duckdb")])  # fmt: skip
+    assert isinstance(missing.exception, StoreError) and "no store at" in str(missing.exception)
+    assert not (tmp_path / "m.json").exists()
