@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import pyarrow.parquet as pq
 
-from linkage import charts, model, prepare, score, train
+from linkage import charts, labelled, model, prepare, score, train
 from linkage.clock import Clock, peak_rss_mb
 from linkage.config import Config
 from linkage.engine import drop_scratch, run_link, run_threshold
@@ -28,7 +28,7 @@ from linkage.review import unevidenced
 from linkage.spec import load_spec
 from linkage.store import Store
 
-__all__ = ["DedupeSummary", "dedupe", "train_files"]
+__all__ = ["DedupeSummary", "Trained", "dedupe", "train_files", "train_with_labels"]
 
 FileProgress = Callable[[str, int], None]
 """Called with (file name, rows just read) as ingest goes."""
@@ -95,6 +95,52 @@ def train_files(
     Returns:
         The model id and the folder holding the charts (and the working store).
     """
+    trained = _train(paths, config, out, spec_path=spec_path, progress=progress)
+    return trained.model_id, Path(trained.charts)
+
+
+@dataclass
+class Trained:
+    """A model trained with labels (:func:`train_with_labels`): where it went, and where its m came from."""
+
+    model_id: str
+    out: str
+    charts: str
+    min_labels: int = labelled.MIN_LABELS
+    labelled_pairs: int = 0
+    """labelled pairs (match or non-match) with stored levels"""
+    labelled_matches: int = 0
+    not_stored: int = 0
+    """labelled pairs skipped: no stored pair to read their levels from (e.g. the outside slice)"""
+    comparisons: list[labelled.MUpdate] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def train_with_labels(
+    paths: Sequence[Path], config: Config, out: Path, *, db: Path, min_labels: int = labelled.MIN_LABELS,
+    spec_path: Path | None = None, progress: FileProgress | None = None,
+) -> Trained:  # fmt: skip
+    """Train as :func:`train_files` does, then take each comparison's m from the labelled pairs of the store
+    ``db`` where it has at least ``min_labels`` labelled matches (:func:`linkage.labelled.m_from_labels`).
+
+    The labels are read first (the store is opened read-only), so a missing store fails before training.
+
+    Raises:
+        StoreError: no store at ``db``, or it cannot be opened.
+        InputError: nothing was accepted from ``paths``.
+    """
+    with Store(db, read_only=True, memory_limit=config.store.memory_limit) as store:
+        found = labelled.labelled_levels(store)
+    return _train(paths, config, out, spec_path=spec_path, progress=progress, labels=found, min_labels=min_labels)
+
+
+def _train(
+    paths: Sequence[Path], config: Config, out: Path, *, spec_path: Path | None, progress: FileProgress | None,
+    labels: labelled.Labelled | None = None, min_labels: int = labelled.MIN_LABELS,
+) -> Trained:  # fmt: skip
+    """Train on ``paths``, with m from ``labels`` where they suffice; write the model, its charts; report."""
     spec = load_spec(spec_path)  # every SQL fragment checked before any long work
     work = out.with_suffix(".work")
     db = _working_store(work)
@@ -108,10 +154,16 @@ def train_files(
         made = model.artefact(
             linker, spec=spec, data_fingerprint=prepare.data_fingerprint(store), config_hash=config.fingerprint()
         )
-        model.save(made, out)
+        trained = Trained(model_id="", out=str(out), charts=str(work), min_labels=min_labels)
+        if labels is not None:
+            made, updates = labelled.m_from_labels(made, labels, min_labels=min_labels)
+            linker = model.from_artefact(store, made, spec)  # the charts show the m that the file holds
+            trained.labelled_pairs, trained.labelled_matches = len(labels.pairs), labels.matches
+            trained.not_stored, trained.comparisons = labels.not_stored, list(updates)
+        trained.model_id = model.save(made, out)
         charts.model_charts(linker, work)
         store.finish_run(run_id, "succeeded", {"model_id": made["model_id"]})
-    return str(made["model_id"]), work
+    return trained
 
 
 def dedupe(

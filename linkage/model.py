@@ -13,19 +13,20 @@ import hashlib
 import json
 import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from linkage import __version__
 from linkage.block import blocking_rules
-from linkage.errors import InputError
+from linkage.errors import InputError, NotFoundError
 from linkage.spec import ModelSpec
 from linkage.store import Store, quote
 
 __all__ = [
-    "artefact", "for_store", "from_artefact", "linker_for", "read_artefact", "save", "settings_for",
-    "stored_artefact",
+    "ComparisonParameters", "LevelParameters", "artefact", "export_stored", "for_store", "from_artefact",
+    "linker_for", "model_id", "parameters", "read_artefact", "save", "settings_for", "stored_artefact",
 ]
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def artefact(linker: Any, *, spec: ModelSpec, data_fingerprint: str, config_hash
 
     model = linker.misc.save_model_to_json()  # with no path it returns the settings dict
     return {
-        "model_id": hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16],
+        "model_id": model_id(model),
         "created_at": datetime.now(UTC).isoformat(),
         "linkage_version": __version__,
         "splink_version": splink.__version__,
@@ -160,6 +161,11 @@ def artefact(linker: Any, *, spec: ModelSpec, data_fingerprint: str, config_hash
     }
 
 
+def model_id(settings: dict[str, Any]) -> str:
+    """The id of a model: a hash of its Splink settings (its parameters), the same for the same parameters."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def save(made: dict[str, Any], path: Path) -> str:
     """Write a model artefact (:func:`artefact`) as JSON; return its model id."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,12 +173,79 @@ def save(made: dict[str, Any], path: Path) -> str:
     return str(made["model_id"])
 
 
-
-
 def stored_artefact(store: Store) -> dict[str, Any] | None:
     """The store's current model: the newest in ``models`` (``None`` before the first link)."""
     found = store.rows("SELECT artefact FROM models ORDER BY created_at DESC, model_id LIMIT 1", table="models")
     return dict(json.loads(found[0][0])) if found else None
+
+
+def export_stored(store: Store, path: Path) -> str:
+    """Write the store's current model (:func:`stored_artefact`) to ``path`` as ``linkage train`` writes one.
+
+    Returns:
+        Its model id.
+
+    Raises:
+        NotFoundError: the store holds no model yet (it was never linked).
+    """
+    made = stored_artefact(store)
+    if made is None:
+        raise NotFoundError(f"{store.path} holds no model yet: link it first (`linkage link --db {store.path}`)")
+    return save(made, path)
+
+
+@dataclass(frozen=True)
+class LevelParameters:
+    """One level of a trained comparison as Splink scores it: m, u and the match weight log2(m/u)."""
+
+    label: str
+    gamma: int
+    """the level's value in a pair's levels (``gammas``): the else level 0, the first level the highest"""
+    m: float | None
+    u: float | None
+    weight: float | None
+    """log2(m/u), m and u clamped as Splink clamps them; None when Splink has no m or u for the level"""
+    m_fixed: bool
+    u_fixed: bool
+
+
+@dataclass(frozen=True)
+class ComparisonParameters:
+    """A trained comparison: its name and its levels after the null level, strongest first.
+
+    The null level (a value missing) is left out: it has no m or u, and its weight is 0.
+    """
+
+    name: str
+    levels: tuple[LevelParameters, ...]
+
+
+def parameters(made: dict[str, Any]) -> tuple[ComparisonParameters, ...]:
+    """Each comparison of a model artefact with its levels' m, u and weights, as Splink reads the artefact.
+
+    Splink fills what the file leaves out (a level EM never saw gets Splink's default m), so the values are
+    those a link with this model scores with.
+    """
+    from splink import SettingsCreator
+
+    settings = SettingsCreator.from_path_or_dict(dict(made["splink"])).get_settings("duckdb")
+    found = []
+    for comparison in settings.comparisons:
+        levels = tuple(
+            LevelParameters(
+                label=str(level.label_for_charts),
+                gamma=int(level.comparison_vector_value),
+                m=level.m_probability,
+                u=level.u_probability,
+                weight=level._match_weight,
+                m_fixed=bool(level._fix_m_probability),
+                u_fixed=bool(level._fix_u_probability),
+            )
+            for level in comparison.comparison_levels
+            if not level.is_null_level
+        )
+        found.append(ComparisonParameters(str(comparison.output_column_name), levels))
+    return tuple(found)
 
 
 def applied_prior(artefact: dict[str, Any], records: int) -> float:

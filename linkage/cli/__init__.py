@@ -23,6 +23,7 @@ live in one module per group and are registered here, in :data:`COMMANDS` order 
 * :mod:`linkage.cli.query`: ``query`` (an applicant who is not stored, matched against the store).
 * :mod:`linkage.cli.serve`: ``serve`` (the officer service over HTTP).
 * :mod:`linkage.cli.review`: the ``review`` group (``sample``, ``import``: pairs drawn for analysts to label).
+* :mod:`linkage.cli.models`: the ``models`` group (``compare``, ``export``: two models side by side).
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ def main() -> None:
 
 
 # The commands' modules import the shared parts above from this package, so they come last.
-from linkage.cli import access, evaluate, ingest, link, query, review, serve, threshold, trace  # noqa: E402
+from linkage.cli import access, evaluate, ingest, link, models, query, review, serve, threshold, trace  # noqa: E402
 
 COMMANDS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
     ("ingest", ingest.ingest_command),
@@ -219,3 +220,4 @@ for _name, _command in COMMANDS:
     app.command(_name)(_command)
 app.add_typer(access.users_app, name="users")  # a group: ``linkage users add|revoke|list``
 app.add_typer(review.review_app, name="review")  # ``linkage review sample|import``
+app.add_typer(models.models_app, name="models")  # ``linkage models compare|export``

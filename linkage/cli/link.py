@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.table import Table
 
 from linkage.cli import (
     ConfigOption,
@@ -23,6 +24,10 @@ from linkage.cli import (
     err,
 )
 from linkage.decide import MAX_OFFICER_CHARS, MAX_REASON_CHARS
+from linkage.labelled import MIN_LABELS
+
+if TYPE_CHECKING:
+    from linkage.dedupe import Trained
 
 
 def train_command(
@@ -30,18 +35,64 @@ def train_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write, e.g. model.json.")],
     config: ConfigOption = None,
     spec: SpecOption = None,
+    labels: Annotated[
+        bool,
+        typer.Option("--labels", help="Then take each comparison's m from the labelled pairs of the store --db."),
+    ] = False,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="With --labels: the store whose labels (`linkage review import`) to read."),
+    ] = None,
+    min_labels: Annotated[
+        int,
+        typer.Option("--min-labels", min=1, help="With --labels: labelled matches a comparison needs."),
+    ] = MIN_LABELS,
+    as_json: JsonOption = False,
 ) -> None:
     """Train the matching model without labels (λ, u counted and sampled, m by EM) and save it with its provenance.
 
     The model file records the data fingerprint, config hash, linkage and Splink versions and a
     timestamp; `linkage dedupe --model FILE` then predicts without retraining. Charts of the trained
     parameters are written beside it.
-    """
-    from linkage.dedupe import train_files
 
+    With --labels and --db, each comparison then takes m from the store's labelled matches where it has at
+    least --min-labels of them: m = (matches at the level + 1/2) / (matches + levels/2), levels whose m the spec
+    fixes kept; the other comparisons keep EM's m, and the table says which and why. Levels are read from the
+    labelled pairs' stored pairs: a labelled pair without one (the outside slice) is skipped and counted. The
+    model's provenance names the comparisons that took m from the labels.
+    """
+    from linkage.dedupe import train_files, train_with_labels
+
+    if not labels and (db is not None or min_labels != MIN_LABELS):
+        raise typer.BadParameter("--db and --min-labels go with --labels", param_hint="'--db'")
+    if labels and db is None:
+        raise typer.BadParameter("--labels reads the labels from a store: give --db", param_hint="'--db'")
     with _spinner("training"):
-        model_id, charts = train_files(files, _config(config), out, spec_path=spec)
+        if db is not None:
+            trained = train_with_labels(files, _config(config), out, db=db, min_labels=min_labels, spec_path=spec)
+            model_id, charts = trained.model_id, Path(trained.charts)
+        else:
+            model_id, charts = train_files(files, _config(config), out, spec_path=spec)
+    if as_json:
+        extra = trained.to_dict() if db is not None else {"model_id": model_id, "out": str(out), "charts": str(charts)}
+        _print_json(extra)
+        return
+    if db is not None:
+        _print_m_sources(trained)
     console.print(f"model {_shown(model_id)} written to {_shown(out)}; charts in {_shown(charts)}")
+
+
+def _print_m_sources(trained: Trained) -> None:
+    """Per comparison: its labelled matches and where its m came from (the labels, or EM and why)."""
+    title = (f"m of each comparison ({trained.labelled_pairs:,} labelled pairs, {trained.labelled_matches:,} "
+             f"matches; {trained.not_stored:,} skipped: no stored pair)")  # fmt: skip
+    table = Table(title=title)
+    for column in ("comparison", "labelled matches", "m from", "why"):
+        table.add_column(column, justify="right" if column == "labelled matches" else "left")
+    for c in trained.comparisons:
+        source = "labels" if c.source == "labels" else "[yellow]EM[/]"
+        table.add_row(_shown(c.comparison), f"{c.labelled_matches:,}", source, _shown(c.reason))
+    console.print(table)
 
 
 def dedupe_command(
