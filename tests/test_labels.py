@@ -100,6 +100,20 @@ def test_unsure_and_disputed_pairs_count_in_no_estimate(tmp_path: Path) -> None:
     assert (found.labels, found.unsure, found.disputed) == (4, 1, 1)
 
 
+def test_disagreements_are_listed_with_each_labellers_label(tmp_path: Path) -> None:
+    db = design_store(tmp_path, {"linked:strong": (10, [M, M]), "unlinked:near": (10, [N])})
+    with Store(db) as store:
+        store.sql("""INSERT INTO labels (record_id_l, record_id_r, label, labeller, labelled_at, sample_id)
+                     VALUES ('linked:strong-1-a', 'linked:strong-1-b', 'non-match', 'budi', now(), 'S-1')""")
+    done = runner.invoke(app, ["review", "disagreements", "--db", str(db), "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout) == {"pairs_labelled": 3, "disputed": [
+        {"record_id_l": "linked:strong-1-a", "record_id_r": "linked:strong-1-b",
+         "labels": ["ana: match", "budi: non-match"]}]}  # fmt: skip
+    done = runner.invoke(app, ["review", "disagreements", "--db", str(db)])
+    assert done.exit_code == 0 and "1 disputed of 3 labelled pairs" in done.stdout
+
+
 def test_a_labellers_latest_label_stands(tmp_path: Path) -> None:
     db = design_store(tmp_path, {"linked:strong": (10, [N]), "unlinked:near": (10, [N])})
     with Store(db) as store:

@@ -1,4 +1,5 @@
-"""``linkage review sample|import``: pairs drawn for analysts to label, and their labels stored."""
+"""``linkage review sample|import|disagreements``: pairs drawn for analysts to label, their labels stored, and the
+pairs whose labellers disagree."""
 
 from __future__ import annotations
 
@@ -89,3 +90,32 @@ def import_command(
         return
     stored = ", ".join(f"{k} {v:,}" for k, v in report.stored.items())
     console.print(f"{report.rows:,} rows: stored {stored}; {report.blank:,} left blank")
+
+
+@review_app.command("disagreements")
+def disagreements_command(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The pairs whose labellers disagree (one says match, another non-match), each labeller's latest label.
+
+    A disputed pair counts in no estimate until someone labels it again (`linkage review import` with the pair's
+    row, or the labelling page): the latest label of each labeller stands.
+    """
+    from linkage.labels import standing
+
+    with _store(config, db) as store:
+        found = standing(store)
+    disputed = found[found["label"] == "disputed"]
+    columns = (disputed["record_id_l"], disputed["record_id_r"], disputed["labels"])
+    rows = [{"record_id_l": a, "record_id_r": b, "labels": list(labels)} for a, b, labels in zip(*columns, strict=True)]
+    if as_json:
+        _print_json({"pairs_labelled": len(found), "disputed": rows})
+        return
+    table = Table(title=f"{len(rows):,} disputed of {len(found):,} labelled pairs")
+    for column in ("record_id_l", "record_id_r", "labels"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(_shown(row["record_id_l"]), _shown(row["record_id_r"]), _shown(", ".join(row["labels"])))
+    console.print(table)
