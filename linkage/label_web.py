@@ -35,9 +35,11 @@ from linkage.label_charts import estimates_at, pr_chart, threshold_chart
 from linkage.labels import LABELS, pair_view, progress, sample_id_of, sample_pairs, samples, store_label
 from linkage.sample import FIELDS
 
-__all__ = ["LABEL_TEXTS", "MAX_PAIRS", "LabelBody", "add_api", "add_pages"]
+__all__ = ["LABEL_TEXTS", "MAX_PAIRS", "MAX_SAMPLE", "LabelBody", "SampleBody", "add_api", "add_pages"]
 
 MAX_PAIRS: Final = 1000
+MAX_SAMPLE: Final = 10_000
+"""The most pairs one request draws (an analyst labels a few hundred)."""
 """The most pairs one ``GET /v1/samples/{id}/pairs`` returns."""
 KEYS: Final = {"match": "m", "non-match": "n", "unsure": "u"}
 """The keyboard shortcut of each label on the labelling page."""
@@ -103,6 +105,14 @@ class LabelBody(BaseModel):
     record_id_r: str = Field(min_length=1, max_length=200)
     label: str = Field(description=f"one of {', '.join(LABELS)}")
     note: str | None = Field(None, max_length=1000)
+
+
+class SampleBody(BaseModel):
+    """A sample to draw (``linkage review sample``): how many pairs, and the draw's seed."""
+
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(ge=1, le=MAX_SAMPLE, description="pairs to draw")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="the same store, n and seed draw the same pairs")
 
 
 Page = Callable[..., Awaitable[Response]]
@@ -194,13 +204,36 @@ def _stored(service: Any, a: str, b: str, label: str, labeller: str, note: str |
         return store_label(store, a, b, label, labeller, note)
 
 
+def _drawn(service: Any, n: int, seed: int) -> Any:
+    """A sample drawn by the one writer (the draw is stored)."""
+    from linkage.sample import draw
+    from linkage.spec import load_spec
+
+    with service.store() as store:
+        return draw(store, service.scorer.spec if service.scorer is not None else load_spec(None), n, seed=seed)
+
+
+def _stored_model(store: Any, model_id: str) -> dict[str, Any]:
+    """A stored model's artefact by its id."""
+    import json
+
+    from linkage.errors import NotFoundError
+
+    found = store.rows("SELECT artefact FROM models WHERE model_id = ?", [model_id], table="models")
+    if not found:
+        raise NotFoundError(f"no model {model_id!r} in the store: GET /v1/models lists them")
+    artefact = found[0][0]
+    return dict(json.loads(artefact) if isinstance(artefact, str) else artefact)
+
+
 def _estimates(store: Any, threshold: float | None, sample: str | None) -> tuple[Any, list[Any]]:
     found = estimate(store, threshold=threshold, sample_id=sample)
     return found, estimates_at(store, sample_id=found.sample_id)
 
 
 def add_api(app: FastAPI, service: Any, answered: Callable[..., Awaitable[JSONResponse]]) -> None:
-    """Add the analysts' endpoints: samples, their pairs, a label, the estimates."""
+    """Add the analysts' endpoints: samples (listed and drawn), their pairs, a label, the estimates, the models
+    (listed and compared)."""
     from linkage.server import Context, _body, _body_schema, _jsonable
 
     @app.get("/v1/samples", summary="The store's samples to label, newest first (analysts)")
@@ -243,6 +276,45 @@ def add_api(app: FastAPI, service: Any, answered: Callable[..., Awaitable[JSONRe
             a, b = sorted((body.record_id_l.strip(), body.record_id_r.strip()))
             return {"record_id_l": a, "record_id_r": b, "label": body.label.strip().lower(),
                     "labeller": context.user.name, "sample_id": sample_id}  # fmt: skip
+
+        return await answered(request, context, work)
+
+    @app.post("/v1/samples", summary="Draw a sample of pairs to label, as `linkage review sample` (analysts)",
+              openapi_extra=_body_schema(SampleBody))  # fmt: skip
+    async def post_sample(request: Request) -> JSONResponse:
+        context = Context("write_labels", "/v1/samples")
+
+        async def work() -> Any:
+            body = await _body(request, SampleBody, context)
+            drawn = await run_in_threadpool(service.writing, _drawn, service, body.n, body.seed)
+            return {"sample_id": drawn.sample_id, "pairs": len(drawn.pairs), **_jsonable(drawn.design())}
+
+        return await answered(request, context, work)
+
+    @app.get("/v1/models", summary="The store's models, newest first (analysts)")
+    async def get_models(request: Request) -> JSONResponse:
+        context = Context("read_evaluations", "/v1/models")
+
+        async def work() -> Any:
+            with service.store() as store:
+                rows = store.rows("SELECT model_id, run_id, created_at, records, comparisons FROM models "
+                                  "ORDER BY created_at DESC, model_id", table="models")  # fmt: skip
+            names = ("model_id", "run_id", "created_at", "records", "comparisons")
+            return {"models": _jsonable([dict(zip(names, row, strict=True)) for row in rows])}
+
+        return await answered(request, context, work)
+
+    @app.get("/v1/models/compare", summary="Two of the store's models side by side, and on its labels (analysts)")
+    async def get_models_compare(request: Request, a: str, b: str) -> JSONResponse:
+        context = Context("read_evaluations", "/v1/models/compare", fields={"a": a, "b": b})
+
+        async def work() -> Any:
+            from linkage.compare import compare_models
+
+            with service.store() as store:
+                artefacts = [_stored_model(store, model_id) for model_id in (a, b)]
+                found = await run_in_threadpool(compare_models, *artefacts, store=store)
+            return _jsonable(found.to_dict())
 
         return await answered(request, context, work)
 

@@ -253,3 +253,38 @@ def test_a_bad_labels_file_is_refused_whole_with_each_line_named(linked: Path, t
     with Store(linked) as store, pytest.raises(InputError, match="--by"):
         import_labels(store, tmp_path / "good.csv", "  ")
 
+
+
+def test_samples_are_drawn_and_models_compared_through_the_api(linked: Path, tmp_path: Path) -> None:
+    """Item 5's write and model paths: ``POST /v1/samples`` draws as `review sample` does (analysts: write_labels),
+    ``GET /v1/models`` lists the store's models and ``GET /v1/models/compare`` sets two side by side (analysts:
+    read_evaluations); officers 403, no token 401, bad input in the one error shape."""
+    from fastapi.testclient import TestClient
+
+    from linkage.access import Role
+    from linkage.server import create_app
+    from tests.test_server import TOKENS, assert_error, call, with_users
+
+    db = with_users(linked, tmp_path)
+    with TestClient(create_app(db), raise_server_exceptions=False) as api:
+        analyst, officer = TOKENS[Role.ANALYST], TOKENS[Role.OFFICER]
+        drawn = call(api, "POST", "/v1/samples", {"n": 40, "seed": 5}, analyst)
+        assert drawn.status_code == 200, drawn.text
+        found = drawn.json()
+        assert found["pairs"] == 40 and sum(s["drawn"] for s in found["strata"]) == 40
+        listed = call(api, "GET", "/v1/samples", None, analyst).json()["samples"]
+        assert found["sample_id"] in {s["sample_id"] for s in listed}
+        models = call(api, "GET", "/v1/models", None, analyst).json()["models"]
+        assert len(models) >= 1 and models[0]["comparisons"]
+        model = models[0]["model_id"]
+        compared = call(api, "GET", f"/v1/models/compare?a={model}&b={model}", None, analyst)
+        assert compared.status_code == 200, compared.text
+        assert compared.json()["model_a"] == compared.json()["model_b"] == model
+        assert "no model 'M-none'" in assert_error(
+            call(api, "GET", f"/v1/models/compare?a={model}&b=M-none", None, analyst), 404)["message"]
+        assert_error(call(api, "POST", "/v1/samples", {"n": 0}, analyst), 422)
+        assert_error(call(api, "POST", "/v1/samples", {"n": 5, "sql": "DROP TABLE labels"}, analyst), 422)
+        for method, path, body in (("POST", "/v1/samples", {"n": 5}), ("GET", "/v1/models", None),
+                                   ("GET", f"/v1/models/compare?a={model}&b={model}", None)):  # fmt: skip
+            assert_error(call(api, method, path, body, officer), 403)
+            assert_error(call(api, method, path, body, None), 401)

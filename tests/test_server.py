@@ -407,6 +407,7 @@ LABEL_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, str]] = [
     ("POST", "/v1/labels", {"record_id_l": "B1", "record_id_r": "B3", "label": "match"}, "write_labels",
      "/v1/labels"),
     ("GET", "/v1/estimates?threshold=0.95", None, "read_evaluations", "/v1/estimates"),
+    ("GET", "/v1/models", None, "read_evaluations", "/v1/models"),
 ]  # fmt: skip
 
 
