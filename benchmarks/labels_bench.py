@@ -49,7 +49,7 @@ def one_seed(rows: int, seed: int, sizes: list[int], independent: bool, tmp: Pat
     from linkage.estimate import estimate
     from linkage.evaluate import evaluate
     from linkage.labels import import_labels
-    from linkage.sample import ESTIMATED, draw, write_csv
+    from linkage.sample import draw, write_csv
     from linkage.spec import load_spec
     from linkage.store import Store
 
@@ -68,9 +68,11 @@ def one_seed(rows: int, seed: int, sizes: list[int], independent: bool, tmp: Pat
     with Store(out / "store.duckdb") as store:
         clusters = store.df("SELECT record_id, identity_id FROM membership")
         true = evaluate(clusters, truth)
-        assumed = _assumed_away(store, truth)
+        assumed = None
         for n in sizes:
             sample = draw(store, spec, n, seed=seed)
+            if assumed is None:  # (the population is the same for every size: read it off the first draw)
+                assumed = _assumed_away(store, truth)
             csv = tmp / f"sample-{seed}-{n}.csv"
             write_csv(store, sample, csv)
             filled = pd.read_csv(csv, dtype=str, keep_default_na=False)
@@ -93,24 +95,19 @@ def one_seed(rows: int, seed: int, sizes: list[int], independent: bool, tmp: Pat
             print(f"seed {seed} n {n}: " + ", ".join(
                 f"{k} {row[k]['estimate']:.4f} [{row[k]['low']:.4f}, {row[k]['high']:.4f}] true {row[k]['true']:.4f}"
                 for k in ("precision", "recall", "f1")), flush=True)  # fmt: skip
-    del ESTIMATED
     return results
 
 
 def _assumed_away(store: Any, truth: Any) -> float:
     """The share of true pairs in no estimated stratum: neither in one identity, nor stored, nor among the
-    broader rules' pairs the model scores at or above the floor (needs the last draw's ``_population``; the
-    first draw made it)."""
+    broader rules' pairs the model scores at or above the floor (read off the TEMP table ``_population`` that
+    the seed's draws left, not drawn again)."""
     import pyarrow as pa
 
     pairs = truth.merge(truth, on="person_id", suffixes=("_l", "_r"))
     pairs = pairs[pairs["record_id_l"] < pairs["record_id_r"]][["record_id_l", "record_id_r"]]
     if pairs.empty:
         return 0.0
-    from linkage.sample import draw
-    from linkage.spec import load_spec
-
-    draw(store, load_spec(None), 1, seed=0)  # (builds _population; this one-pair sample is not used)
     with store.registered("_true_pairs", pa.Table.from_pandas(pairs, preserve_index=False)):
         inside = store.scalar(
             """SELECT count(*) FROM _true_pairs JOIN _population USING (record_id_l, record_id_r)

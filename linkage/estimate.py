@@ -38,7 +38,7 @@ from linkage.errors import InputError
 from linkage.graph import component_labels
 from linkage.history import LATEST_PAIR
 from linkage.labels import standing
-from linkage.sample import ESTIMATED, STRATA
+from linkage.sample import ESTIMATED, LINKED_STRATUM, STRATA, UNLINKED_STRATUM
 from linkage.store import Store
 
 __all__ = ["DRAWS", "Estimate", "Interval", "estimate"]
@@ -125,7 +125,7 @@ def estimate(
     sizes = dict.fromkeys(STRATA, 0) | {s["name"]: int(s["population"]) for s in design["strata"]}
     drawn = dict.fromkeys(STRATA, 0) | {s["name"]: int(s["drawn"]) for s in design["strata"]}
     if threshold is None:
-        inside, transitive = _run_sides(labelled, sizes), 0
+        inside, transitive = _run_sides(labelled), 0
         predicted = {h: sizes[h] if h.startswith("linked:") else 0 for h in STRATA}
     else:
         predicted, transitive, inside = _threshold_sides(store, labelled, threshold, run_threshold, sizes)
@@ -160,7 +160,7 @@ def estimate(
     truth = tp + fn
     recall = np.divide(tp, truth, out=np.ones_like(tp), where=truth > 0)
     f1 = np.divide(2 * tp, total_predicted + truth, out=np.ones_like(tp), where=(total_predicted + truth) > 0)
-    alerts = _false_alerts(store, usable, rng, draws) if threshold is None else None
+    alerts = _false_alerts(store, usable, run_threshold, rng, draws) if threshold is None else None
     latest = store.rows(
         "SELECT run_id FROM runs WHERE kind = 'link' AND status = 'succeeded' ORDER BY started_at DESC LIMIT 1",
         table="runs",
@@ -238,7 +238,7 @@ def _labelled(store: Store, sample_id: str) -> pd.DataFrame:
     return drawn.merge(labels, on=["record_id_l", "record_id_r"], how="left")
 
 
-def _run_sides(labelled: pd.DataFrame, sizes: dict[str, int]) -> np.ndarray:
+def _run_sides(labelled: pd.DataFrame) -> np.ndarray:
     """At the run's threshold a pair is inside a cluster exactly when its stratum is a linked one."""
     return np.asarray(labelled["stratum"].str.startswith("linked:"), dtype=bool)
 
@@ -286,22 +286,18 @@ def _threshold_sides(
     with store.registered("_inside", table):
         found = dict(
             store.rows(
-                """WITH within AS (
+                f"""WITH within AS (
                        SELECT i.record_id_l, i.record_id_r, a.identity_id = b.identity_id AS linked
                        FROM _inside i JOIN membership a ON a.record_id = i.record_id_l
                        JOIN membership b ON b.record_id = i.record_id_r
                    ), scored AS (
-                       SELECT p.record_id_l, p.record_id_r, p.match_probability FROM pairs p """ + LATEST_PAIR + """
+                       SELECT p.record_id_l, p.record_id_r, p.match_probability FROM pairs p {LATEST_PAIR}
                    )
-                   SELECT CASE WHEN w.linked AND s.match_probability >= greatest(0.99, $t) THEN 'linked:strong'
-                               WHEN w.linked AND s.match_probability >= $t THEN 'linked:near'
-                               WHEN w.linked THEN 'linked:indirect'
-                               WHEN s.match_probability >= 0.5 THEN 'unlinked:near'
-                               WHEN s.match_probability >= 0.1 THEN 'unlinked:middle'
-                               WHEN s.match_probability IS NOT NULL THEN 'unlinked:low'
+                   SELECT CASE WHEN w.linked THEN {LINKED_STRATUM}
+                               WHEN match_probability IS NOT NULL THEN {UNLINKED_STRATUM}
                                ELSE 'transitive' END AS stratum, count(*)
                    FROM within w LEFT JOIN scored s USING (record_id_l, record_id_r) GROUP BY 1""",
-                {"t": run_threshold},
+                {"threshold": run_threshold},
                 table="pairs",
             )
         )
@@ -312,9 +308,11 @@ def _threshold_sides(
     return predicted, int(found.get("transitive", 0)), sides
 
 
-def _false_alerts(store: Store, usable: pd.DataFrame, rng: np.random.Generator, draws: int) -> Interval | None:
+def _false_alerts(
+    store: Store, usable: pd.DataFrame, threshold: float, rng: np.random.Generator, draws: int
+) -> Interval | None:
     """The share of linked office-shopping alerts whose pair is not one person: each alert pair weighted by its
-    linked stratum's estimated non-match rate."""
+    linked stratum's (at the sample's ``threshold``) estimated non-match rate."""
     from linkage.alerts import alerts
 
     found = alerts(store, level="linked")
@@ -325,12 +323,10 @@ def _false_alerts(store: Store, usable: pd.DataFrame, rng: np.random.Generator, 
     table = pa.Table.from_pandas(pairs[["record_id_l", "record_id_r"]], preserve_index=False)
     with store.registered("_alert_pairs", table):
         strata = [h for (h,) in store.rows(
-            f"""SELECT CASE WHEN s.match_probability >= greatest(0.99, t.threshold) THEN 'linked:strong'
-                            WHEN s.match_probability >= t.threshold THEN 'linked:near' ELSE 'linked:indirect' END
-                FROM _alert_pairs a
+            f"""SELECT {LINKED_STRATUM} FROM _alert_pairs a
                 LEFT JOIN (SELECT p.record_id_l, p.record_id_r, p.match_probability FROM pairs p {LATEST_PAIR}) s
-                     USING (record_id_l, record_id_r)
-                CROSS JOIN (SELECT threshold FROM samples ORDER BY drawn_at DESC LIMIT 1) t""",
+                     USING (record_id_l, record_id_r)""",
+            {"threshold": threshold},
             table="pairs",
         )]  # fmt: skip
     share = np.zeros(draws + 1)

@@ -54,6 +54,12 @@ log = logging.getLogger(__name__)
 STRATA: Final = ("linked:strong", "linked:near", "linked:indirect", "unlinked:near", "unlinked:middle",
                  "unlinked:low", "outside:scored", "outside:check")  # fmt: skip
 ESTIMATED: Final = STRATA[:-1]
+# Which stratum a pair inside one identity, or a stored pair across two, falls in by its probability (parameter:
+# threshold, the run's): the draw, the estimates at another threshold and the false-alert estimate classify alike.
+LINKED_STRATUM: Final = """CASE WHEN match_probability >= greatest(0.99, $threshold) THEN 'linked:strong'
+    WHEN match_probability >= $threshold THEN 'linked:near' ELSE 'linked:indirect' END"""
+UNLINKED_STRATUM: Final = """CASE WHEN match_probability >= 0.5 THEN 'unlinked:near'
+    WHEN match_probability >= 0.1 THEN 'unlinked:middle' ELSE 'unlinked:low' END"""
 """The strata whose labels enter the estimates; ``outside:check`` checks an assumption instead."""
 
 BROADER: Final = (
@@ -210,15 +216,11 @@ def _population(store: Store, spec: ModelSpec, artefact: dict[str, Any], thresho
     )
     _broader(store, spec, artefact)
     store.sql(
-        """CREATE OR REPLACE TEMP TABLE _population AS
-           SELECT w.record_id_l, w.record_id_r, s.match_probability,
-                  CASE WHEN s.match_probability >= greatest(0.99, $threshold) THEN 'linked:strong'
-                       WHEN s.match_probability >= $threshold THEN 'linked:near' ELSE 'linked:indirect' END AS stratum
+        f"""CREATE OR REPLACE TEMP TABLE _population AS
+           SELECT w.record_id_l, w.record_id_r, s.match_probability, {LINKED_STRATUM} AS stratum
            FROM _within w LEFT JOIN _stored s USING (record_id_l, record_id_r)
            UNION ALL
-           SELECT s.record_id_l, s.record_id_r, s.match_probability,
-                  CASE WHEN s.match_probability >= 0.5 THEN 'unlinked:near'
-                       WHEN s.match_probability >= 0.1 THEN 'unlinked:middle' ELSE 'unlinked:low' END
+           SELECT s.record_id_l, s.record_id_r, s.match_probability, {UNLINKED_STRATUM}
            FROM _stored s ANTI JOIN _within w USING (record_id_l, record_id_r)
            UNION ALL
            SELECT b.record_id_l, b.record_id_r, b.match_probability,
