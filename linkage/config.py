@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import tomllib
 import types
 import typing
@@ -48,11 +49,14 @@ from linkage.schema import ROLES
 
 __all__ = [
     "DEFAULT_MAX_GUARD_SIZE",
+    "DEFAULT_SPARK_SETTINGS",
+    "ENGINES",
     "SPEC_SETTINGS",
     "Config",
     "DatasetSettings",
     "IngestSettings",
     "LinkSettings",
+    "SparkSettings",
     "StoreSettings",
     "load_config",
     "parse_config",
@@ -107,6 +111,15 @@ class StoreSettings(_Section):
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory DuckDB may use before it spills to disk (blocking joins at 1M records need ~2GB)",
     )
+    temp_directory: Path | None = Field(
+        None,
+        description="Folder DuckDB spills to when a run needs more than memory_limit (default: <store>.tmp "
+        "beside the store); put it on a disk with room (a 10M-record run wrote up to a few GB)",
+    )
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments :class:`~linkage.store.Store` takes from these settings."""
+        return {"memory_limit": self.memory_limit, "temp_directory": self.temp_directory}
 
 
 class IngestSettings(_Section):
@@ -142,8 +155,55 @@ class IngestSettings(_Section):
 DEFAULT_MAX_GUARD_SIZE: Final = 2000
 
 
+ENGINES: Final = ("duckdb", "spark")
+DEFAULT_SPARK_SETTINGS: Final[dict[str, str]] = {
+    "spark.driver.memory": "8g",
+    "spark.sql.shuffle.partitions": "16",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+class SparkSettings(_Section):
+    """The Spark engine (``--engine spark``): where Spark runs and how (``pip install -e '.[spark]'``)."""
+
+    master: str = Field(
+        "local[*]",
+        min_length=1,
+        description="Spark master URL: local[*] (every core of this machine), local[N], spark://host:7077, yarn...",
+    )
+    settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="Spark settings (spark.executor.memory = \"16g\", ...), over linkage's defaults: "
+        + ", ".join(f"{k} = {v}" for k, v in DEFAULT_SPARK_SETTINGS.items()),
+    )
+    scratch: Path | None = Field(
+        None,
+        description="Folder for the Parquet handed to and from Spark and its checkpoints (default: <store>.spark "
+        "beside the store); on a cluster, a path every node reads",
+    )
+
+    @field_validator("settings")
+    @classmethod
+    def _spark_keys(cls, settings: dict[str, str]) -> dict[str, str]:
+        wrong = [key for key in settings if not re.fullmatch(r"spark\.[A-Za-z0-9_.\-]+", key)]
+        if wrong:
+            raise ValueError(f"spark.settings: not a Spark setting name: {', '.join(wrong)} (spark.<name>)")
+        return settings
+
+    def effective(self) -> dict[str, str]:
+        """linkage's defaults, with this config's own settings over them."""
+        return {**DEFAULT_SPARK_SETTINGS, **self.settings}
+
+
 class LinkSettings(_Section):
-    """How a link run (``linkage link``, ``linkage dedupe``) clusters."""
+    """How a link run (``linkage link``, ``linkage dedupe``, ``linkage train``) runs and clusters."""
+
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="Where a full run trains and scores: duckdb (the store's own, embedded) or spark ([spark] "
+        "section); incremental runs always score in the store",
+    )
 
     max_guard_size: int = Field(
         DEFAULT_MAX_GUARD_SIZE,
@@ -163,6 +223,13 @@ class Config(_Section):
     store: StoreSettings = Field(default_factory=lambda: StoreSettings(), description="The DuckDB store")
     ingest: IngestSettings = Field(default_factory=lambda: IngestSettings(), description="Ingest")
     link: LinkSettings = Field(default_factory=lambda: LinkSettings(), description="Link runs")
+    spark: SparkSettings = Field(default_factory=lambda: SparkSettings(), description="The Spark engine")
+
+    def with_engine(self, engine: str | None) -> Config:
+        """These settings with the run engine ``engine`` (``--engine``), or as they are when None."""
+        if engine is None:
+            return self
+        return self.model_copy(update={"link": self.link.model_copy(update={"engine": engine})})
 
     @field_validator("columns")
     @classmethod
@@ -284,6 +351,7 @@ def settings_table() -> Iterator[tuple[str, str, str, str]]:
         ("store", StoreSettings),
         ("ingest", IngestSettings),
         ("link", LinkSettings),
+        ("spark", SparkSettings),
     ]
     for section, model in sections:
         for name, field in model.model_fields.items():

@@ -54,6 +54,7 @@ class DedupeSummary:
     edges_cut_by_guard: int = 0
     model_id: str = ""
     model_trained: bool = False
+    engine: str = "duckdb"  # where the model was trained and the pairs scored (link.engine, --engine)
     threshold: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
@@ -131,7 +132,7 @@ def train_with_labels(
         StoreError: no store at ``db``, or it cannot be opened.
         InputError: nothing was accepted from ``paths``.
     """
-    with Store(db, read_only=True, memory_limit=config.store.memory_limit) as store:
+    with Store(db, read_only=True, **config.store.options()) as store:
         found = labelled.labelled_levels(store)
     return _train(paths, config, out, spec_path=spec_path, progress=progress, labels=found, min_labels=min_labels)
 
@@ -147,19 +148,25 @@ def _train(
     report = ingest(paths, config, db=db, progress=progress)
     if report.accepted == 0:
         raise InputError("no application was accepted: nothing to train on (see the quarantine reasons)")
-    with Store(db, memory_limit=config.store.memory_limit) as store:
+    with Store(db, **config.store.options()) as store:
         run_id = store.begin_run(_KIND, [str(p) for p in paths], config.fingerprint())
         prepare.prepare_full(store, spec)
-        linker = train.train(store, spec)
+        if config.link.engine == "spark":
+            from linkage import spark
+
+            linker = spark.trained_settings(store, spec, config.spark, config.spark.scratch or work / "spark")
+        else:
+            linker = train.train(store, spec)
         made = model.artefact(
             linker, spec=spec, data_fingerprint=prepare.data_fingerprint(store), config_hash=config.fingerprint()
         )
         trained = Trained(model_id="", out=str(out), charts=str(work), min_labels=min_labels)
         if labels is not None:
             made, updates = labelled.m_from_labels(made, labels, min_labels=min_labels)
-            linker = model.from_artefact(store, made, spec)  # the charts show the m that the file holds
             trained.labelled_pairs, trained.labelled_matches = len(labels.pairs), labels.matches
             trained.not_stored, trained.comparisons = labels.not_stored, list(updates)
+        if labels is not None or isinstance(linker, dict):
+            linker = model.from_artefact(store, made, spec)  # the charts show the m that the file holds
         trained.model_id = model.save(made, out)
         charts.model_charts(linker, work)
         store.finish_run(run_id, "succeeded", {"model_id": made["model_id"]})
@@ -203,16 +210,18 @@ def dedupe(
     summary.rows_read, summary.accepted, summary.quarantined = report.rows_read, report.accepted, report.quarantined
     if report.accepted == 0:
         raise InputError("no application was accepted: nothing to deduplicate (see the quarantine reasons)")
-    with Store(db, memory_limit=config.store.memory_limit) as store:
+    with Store(db, **config.store.options()) as store:
         run_id = store.begin_run(_KIND, [str(p) for p in paths], config.fingerprint())
         done = run_link(
             store, spec, config_hash=config.fingerprint(), full=True, artefact=artefact, threshold=cut,
             max_guard_size=config.link.max_guard_size, keep_scratch=True, within=run_id,
+            engine=config.link.engine, spark=config.spark,
         )  # fmt: skip
         for stage, seconds in done.summary.seconds.items():
             if stage != "total":
                 clock.add(stage, seconds)
         linked = done.summary
+        summary.engine = linked.engine
         summary.pairs_scored, summary.model_id, summary.model_trained = (
             linked.pairs_scored, linked.model_id, linked.model_trained
         )  # fmt: skip

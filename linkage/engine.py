@@ -22,6 +22,7 @@ store as it was; its ``runs`` row stays ``running`` until the next ingest, link 
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -31,7 +32,7 @@ from pydantic import ValidationError
 from linkage import model, prepare, score, train
 from linkage.clock import Clock, Progress, peak_rss_mb
 from linkage.cluster import recluster
-from linkage.config import DEFAULT_MAX_GUARD_SIZE, Config
+from linkage.config import DEFAULT_MAX_GUARD_SIZE, Config, SparkSettings
 from linkage.errors import ConfigError, InputError, Problem
 from linkage.publish import publish
 from linkage.spec import ModelSpec, load_spec
@@ -117,6 +118,7 @@ class LinkSummary:
     model_id: str = ""
     model_trained: bool = False
     scored_warm: bool = False  # the pending record's pairs came from the service's warm scorer (run_link)
+    engine: str = "duckdb"  # where the run trained and scored: duckdb, or spark (a full run with --engine spark)
     threshold: float = 0.0
     review_floor: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -167,11 +169,12 @@ def link(
     spec = load_spec(spec_path)
     cut = run_threshold(spec, threshold)  # before the store is opened: a bad value costs nothing
     artefact = model.read_artefact(model_path) if model_path is not None else None
-    with Store(db, memory_limit=config.store.memory_limit) as store:
+    with Store(db, **config.store.options()) as store:
         inputs = [str(model_path)] if model_path else []
         found = run_link(
             store, spec, config_hash=config.fingerprint(), inputs=inputs, full=full, retrain=retrain,
             artefact=artefact, threshold=cut, max_guard_size=config.link.max_guard_size, progress=progress,
+            engine=config.link.engine, spark=config.spark,
         )  # fmt: skip
         return found.summary
 
@@ -191,6 +194,8 @@ def run_link(
     keep_scratch: bool = False,
     within: str | None = None,
     prescored: Prescored | None = None,
+    engine: str = "duckdb",
+    spark: SparkSettings | None = None,
 ) -> LinkRun:
     """Run the link stages on an open store as one run (see the module docstring); the store is left as published.
 
@@ -200,6 +205,8 @@ def run_link(
     whose pending records, model, prior and floor it still fits clusters and publishes its pairs instead of
     scoring them again (the officer's registration: under a second instead of seconds at 1M records), and
     otherwise scores as always.
+    ``engine``: ``spark`` trains and scores a full run on Spark (:mod:`linkage.spark`, with ``spark``'s
+    settings); an incremental run scores in the store whatever the engine.
     """
     cut = run_threshold(spec, threshold)
     # runs a kill left running: this process holds the write lock
@@ -209,6 +216,7 @@ def run_link(
     try:
         run = _Run(store, spec, run_id, cut, max_guard_size, progress, config_hash)
         run.summary.interrupted_runs = interrupted
+        run.spark = spark or SparkSettings() if engine == "spark" else None
         return run.go(full, retrain, artefact, prescored)
     except BaseException as exc:
         store.finish_run(run_id, "failed", {"error": type(exc).__name__})
@@ -269,6 +277,7 @@ class _Run:
         self.floor = min(spec.review_floor, cut)
         self.clock = Clock(progress)
         self.summary = LinkSummary(run_id=run_id, threshold=cut, review_floor=self.floor)
+        self.spark: SparkSettings | None = None  # the Spark engine's settings, for a full run on Spark
 
     def go(
         self, full: bool, retrain: bool, artefact: dict[str, Any] | None, prescored: Prescored | None = None
@@ -306,27 +315,32 @@ class _Run:
                 _prescored_tables(store, scored)
             else:
                 s.linked, s.candidates = prepare.prepare_incremental(store, spec)
-        with clock.stage("model"):
-            if scored is not None:
-                assert stored is not None  # (checked in _fits)
-                linker = None
-            elif retrain or stored is None:
-                linker = train.train(store, spec)
-                stored = model.artefact(
-                    linker, spec=spec, data_fingerprint=prepare.data_fingerprint(store), config_hash=self.config_hash
-                )
-                s.model_trained = True
-            else:
-                linker = model.for_store(store, stored, spec, s.records, incremental=not full)
-            s.model_id = str(stored["model_id"])
-        with clock.stage("score"):
-            predictions = None
-            if full:
-                s.pairs_scored, predictions = score.predict(store, linker, spec, self.floor)
-            elif scored is not None:
-                s.pairs_scored = scored.pairs.num_rows
-            else:
-                s.pairs_scored = score.predict_new(store, linker, spec, self.floor)
+        with ExitStack() as on_spark:
+            spark = self._spark(on_spark) if full and self.spark is not None else None
+            with clock.stage("model"):
+                if scored is not None:
+                    assert stored is not None  # (checked in _fits)
+                    linker = None
+                elif spark is not None:
+                    linker, stored = spark.model(None if retrain else stored)
+                elif retrain or stored is None:
+                    linker = train.train(store, spec)
+                    stored = self._artefact(linker.misc.save_model_to_json())
+                else:
+                    linker = model.for_store(store, stored, spec, s.records, incremental=not full)
+                assert stored is not None
+                s.model_id = str(stored["model_id"])
+            with clock.stage("score"):
+                predictions = None
+                if spark is not None:
+                    s.pairs_scored, predictions = spark.predict(linker, self.floor)
+                    linker = model.from_artefact(store, stored, spec)  # the store's own, for dedupe's charts
+                elif full:
+                    s.pairs_scored, predictions = score.predict(store, linker, spec, self.floor)
+                elif scored is not None:
+                    s.pairs_scored = scored.pairs.num_rows
+                else:
+                    s.pairs_scored = score.predict_new(store, linker, spec, self.floor)
         with clock.stage("cluster"):
             found = recluster(store, self.cut, full=full, run_id=s.run_id, max_guard_size=self.max_guard_size)
             s.reclustered, s.links = len(found.assigned), len(found.links)
@@ -346,6 +360,23 @@ class _Run:
         s.seconds, s.peak_rss_mb = clock.summary(), peak_rss_mb()
         store.finish_run(s.run_id, "succeeded", s.to_dict())  # the manifest with publish's own time
         return LinkRun(s, linker, predictions, stored)
+
+    def _artefact(self, trained: dict[str, Any]) -> dict[str, Any]:
+        """The artefact of a model this run trained (Splink's settings ``trained``), with its provenance."""
+        self.summary.model_trained = True
+        return model.artefact(
+            trained, spec=self.spec, data_fingerprint=prepare.data_fingerprint(self.store), config_hash=self.config_hash
+        )
+
+    def _spark(self, stack: ExitStack) -> _OnSpark:
+        """The Spark engine for this run's model and score stages: a session held open until ``stack`` closes."""
+        from linkage import spark
+
+        assert self.spark is not None
+        scratch = self.spark.scratch or Path(f"{self.store.path}.spark")
+        self.summary.engine = "spark"
+        session = stack.enter_context(spark.session(self.spark, scratch / self.summary.run_id))
+        return _OnSpark(self, session, scratch / self.summary.run_id)
 
     def _alone(self, record_id: str, members: int) -> bool:
         """Whether ``record_id`` is the one record pending, known without the anti-join of every stored record
@@ -389,6 +420,40 @@ class _Run:
         s.seconds, s.peak_rss_mb = self.clock.summary(), peak_rss_mb()
         store.finish_run(s.run_id, "succeeded", s.to_dict())
         return LinkRun(s)
+
+
+@dataclass
+class _OnSpark:
+    """A full run's model and score stages on Spark (:mod:`linkage.spark`): the model input handed over as
+    Parquet once, the model trained there (λ and u in the store, EM on Spark) or taken from the store, the
+    pairs scored there and brought back."""
+
+    run: _Run
+    session: Any
+    scratch: Path
+
+    def __post_init__(self) -> None:
+        from linkage import spark
+
+        self.input = spark.export_input(self.run.store, self.scratch / "model_input.parquet")
+
+    def model(self, stored: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+        """The Spark linker of the run and the model's artefact as the store keeps it: trained here when
+        ``stored`` is None, else ``stored`` applied to the store's records."""
+        from linkage import spark
+
+        run = self.run
+        if stored is None:
+            linker = spark.train(run.store, run.spec, self.session, self.input)
+            return linker, run._artefact(spark.duckdb_settings(linker.misc.save_model_to_json(), run.spec))
+        prior = model.applied_prior(stored, run.summary.records)
+        settings = {**stored["splink"], "probability_two_random_records_match": prior}
+        return spark.linker(self.session, run.spec, self.input, settings), stored
+
+    def predict(self, linker: Any, floor: float) -> tuple[int, str]:
+        from linkage import spark
+
+        return spark.predict(self.run.store, linker, self.run.spec, floor, self.scratch / "predictions")
 
 
 def _prescored_tables(store: Store, scored: Prescored) -> None:

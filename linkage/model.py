@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,8 +33,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def settings_for(spec: ModelSpec) -> Any:
-    """Splink's settings for the comparisons and blocking rules of ``spec`` (not yet trained)."""
+def settings_for(spec: ModelSpec, conditions: Mapping[str, Sequence[str]] | None = None) -> Any:
+    """Splink's settings for the comparisons and blocking rules of ``spec`` (not yet trained).
+
+    ``conditions``: for a comparison named there, its levels' conditions (all but the else level, in order)
+    as Splink should run them, in place of the spec's (the Spark engine's, :mod:`linkage.spark`).
+    """
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
     from splink import SettingsCreator
@@ -41,12 +46,14 @@ def settings_for(spec: ModelSpec) -> Any:
     comparisons: list[Any] = []
     for comp in spec.comparison:
         levels: list[Any] = []
+        replaced = iter((conditions or {}).get(comp.name, ()))
         for level in comp.levels:
             created: Any
             if level.else_:
                 created = cll.ElseLevel()
             else:
-                created = cll.CustomLevel(_suffixed(level.sql or ""), label_for_charts=level.label)
+                sql = next(replaced, None) or _suffixed(level.sql or "")
+                created = cll.CustomLevel(sql, label_for_charts=level.label)
                 if level.null:
                     created = created.configure(is_null_level=True)
                 if level.tf:
@@ -144,10 +151,14 @@ def from_artefact(store: Store, artefact: dict[str, Any], spec: ModelSpec, *, pr
 
 
 def artefact(linker: Any, *, spec: ModelSpec, data_fingerprint: str, config_hash: str) -> dict[str, Any]:
-    """The trained model with its provenance, as written by :func:`save`; ``model_id`` hashes the parameters."""
+    """The trained model with its provenance, as written by :func:`save`; ``model_id`` hashes the parameters.
+
+    ``linker``: a trained linker, or its settings as Splink saves them (a dict).
+    """
     import splink
 
-    model = linker.misc.save_model_to_json()  # with no path it returns the settings dict
+    # with no path Splink's save returns the settings dict
+    model = dict(linker) if isinstance(linker, dict) else linker.misc.save_model_to_json()
     return {
         "model_id": model_id(model),
         "created_at": datetime.now(UTC).isoformat(),

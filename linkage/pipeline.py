@@ -124,7 +124,7 @@ def _ingest(
 ) -> IngestReport:
     db_path = db or config.store.path
     clock = Clock()
-    with Store(db_path, create=True, memory_limit=config.store.memory_limit) as store:
+    with Store(db_path, create=True, **config.store.options()) as store:
         interrupted = store.mark_interrupted()
         run_id = store.begin_run("ingest", [str(p) for p in paths], config.fingerprint())
         report = IngestReport(run_id=run_id, db=str(db_path), interrupted_runs=interrupted)

@@ -628,7 +628,7 @@ def register(db: Path, config: Config, fields: dict[str, Any], scorer: Scorer | 
     from linkage.pipeline import ingest
 
     record_id = fields["record_id"]
-    with Store(db, memory_limit=config.store.memory_limit) as store:  # the service's own database, shared
+    with Store(db, **config.store.options()) as store:  # the service's own database, shared
         if store.rows("SELECT 1 FROM applications WHERE record_id = ?", [record_id]):
             raise InputError(f"an application {record_id!r} is stored already: a new application needs a new id")
     with tempfile.TemporaryDirectory(prefix="linkage-register-") as folder:
@@ -639,7 +639,7 @@ def register(db: Path, config: Config, fields: dict[str, Any], scorer: Scorer | 
         reasons = ", ".join(sorted(report.quarantined_by_reason))
         raise InputError(f"the application was not accepted: {reasons}")
     spec = scorer.spec if scorer is not None else load_spec(None)  # checking a spec's SQL takes 0.4 s
-    with Store(db, memory_limit=config.store.memory_limit) as store:
+    with Store(db, **config.store.options()) as store:
         row = store.arrow("SELECT * FROM applications_normalised WHERE record_id = ?", [record_id]).to_pylist()[0]
         prescored = scorer.prescore(row, scorer.state) if scorer is not None else None
         summary = run_link(

@@ -95,6 +95,7 @@ class Store:
         read_only: bool = False,
         create: bool = False,
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
+        temp_directory: Path | None = None,
     ) -> None:
         """Open the store at ``path`` (``":memory:"`` for a scratch one).
 
@@ -103,6 +104,8 @@ class Store:
             read_only: open for reading only (any number of readers, but none while a writer has it).
             create: make the file when it does not exist (``linkage ingest`` only).
             memory_limit: DuckDB's memory limit.
+            temp_directory: where DuckDB spills what does not fit under ``memory_limit`` (default: its own,
+                ``<store>.tmp`` beside the file).
 
         Raises:
             StoreError: no file at ``path`` (and not ``create``), the file is being written by another
@@ -116,7 +119,10 @@ class Store:
         if on_disk and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.con = duckdb.connect(self.path, read_only=read_only, config={"memory_limit": memory_limit})
+            options: dict[str, str | bool | int | float | list[str]] = {"memory_limit": memory_limit}
+            if temp_directory is not None:
+                options["temp_directory"] = str(temp_directory)
+            self.con = duckdb.connect(self.path, read_only=read_only, config=options)
             # no progress bar: DuckDB draws it on stdout, inside the JSON of `--json` (a 1M ingest's publish)
             self.con.execute("SET enable_progress_bar = false")
         except duckdb.Error as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Callable
 from typing import Any, Final
 
 from linkage.block import key_columns
@@ -28,8 +29,13 @@ MIN_TRAINING_PAIRS: Final = 1
 rule's comparisons out of the model and replaced λ (see :func:`train`)."""
 
 
-def train(store: Store, spec: ModelSpec) -> Any:
+def train(store: Store, spec: ModelSpec, *, em_on: Callable[[dict[str, Any]], Any] | None = None) -> Any:
     """Estimate λ, u (random sampling) and m (EM per training rule) without labels; return the linker.
+
+    λ and u are estimated on the store's ``model_input``: λ from the deterministic rules' pairs, u from
+    all pairs among a sample of about a thousand records, whatever the store's size. ``em_on``: EM, the
+    step whose pairs grow with the store, runs on the linker it makes from the settings trained so far
+    (:mod:`linkage.spark`: the same model on Spark); by default on the store's own linker.
 
     A training rule is counted first (:func:`training_pairs`) and skipped, with a warning, when it blocks
     no pairs; if EM fails on a rule anyway, the model is restored as it was before that rule. After
@@ -60,6 +66,9 @@ def train(store: Store, spec: ModelSpec) -> Any:
     training.estimate_u_using_random_sampling(max_pairs=spec.max_pairs_u, seed=spec.seed)
     if spec.exact_u:
         _set_exact_u(linker, exact_u(store, spec))
+    if em_on is not None:
+        linker = em_on(linker.misc.save_model_to_json())
+        training = linker.training
     for number, rule in enumerate(spec.training):
         if rule not in runnable:
             log.warning("training[%d] (%s) blocks %s pairs on these records: skipped", number, rule, counted[rule])

@@ -34,6 +34,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -106,6 +107,22 @@ ThresholdOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOption = Annotated[
+    Engine | None,
+    typer.Option(
+        "--engine",
+        help="Where a full run trains and scores: duckdb (embedded) or spark (needs the spark extra of the package; "
+        "settings in the config's spark section). Default: the config's link.engine, duckdb.",
+        case_sensitive=False,
+    ),
+]
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"linkage {_shown(__version__)}")
@@ -160,9 +177,9 @@ def _spinner(what: str) -> Iterator[Any]:
         yield status
 
 
-def _config(path: Path | None, workers: int | None = None) -> Config:
-    """The config file's settings (the defaults without one), with ``--workers`` when given."""
-    cfg = load_config(path)
+def _config(path: Path | None, workers: int | None = None, engine: Engine | None = None) -> Config:
+    """The config file's settings (the defaults without one), with ``--workers`` and ``--engine`` when given."""
+    cfg = load_config(path).with_engine(engine.value if engine is not None else None)
     if workers is not None:
         cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update={"workers": workers})})
     return cfg

@@ -11,6 +11,7 @@ from rich.table import Table
 from linkage.cli import (
     ConfigOption,
     DbOption,
+    EngineOption,
     JsonOption,
     SpecOption,
     ThresholdOption,
@@ -47,6 +48,7 @@ def train_command(
         int,
         typer.Option("--min-labels", min=1, help="With --labels: labelled matches a comparison needs."),
     ] = MIN_LABELS,
+    engine: EngineOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train the matching model without labels (λ, u counted and sampled, m by EM) and save it with its provenance.
@@ -67,12 +69,13 @@ def train_command(
         raise typer.BadParameter("--db and --min-labels go with --labels", param_hint="'--db'")
     if labels and db is None:
         raise typer.BadParameter("--labels reads the labels from a store: give --db", param_hint="'--db'")
+    settings = _config(config, engine=engine)
     with _spinner("training"):
         if db is not None:
-            trained = train_with_labels(files, _config(config), out, db=db, min_labels=min_labels, spec_path=spec)
+            trained = train_with_labels(files, settings, out, db=db, min_labels=min_labels, spec_path=spec)
             model_id, charts = trained.model_id, Path(trained.charts)
         else:
-            model_id, charts = train_files(files, _config(config), out, spec_path=spec)
+            model_id, charts = train_files(files, settings, out, spec_path=spec)
     if as_json:
         extra = trained.to_dict() if db is not None else {"model_id": model_id, "out": str(out), "charts": str(charts)}
         _print_json(extra)
@@ -102,6 +105,7 @@ def dedupe_command(
     model: Annotated[Path | None, typer.Option("--model", help="A model from `linkage train` (no retraining).")] = None,
     spec: SpecOption = None,
     threshold: ThresholdOption = None,
+    engine: EngineOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest, normalise, train (unless --model), score pairs and cluster them into identities.
@@ -112,12 +116,15 @@ def dedupe_command(
     from linkage.dedupe import dedupe
 
     with _spinner("deduplicating"):
-        summary = dedupe(files, _config(config), out, model_path=model, spec_path=spec, threshold=threshold)
+        summary = dedupe(
+            files, _config(config, engine=engine), out, model_path=model, spec_path=spec, threshold=threshold
+        )
     if as_json:
         _print_json(summary.to_dict())
         return
     shown = ("rows_read", "accepted", "quarantined", "pairs_scored", "identities", "multi_record_identities",
-             "largest_identity", "clusters_cut_by_guard", "edges_cut_by_guard", "threshold", "model_id")  # fmt: skip
+             "largest_identity", "clusters_cut_by_guard", "edges_cut_by_guard", "threshold", "model_id",
+             "engine")  # fmt: skip
     _print_summary(f"Dedupe into {out}", summary, shown)
 
 
@@ -135,6 +142,7 @@ def link_command(
     ] = None,
     spec: SpecOption = None,
     threshold: ThresholdOption = None,
+    engine: EngineOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Link the store's new or changed applications into identities that keep their ids.
@@ -145,7 +153,7 @@ def link_command(
     """
     from linkage.engine import link
 
-    settings = _config(config)
+    settings = _config(config, engine=engine)
     with _spinner("linking") as status:
         summary = link(db or settings.store.path, settings, full=full, spec_path=spec, model_path=model,
                        retrain=retrain, threshold=threshold,
@@ -155,7 +163,8 @@ def link_command(
         return
     _print_interrupted(summary.interrupted_runs)
     shown = ("records", "linked", "candidates", "pairs_scored", "reclustered", "identities", "created", "merged",
-             "split", "records_added", "records_moved", "decisions_applied", "model_id", "model_trained")  # fmt: skip
+             "split", "records_added", "records_moved", "decisions_applied", "model_id", "model_trained",
+             "engine")  # fmt: skip
     _print_summary(f"Link ({summary.mode}), run {summary.run_id}", summary, shown)
     for conflict in summary.decision_conflicts:
         err.print(f"[yellow]decision conflict:[/] {_shown(conflict)}", highlight=False)
