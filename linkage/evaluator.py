@@ -1137,15 +1137,26 @@ class _Compiler:
     def macro(self, name: str, args: Sequence[Any], scope: Mapping[str, int]) -> Node:
         from sqlglot import exp
 
-        body, params, size = _macro(name)
-        if len(args) != params:
-            raise Unsupported(f"macro {name} takes {params} arguments, given {len(args)}")
+        from linkage.macros import TWINS
+
+        params_of, _ = _macros_source()[name]
+        if len(args) != len(params_of):
+            raise Unsupported(f"macro {name} takes {len(params_of)} arguments, given {len(args)}")
         # DuckDB substitutes the arguments' text into the body: a variable of ours that a lambda of the body
         # (or of a macro it calls) binds too would be captured there, where binding values keeps it ours
         ours = {n.name.lower() for a in args for n in a.find_all(exp.Column, exp.Identifier)
                 if n.name.lower() in scope and not (isinstance(n, exp.Column) and n.table)}  # fmt: skip
         if ours & _binders(name):
             raise Unsupported(f"macro {name}: its lambdas rebind {sorted(ours & _binders(name))} of the call")
+        twin = TWINS.get(name)
+        if twin is not None:  # the macro written in Python (linkage.macros): the same values, far fewer calls
+            values = [self.compile(a, scope) for a in args]
+
+            def call(env: list[Any]) -> Any:
+                return twin(*[a(env) for a in values])
+
+            return call
+        body, params, size = _macro(name)
         compiled = [self.compile(a, scope) for a in args]
         pad = [None] * (size - params)
 

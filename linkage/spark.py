@@ -114,14 +114,15 @@ def _conditions(sqls: tuple[str, ...]) -> tuple[Any, ...]:
 
 
 def _value(x: Any) -> Any:
-    """A value as the evaluator takes it: Spark's Arrow path may hand a list over as a NumPy array."""
-    if x is None or isinstance(x, str | int | float | bool):
+    """A value as the evaluator takes it: Spark's Arrow path may hand a list over as a NumPy array or a tuple."""
+    kind = type(x)
+    if x is None or kind is str or kind is list or kind is int or kind is float or kind is bool:
         return x
-    if hasattr(x, "tolist"):
-        return [_value(v) for v in x.tolist()] if getattr(x, "ndim", 0) else x.tolist()
-    if isinstance(x, list | tuple):
-        return [_value(v) for v in x]
-    return x
+    if hasattr(x, "tolist"):  # a NumPy array (its items become Python's) or scalar
+        return x.tolist()
+    if kind is tuple:
+        return list(x)
+    return x  # a date
 
 
 def gamma(sqls: tuple[str, ...], columns: tuple[str, ...], *values: Any) -> int:
