@@ -54,12 +54,17 @@ def names_abbreviated(ak: Any, ai: Any, bk: Any, bi: Any, bf: Any) -> bool | Non
     if ak is None:
         tokens: bool | None = None
     else:
-        tokens = _all(_either(_contains(bk, x), lambda x=x: _contains(bi, first_letter(x)))
-                      for x in ak if x is not None and len(x) > 1)  # fmt: skip
+        tokens = _all(_abbreviated(x, bk, bi) for x in ak if x is not None and len(x) > 1)
     if tokens is False:
         return False
     has_all = None if bf is None or ai is None else all(y is None or y in bf for y in ai)
     return _and(tokens, has_all)
+
+
+def _abbreviated(x: str, bk: Any, bi: Any) -> bool | None:
+    """``list_contains(bk, x) OR list_contains(bi, first_letter(x))``."""
+    found = _contains(bk, x)
+    return True if found is True else _or(found, _contains(bi, first_letter(x)))
 
 
 def name_typo(x: str | None, y: str | None, nx: int | None, ny: int | None) -> bool:
@@ -153,11 +158,6 @@ def _or(a: bool | None, b: bool | None) -> bool | None:
     if a is None or b is None:
         return None
     return False
-
-
-def _either(a: bool | None, b: Callable[[], bool | None]) -> bool | None:
-    """``a OR b()``, ``b`` computed only when ``a`` does not decide."""
-    return True if a is True else _or(a, b())
 
 
 def _and(a: bool | None, b: bool | Callable[[], bool | None] | None) -> bool | None:
