@@ -86,7 +86,9 @@ def peaks(trace: list[tuple[float, float]], seconds: dict[str, float], started: 
     return found
 
 
-def run(rows: int, seed: int, engine: str, memory_limit: str, temp: Path, master: str) -> dict[str, Any]:
+def run(
+    rows: int, seed: int, engine: str, memory_limit: str, temp: Path, master: str, spec: Path
+) -> dict[str, Any]:
     data = synthetic(rows, seed)
     out = Path(tempfile.mkdtemp(prefix=f"scale-{rows}-", dir=temp.parent))
     config = out.with_suffix(".toml")
@@ -96,7 +98,7 @@ def run(rows: int, seed: int, engine: str, memory_limit: str, temp: Path, master
         encoding="utf-8",
     )
     command = [str(ROOT / ".venv" / "bin" / "linkage"), "dedupe", str(data / "applications.parquet"),
-               "--out", str(out / "run"), "--config", str(config), "--json"]  # fmt: skip
+               "--out", str(out / "run"), "--config", str(config), "--spec", str(spec), "--json"]  # fmt: skip
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = Sampler(child.pid)
@@ -113,6 +115,7 @@ def run(rows: int, seed: int, engine: str, memory_limit: str, temp: Path, master
     figures: dict[str, Any] = {
         "rows": rows,
         "seed": seed,
+        "spec": spec.name,
         "engine": engine,
         "master": master if engine == "spark" else None,
         "memory_limit": memory_limit,
@@ -127,17 +130,35 @@ def run(rows: int, seed: int, engine: str, memory_limit: str, temp: Path, master
         else 0.0,
         "store_mb": round((out / "run" / "store.duckdb").stat().st_size / 2**20, 1),
     }
-    figures.update(blocking(out / "run" / "store.duckdb", data))
+    figures.update(blocking(out / "run" / "store.duckdb", data, spec))
+    figures.update(quality(out / "run", data))
     shutil.rmtree(out, ignore_errors=True)
     config.unlink(missing_ok=True)
     return figures
 
 
-def blocking(store: Path, data: Path) -> dict[str, Any]:
+def quality(out: Path, data: Path) -> dict[str, Any]:
+    """Pairwise precision, recall and F1 of the identities against the truth, and traceability (a refused
+    person's later application elsewhere in the refusal's identity)."""
+    import pandas as pd
+
+    from linkage.evaluate import evaluate
+
+    clusters = pd.read_parquet(out / "clusters.parquet", columns=["record_id", "identity_id"])
+    truth = pd.read_parquet(data / "truth.parquet")
+    columns = ["record_id", "office", "application_date", "decision"]
+    raw = pd.read_parquet(data / "applications.parquet", columns=columns)
+    m = evaluate(clusters, truth, raw)
+    return {"pairwise_precision": round(m.pairwise_precision, 5), "pairwise_recall": round(m.pairwise_recall, 5),
+            "pairwise_f1": round(m.pairwise_f1, 5), "traceability": m.traceability}  # fmt: skip
+
+
+def blocking(store: Path, data: Path, spec: Path) -> dict[str, Any]:
     """Comparisons per blocking rule on the dedupe's own store, as ``blocking_bench.py`` counts them."""
     from benchmarks import blocking_bench as bench
+    from linkage.spec import load_spec
 
-    rules = bench.rule_lists(None)["current"]
+    rules = list(load_spec(spec).blocking)
     started = time.perf_counter()
     con = bench.connect(store, data / "truth.parquet")
     analysis = bench.analyse(con, rules)
@@ -161,6 +182,7 @@ def main() -> None:
     parser.add_argument("--master", default="local[*]", help="Spark master with --engine spark")
     parser.add_argument("--memory-limit", default="12GB", help="the store's memory_limit (DuckDB spills above)")
     parser.add_argument("--temp-directory", type=Path, default=Path(tempfile.gettempdir()) / "linkage-spill")
+    parser.add_argument("--spec", type=Path, default=ROOT / "configs" / "model.toml", help="the model spec")
     parser.add_argument("--report", action="store_true", help="only redraw the chart and the RESULTS section")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
@@ -168,8 +190,9 @@ def main() -> None:
     if not args.report:
         for rows in args.rows:
             print(f"dedupe of {rows:,} rows on {args.engine} ...", flush=True)
-            figures = run(rows, args.seed, args.engine, args.memory_limit, args.temp_directory, args.master)
-            (FIGURES / f"{args.engine}-{rows}.json").write_text(json.dumps(figures, indent=1), encoding="utf-8")
+            figures = run(rows, args.seed, args.engine, args.memory_limit, args.temp_directory, args.master, args.spec)
+            name = f"{args.engine}-{args.spec.stem}-{rows}.json"
+            (FIGURES / name).write_text(json.dumps(figures, indent=1), encoding="utf-8")
             print(json.dumps({k: v for k, v in figures.items() if k != "rules"}, indent=1), flush=True)
     report(args.no_write)
 

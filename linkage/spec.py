@@ -134,7 +134,41 @@ def load_spec(path: Path | None = None) -> ModelSpec:
         ConfigError: the file is missing, not TOML, not a model spec, or invalid; every problem listed.
     """
     path = path or DEFAULT_SPEC
-    hint = "a model spec is a TOML file like configs/model.toml, described in docs/spec.md"
+    data = _read_spec(path)
+    if "extends" in data:  # a spec that changes a few keys of another: its keys replace the other's
+        base = data.pop("extends")
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"{path}: extends must name another model spec file (a path beside it)")
+        base_path = path.parent / base
+        parent = _read_spec(base_path)
+        if "extends" in parent:
+            raise ConfigError(f"{path}: extends {base_path}, which extends another spec: one level only")
+        data = {**parent, **data}
+    try:
+        spec = ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = [Problem(f"{_where(e['loc'], data)}: {e['msg']}", file=str(path)) for e in exc.errors()]
+        raise ConfigError(f"invalid model spec {path} ({HINT})", problems=problems) from None
+    problems = [Problem(p.message, file=str(path), value=p.value) for p in spec_problems(spec)]
+    if problems:
+        raise ConfigError(
+            f"invalid model spec {path}: {len(problems)} SQL fragment problem(s); a fragment is one condition over "
+            "the model-input columns (docs/spec.md)",
+            problems=problems,
+        )
+    return spec
+
+
+HINT: Final = "a model spec is a TOML file like configs/model.toml, described in docs/spec.md"
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    """The keys of a spec file, read and recognised as a spec (not a model, not settings).
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or not a model spec.
+    """
+    hint = HINT
     try:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)
@@ -146,24 +180,12 @@ def load_spec(path: Path | None = None) -> ModelSpec:
         model = " (it looks like JSON: a model from `linkage train` is passed as --model)" if text.lstrip()[
             :1] in ("{", "[") else ""  # fmt: skip
         raise ConfigError(f"model spec {path} is not TOML ({exc}){model}: {hint}") from None
-    if not _REQUIRED & set(data):
+    if not (_REQUIRED | {"extends"}) & set(data):
         found = ", ".join(repr(k) for k in list(data)[:5]) or "nothing"
         other = " (it looks like a settings file: pass it as --config)" if {"dataset", "store", "ingest",
                                                                           "columns"} & set(data) else ""  # fmt: skip
         raise ConfigError(f"{path} is not a model spec: it has {found}, none of {sorted(_REQUIRED)}{other}; {hint}")
-    try:
-        spec = ModelSpec.model_validate(data)
-    except ValidationError as exc:
-        problems = [Problem(f"{_where(e['loc'], data)}: {e['msg']}", file=str(path)) for e in exc.errors()]
-        raise ConfigError(f"invalid model spec {path} ({hint})", problems=problems) from None
-    problems = [Problem(p.message, file=str(path), value=p.value) for p in spec_problems(spec)]
-    if problems:
-        raise ConfigError(
-            f"invalid model spec {path}: {len(problems)} SQL fragment problem(s); a fragment is one condition over "
-            "the model-input columns (docs/spec.md)",
-            problems=problems,
-        )
-    return spec
+    return data
 
 
 _REQUIRED: Final = frozenset({"blocking", "deterministic", "training", "comparison"})
@@ -242,6 +264,9 @@ def reference_markdown() -> str:
         "`configs/model.toml` is the default (Indonesian passport applications, with NIK); "
         "`configs/febrl_model.toml`",
         "is for FEBRL, and `configs/civil_model.toml` for civil records without a national id.",
+        "`configs/national.toml` is the default with blocking for tens of millions of records (docs/scale.md): it",
+        "starts with `extends = \"model.toml\"`, and a spec that extends another (a path beside it; one level)",
+        "takes every key of that one except those it sets itself.",
         "",
         "## Keys",
         "",

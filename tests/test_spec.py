@@ -68,10 +68,35 @@ def _toml(value: Any) -> str:
 
 
 @pytest.mark.parametrize(
-    "path", ["configs/model.toml", "configs/febrl_model.toml", "configs/civil_model.toml"]
+    "path", ["configs/model.toml", "configs/febrl_model.toml", "configs/civil_model.toml", "configs/national.toml"]
 )
 def test_shipped_specs_pass_the_check(path: str) -> None:
     load_spec(ROOT / path)
+
+
+def test_a_spec_extends_another_replacing_the_keys_it_sets(tmp_path: Path) -> None:
+    national = load_spec(ROOT / "configs" / "national.toml")
+    assert national.model_copy(update={"blocking": DEFAULT.blocking}) == DEFAULT  # only blocking differs
+    assert len(national.blocking) < len(DEFAULT.blocking)
+    child = tmp_path / "child.toml"
+    child.write_text(f'extends = "{(ROOT / "configs" / "model.toml").as_posix()}"\nthreshold = 0.95\n')
+    assert load_spec(child) == DEFAULT.model_copy(update={"threshold": 0.95})
+    with pytest.raises(ConfigError, match="extends must name"):
+        bad = tmp_path / "bad.toml"
+        bad.write_text("extends = 3\n")
+        load_spec(bad)
+    grandchild = tmp_path / "grandchild.toml"
+    grandchild.write_text('extends = "child.toml"\n')
+    with pytest.raises(ConfigError, match="one level only"):
+        load_spec(grandchild)
+    missing = tmp_path / "missing.toml"
+    missing.write_text('extends = "nowhere.toml"\n')
+    with pytest.raises(ConfigError, match="not found"):
+        load_spec(missing)
+    broken = tmp_path / "broken.toml"
+    broken.write_text(f'extends = "{(ROOT / "configs" / "model.toml").as_posix()}"\nblocking = ["l.nope = r.nope"]\n')
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
+        load_spec(broken)
 
 
 def test_proposed_blocking_rules_pass_the_check() -> None:
