@@ -87,6 +87,10 @@ class StoreError(LinkageError):
     """The DuckDB store cannot be used: missing, locked, or written by an unknown schema version."""
 
 
+class EngineError(LinkageError):
+    """The Spark engine did not start or failed during a run (Java, memory, a cluster); the store is unchanged."""
+
+
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
     """Return a ``" (did you mean 'x'?)"`` hint for ``value``, or ``""`` when nothing is close.
 

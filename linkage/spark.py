@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from linkage.block import blocking_rules
-from linkage.errors import ConfigError
+from linkage.errors import ConfigError, EngineError, LinkageError
 from linkage.model import _suffixed
 from linkage.spec import ModelSpec
 from linkage.store import Store
@@ -204,11 +204,28 @@ def duckdb_settings(trained: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
 
 
 @contextmanager
+def failures() -> Iterator[None]:
+    """Spark's and Py4J's exceptions as an :class:`~linkage.errors.EngineError` of one line: the class and the
+    first line of its message (Spark's own words, never a record's values), not a Java stack trace."""
+    try:
+        yield
+    except LinkageError:
+        raise
+    except Exception as exc:
+        if not type(exc).__module__.startswith(("pyspark", "py4j")):
+            raise
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        raise EngineError(f"Spark failed ({type(exc).__name__}): {first[:300]}; the store is as it was") from None
+
+
+@contextmanager
 def session(settings: SparkSettings, scratch: Path) -> Iterator[Any]:
-    """A Spark session on ``settings.master`` with Splink's similarity functions, its checkpoints in ``scratch``.
+    """A Spark session on ``settings.master`` with Splink's similarity functions, its files in ``scratch``
+    (a folder of this run's own, removed with everything in it when the session ends).
 
     Raises:
-        ConfigError: PySpark is not installed (the ``[spark]`` extra), or Spark (Java) cannot start.
+        ConfigError: PySpark is not installed (the ``spark`` extra).
+        EngineError: Spark (Java) did not start.
     """
     try:
         from pyspark.sql import SparkSession
@@ -236,15 +253,16 @@ def session(settings: SparkSettings, scratch: Path) -> Iterator[Any]:
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # Java missing or refusing to start: PySpark raises several kinds
-        raise ConfigError(f"Spark did not start on {settings.master!r}: {str(exc).splitlines()[0]}") from None
-    spark.sparkContext.setLogLevel("ERROR")
-    spark.sparkContext.setCheckpointDir(str(scratch / "checkpoints"))
-    log.info("Spark %s started on %s in %.1f s", spark.version, settings.master, time.perf_counter() - started)
+        raise EngineError(f"Spark did not start on {settings.master!r}: {str(exc).splitlines()[0]}") from None
     try:
-        yield spark
+        spark.sparkContext.setLogLevel("ERROR")
+        spark.sparkContext.setCheckpointDir(str(scratch / "checkpoints"))
+        log.info("Spark %s started on %s in %.1f s", spark.version, settings.master, time.perf_counter() - started)
+        with failures():
+            yield spark
     finally:
-        spark.catalog.clearCache()
-        shutil.rmtree(scratch / "checkpoints", ignore_errors=True)
+        spark.stop()  # the next run starts its own, with its own settings (getOrCreate would reuse this one)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 HASH_FUNCTION: Final = "linkage_duckdb_hash"
@@ -334,8 +352,9 @@ def train(store: Store, spec: ModelSpec, spark: Any, parquet: Path) -> Any:
 def trained_settings(store: Store, spec: ModelSpec, settings: SparkSettings, scratch: Path) -> dict[str, Any]:
     """Train the spec's model on the store's ``model_input`` on Spark, in a session of its own (``linkage train
     --engine spark``); Splink's settings of the trained model as the store keeps them (:func:`duckdb_settings`)."""
-    with session(settings, scratch) as spark:
-        parquet = export_input(store, scratch / "model_input.parquet")
+    folder = scratch / f"train-{os.getpid()}-{time.time_ns()}"
+    with session(settings, folder) as spark:
+        parquet = export_input(store, folder / "model_input.parquet")
         return duckdb_settings(train(store, spec, spark, parquet).misc.save_model_to_json(), spec)
 
 

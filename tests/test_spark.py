@@ -23,7 +23,7 @@ from benchmarks.generate import generate
 from linkage import model, spark
 from linkage.config import Config, SparkSettings, parse_config
 from linkage.dedupe import dedupe
-from linkage.errors import ConfigError
+from linkage.errors import ConfigError, EngineError
 from linkage.evaluate import evaluate
 from linkage.evaluator import pair_condition
 from linkage.spec import load_spec
@@ -131,6 +131,15 @@ def test_without_pyspark_the_error_says_what_to_install(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "pyspark", None)  # import pyspark now raises ImportError
     with pytest.raises(ConfigError, match=r"pip install -e '\.\[spark\]'"), spark.session(SparkSettings(), tmp_path):
         pass
+
+
+def test_a_spark_failure_is_one_line_and_other_errors_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    Failure = type("Py4JJavaError", (Exception,), {"__module__": "py4j.protocol"})
+    with pytest.raises(EngineError, match=r"Spark failed \(Py4JJavaError\): java.lang.OutOfMemoryError: heap;"), \
+            spark.failures():
+        raise Failure("\n  java.lang.OutOfMemoryError: heap\n\tat org.apache.spark.Something(…)\n")
+    with pytest.raises(KeyError), spark.failures():
+        raise KeyError("not Spark's")
 
 
 # ------------------------------------------------------------------------------------------ local Spark
