@@ -200,19 +200,25 @@ def main() -> None:
 def report(no_write: bool) -> None:
     """The chart and the RESULTS section from every size measured (``benchmarks/data/scale/*.json``)."""
     measured = [json.loads(p.read_text(encoding="utf-8")) for p in FIGURES.glob("*.json")]
-    embedded = sorted((m for m in measured if m["engine"] == "duckdb"), key=lambda m: m["rows"])
-    if not embedded:
+    by_spec: dict[str, list[dict[str, Any]]] = {}
+    for m in sorted(measured, key=lambda m: m["rows"]):
+        if m["engine"] == "duckdb":
+            by_spec.setdefault(m.get("spec", "model.toml"), []).append(m)
+    if not by_spec:
         return
-    CHART.write_text(chart(embedded), encoding="utf-8")
-    body = "\n".join(section(embedded, [m for m in measured if m["engine"] == "spark"]))
+    longest = max(by_spec.values(), key=len)
+    CHART.write_text(chart(longest, by_spec.get("model.toml", [])), encoding="utf-8")
+    body = "\n".join(section(by_spec, [m for m in measured if m["engine"] == "spark"]))
     print(body)
     if not no_write:
-        sizes = " ".join(str(m["rows"]) for m in embedded)
-        write_section(
-            "scale", "How cost grows: one dedupe per size, 100k to 10M (DuckDB), and Spark beside it",
-            f"`.venv/bin/python benchmarks/scale_bench.py --rows {sizes} --memory-limit 12GB` (and `--rows 1000000 "
-            "--engine spark --master 'local[2]'` for the Spark row)", body,
+        commands = "; ".join(
+            f"`.venv/bin/python benchmarks/scale_bench.py --spec configs/{spec} --rows "
+            + " ".join(str(m["rows"]) for m in runs) + " --memory-limit 12GB`"
+            for spec, runs in by_spec.items()
         )  # fmt: skip
+        spark = " and `--rows 1000000 --engine spark --master 'local[2]'` for the Spark row" if measured else ""
+        write_section("scale", "How cost grows: one dedupe per size, 100k to 10M, and Spark beside DuckDB",
+                      commands + spark, body)  # fmt: skip
 
 
 def nlogn(n: float) -> float:
@@ -223,63 +229,69 @@ def growth(a: dict[str, Any], b: dict[str, Any], key: str) -> float:
     return float(b[key]) / float(a[key]) if a[key] else math.nan
 
 
-def section(embedded: list[dict[str, Any]], on_spark: list[dict[str, Any]]) -> list[str]:
+def section(by_spec: dict[str, list[dict[str, Any]]], on_spark: list[dict[str, Any]]) -> list[str]:
     lines = [
         f"Machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, Python "
         f"{platform.python_version()}. Generated sets `synthetic-<rows>-7` (`generate.py`). Each size is one "
         "`linkage dedupe` in a child process, end to end (read, normalise, train, score, cluster, publish, "
-        "export); peak RSS sums the process and its children (ingest workers, a Spark JVM), sampled every 0.5 s. "
-        "Comparisons are the blocked pairs the model scores, counted per rule as `blocking_bench.py` does. "
+        "export), the store's memory limit 12GB; peak RSS sums the process and its children (ingest workers, a "
+        "Spark JVM), sampled every 0.5 s. Comparisons are the blocked pairs the model scores, counted per rule as "
+        "`blocking_bench.py` counts them; blocking recall, pairwise F1 and traceability are against the truth. "
         "![How cost grows](scale.svg)",
         "",
-        "| rows | comparisons | per record | comparisons / (n log2 n) | wall s | ingest | prepare | model | score "
-        "| cluster | publish | export | peak RSS GB | store GB | pairs kept |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| spec | rows | comparisons | per record | blocking recall | pairwise F1 | traceability | wall s | ingest "
+        "| prepare | model | score | cluster | publish | export | peak RSS GB | store GB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for m in embedded:
-        s = m["seconds"]
-        lines.append(
-            f"| {m['rows']:,} | {m['comparisons']:,} | {m['comparisons'] / m['rows']:.2f} | "
-            f"{m['comparisons'] / nlogn(m['rows']) * 1e3:.3f}e-3 | {m['wall_s']:,.0f} | "
-            + " | ".join(f"{s.get(stage, 0):,.0f}" for stage in STAGES)
-            + f" | {m['peak_rss_mb'] / 1024:.1f} | {m['store_mb'] / 1024:.2f} | {m['pairs_scored']:,} |"
-        )
-    lines += ["", "Peak RSS per stage (GB):", "", "| rows | " + " | ".join(STAGES) + " |",
-              "|---|" + "---|" * len(STAGES)]  # fmt: skip
-    for m in embedded:
-        peaks = m["stage_peak_rss_mb"]
-        lines.append(f"| {m['rows']:,} | " + " | ".join(f"{peaks.get(s, 0) / 1024:.1f}" for s in STAGES) + " |")
-    pairs = list(itertools.pairwise(embedded))
-    if pairs:
-        lines += ["", "Growth from one size to the next (n log n grows by the factor in its column):", "",
-                  "| from | to | records × | n log n × | comparisons × | wall × | peak RSS × |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for a, b in pairs:
+    for spec, runs in by_spec.items():
+        for m in runs:
+            s = m["seconds"]
             lines.append(
-                f"| {a['rows']:,} | {b['rows']:,} | {b['rows'] / a['rows']:.1f} | "
+                f"| {spec} | {m['rows']:,} | {m['comparisons']:,} | {m['comparisons'] / m['rows']:.2f} | "
+                f"{m['blocking_recall']:.4f} | {m.get('pairwise_f1', math.nan):.4f} | "
+                f"{m.get('traceability') or math.nan:.4f} | {m['wall_s']:,.0f} | "
+                + " | ".join(f"{s.get(stage, 0):,.0f}" for stage in STAGES)
+                + f" | {m['peak_rss_mb'] / 1024:.1f} | {m['store_mb'] / 1024:.2f} |"
+            )
+    lines += ["", "Peak RSS per stage (GB):", "", "| spec | rows | " + " | ".join(STAGES) + " |",
+              "|---|---|" + "---|" * len(STAGES)]  # fmt: skip
+    for spec, runs in by_spec.items():
+        for m in runs:
+            peaks = m["stage_peak_rss_mb"]
+            lines.append(f"| {spec} | {m['rows']:,} | " + " | ".join(f"{peaks.get(x, 0) / 1024:.1f}" for x in STAGES)
+                         + " |")  # fmt: skip
+    lines += ["", "Growth from one size to the next (n log n grows by the factor in its column):", "",
+              "| spec | from | to | records × | n log n × | comparisons × | wall × | peak RSS × |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for spec, runs in by_spec.items():
+        for a, b in itertools.pairwise(runs):
+            lines.append(
+                f"| {spec} | {a['rows']:,} | {b['rows']:,} | {b['rows'] / a['rows']:.1f} | "
                 f"{nlogn(b['rows']) / nlogn(a['rows']):.2f} | {growth(a, b, 'comparisons'):.2f} | "
                 f"{growth(a, b, 'wall_s'):.2f} | {growth(a, b, 'peak_rss_mb'):.2f} |"
             )
-    lines += rules_table(embedded)
+    for spec, runs in by_spec.items():
+        lines += rules_table(spec, runs)
     if on_spark:
-        lines += ["", "Spark beside DuckDB, the same set, one run each, this machine:", "",
-                  "| rows | engine | wall s | model | score | ratio to DuckDB | peak RSS GB (with the JVM) |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
-        base = {m["rows"]: m for m in embedded}
+        lines += ["", "Spark beside DuckDB, the same set and spec, one run each, this machine:", "",
+                  "| spec | rows | engine | wall s | model | score | ratio to DuckDB | peak RSS GB (with the JVM) |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for m in sorted(on_spark, key=lambda m: m["rows"]):
-            ref = base.get(m["rows"])
+            spec = m.get("spec", "model.toml")
+            ref = next((r for r in by_spec.get(spec, []) if r["rows"] == m["rows"]), None)
             for run, name in ((ref, "duckdb"), (m, f"spark {m['master']}")):
                 if run is None:
                     continue
                 ratio = f"{run['wall_s'] / ref['wall_s']:.2f}" if ref else "-"
                 lines.append(
-                    f"| {run['rows']:,} | {name} | {run['wall_s']:,.0f} | {run['seconds'].get('model', 0):,.0f} | "
-                    f"{run['seconds'].get('score', 0):,.0f} | {ratio} | {run['peak_rss_mb'] / 1024:.1f} |"
+                    f"| {spec} | {run['rows']:,} | {name} | {run['wall_s']:,.0f} | "
+                    f"{run['seconds'].get('model', 0):,.0f} | {run['seconds'].get('score', 0):,.0f} | {ratio} | "
+                    f"{run['peak_rss_mb'] / 1024:.1f} |"
                 )
     return lines
 
 
-def rules_table(embedded: list[dict[str, Any]]) -> list[str]:
+def rules_table(spec: str, embedded: list[dict[str, Any]]) -> list[str]:
     """Each rule's comparisons per size and its growth over the last step: the rules that grow faster than
     n log n marked."""
     if len(embedded) < 2:
@@ -287,8 +299,8 @@ def rules_table(embedded: list[dict[str, Any]]) -> list[str]:
     a, b = embedded[-2], embedded[-1]
     bound = nlogn(b["rows"]) / nlogn(a["rows"])
     heads = " | ".join(f"{m['rows']:,}" for m in embedded)
-    lines = ["", f"Comparisons per blocking rule (pairs no earlier rule made), and their growth from {a['rows']:,} "
-             f"to {b['rows']:,} records; **bold**: faster than n log n (× {bound:.2f}):", "",
+    lines = ["", f"{spec}: comparisons per blocking rule (pairs no earlier rule made), and their growth from "
+             f"{a['rows']:,} to {b['rows']:,} records; **bold**: faster than n log n (× {bound:.2f}):", "",
              f"| # | rule | {heads} | × |", "|---|---|" + "---|" * len(embedded) + "---|"]  # fmt: skip
     for i, rule in enumerate(b["rules"]):
         counts = [m["rules"][i]["comparisons"] for m in embedded]
@@ -298,22 +310,24 @@ def rules_table(embedded: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def chart(embedded: list[dict[str, Any]]) -> str:
+def chart(embedded: list[dict[str, Any]], default: list[dict[str, Any]]) -> str:
     """Comparisons, wall time and peak RSS against records, each as a multiple of its value at the smallest
     size, on log-log axes, with n and n log n for reference: plain SVG, no script."""
     width, height, left, bottom, top, right = 640, 400, 60, 50, 30, 150
     first = embedded[0]
     xs = [m["rows"] for m in embedded]
+    spec = first.get("spec", "model.toml")
     series = {
-        "comparisons": [m["comparisons"] / first["comparisons"] for m in embedded],
-        "wall time": [m["wall_s"] / first["wall_s"] for m in embedded],
-        "peak RSS": [m["peak_rss_mb"] / first["peak_rss_mb"] for m in embedded],
-        "n (linear)": [x / xs[0] for x in xs],
-        "n log n": [nlogn(x) / nlogn(xs[0]) for x in xs],
+        f"comparisons, {spec}": [(m["rows"], m["comparisons"] / first["comparisons"]) for m in embedded],
+        "wall time": [(m["rows"], m["wall_s"] / first["wall_s"]) for m in embedded],
+        "peak RSS": [(m["rows"], m["peak_rss_mb"] / first["peak_rss_mb"]) for m in embedded],
+        "n (linear)": [(x, x / xs[0]) for x in xs],
+        "n log n": [(x, nlogn(x) / nlogn(xs[0])) for x in xs],
     }
-    colours = {"comparisons": "#1f77b4", "wall time": "#d62728", "peak RSS": "#2ca02c", "n (linear)": "#999",
-               "n log n": "#555"}  # fmt: skip
-    y_max = max(max(v) for v in series.values())
+    if default and spec != "model.toml":
+        series["comparisons, model.toml"] = [(m["rows"], m["comparisons"] / default[0]["comparisons"]) for m in default]
+    colours = dict(zip(series, ["#1f77b4", "#d62728", "#2ca02c", "#999", "#555", "#9467bd"], strict=False))
+    y_max = max(y for points in series.values() for _, y in points)
     x_lo, x_hi = math.log10(xs[0]), math.log10(xs[-1]) if len(xs) > 1 else math.log10(xs[0]) + 1
     y_hi = math.log10(max(y_max, 10))
 
@@ -335,11 +349,11 @@ def chart(embedded: list[dict[str, Any]]) -> str:
         out.append(f'<text x="{left - 6}" y="{py(tick) + 4:.1f}" text-anchor="end">{tick:g}×</text>')
         tick *= 10
     out.append(f'<text x="{(left + width - right) / 2}" y="{height - 10}" text-anchor="middle">records</text>')
-    for i, (name, ys) in enumerate(series.items()):
+    for i, (name, pairs) in enumerate(series.items()):
         dash = ' stroke-dasharray="5,4"' if name in ("n (linear)", "n log n") else ""
-        points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=True))
+        points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pairs)
         out.append(f'<polyline points="{points}" fill="none" stroke="{colours[name]}" stroke-width="2"{dash}/>')
-        for x, y in zip(xs, ys, strict=True):
+        for x, y in pairs:
             if not dash:
                 out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colours[name]}"/>')
         out.append(f'<line x1="{width - right + 10}" y1="{top + 20 * i + 6}" x2="{width - right + 30}" '
