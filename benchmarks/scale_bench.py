@@ -97,19 +97,22 @@ def run(
         f'[link]\nengine = "{engine}"\n[spark]\nmaster = "{master}"\nscratch = "{out / "spark"}"\n',
         encoding="utf-8",
     )
-    command = [str(ROOT / ".venv" / "bin" / "linkage"), "dedupe", str(data / "applications.parquet"),
+    command = [str(ROOT / ".venv" / "bin" / "linkage"), "-v", "dedupe", str(data / "applications.parquet"),
                "--out", str(out / "run"), "--config", str(config), "--spec", str(spec), "--json"]  # fmt: skip
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = FIGURES / f"{engine}-{spec.stem}-{rows}.log"  # the run's log (-v: stages as they start), live
+    errors = log.open("w", encoding="utf-8")
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
     sampler = Sampler(child.pid)
     sampler.start()
     offset = sampler.start_time - started
-    stdout, stderr = child.communicate()
+    stdout, _ = child.communicate()
+    errors.close()
     sampler.done.set()
     sampler.join()
     wall = time.perf_counter() - started
     if child.returncode != 0:
-        raise SystemExit(f"dedupe of {rows:,} rows failed ({child.returncode}):\n{stderr[-3000:]}")
+        raise SystemExit(f"dedupe of {rows:,} rows failed ({child.returncode}): see {log}")
     summary = json.loads(stdout)
     seconds = summary["seconds"]
     figures: dict[str, Any] = {

@@ -31,8 +31,22 @@ def predict(store: Store, linker: Any, spec: ModelSpec, floor: float) -> tuple[i
     for column in spec.tf_columns():
         linker.table_management.compute_tf_table(column)
     # Score everything the veto could push below the floor, then filter after the veto.
-    predictions = linker.inference.predict(threshold_match_probability=floor)
+    predictions = linker.inference.predict(threshold_match_probability=floor, **chunks(store))
     return _vetoed(store, predictions.physical_name, spec, floor), predictions.physical_name
+
+
+CHUNK_RECORDS: Final = 1_000_000
+"""Records on the right side of one chunk of a full prediction. Splink joins each blocked pair to both records'
+model input: at 10M records in one piece that held tens of GB of wide rows at once and spilled them; in chunks
+of a million records (by a hash of the record's id, each pair in exactly one chunk) one chunk's pairs do."""
+
+
+def chunks(store: Store) -> dict[str, int]:
+    """Splink's ``predict`` chunking for the store's ``model_input``: none up to :data:`CHUNK_RECORDS` records."""
+    records = int(store.scalar("SELECT count(*) FROM model_input", table="model_input"))
+    if records <= CHUNK_RECORDS:
+        return {}
+    return {"num_chunks_left": 1, "num_chunks_right": -(-records // CHUNK_RECORDS)}
 
 
 def predict_new(store: Store, linker: Any, spec: ModelSpec, floor: float) -> int:
