@@ -220,8 +220,12 @@ def report(no_write: bool) -> None:
             for spec, runs in by_spec.items()
         )  # fmt: skip
         spark = " and `--rows 1000000 --engine spark --master 'local[2]'` for the Spark row" if measured else ""
-        write_section("scale", "How cost grows: one dedupe per size, 100k to 10M, and Spark beside DuckDB",
+        write_section("scale", "How cost grows: one dedupe per size, and Spark beside DuckDB",
                       commands + spark, body)  # fmt: skip
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"  # runs from before the figure was measured
 
 
 def nlogn(n: float) -> float:
@@ -240,7 +244,7 @@ def section(by_spec: dict[str, list[dict[str, Any]]], on_spark: list[dict[str, A
         "export), the store's memory limit 12GB; peak RSS sums the process and its children (ingest workers, a "
         "Spark JVM), sampled every 0.5 s. Comparisons are the blocked pairs the model scores, counted per rule as "
         "`blocking_bench.py` counts them; blocking recall, pairwise F1 and traceability are against the truth. "
-        "![How cost grows](scale.svg)",
+        "![How cost grows](scale.svg) A 10M run did not finish in this setting: docs/scale.md, section 2.",
         "",
         "| spec | rows | comparisons | per record | blocking recall | pairwise F1 | traceability | wall s | ingest "
         "| prepare | model | score | cluster | publish | export | peak RSS GB | store GB |",
@@ -251,8 +255,8 @@ def section(by_spec: dict[str, list[dict[str, Any]]], on_spark: list[dict[str, A
             s = m["seconds"]
             lines.append(
                 f"| {spec} | {m['rows']:,} | {m['comparisons']:,} | {m['comparisons'] / m['rows']:.2f} | "
-                f"{m['blocking_recall']:.4f} | {m.get('pairwise_f1', math.nan):.4f} | "
-                f"{m.get('traceability') or math.nan:.4f} | {m['wall_s']:,.0f} | "
+                f"{m['blocking_recall']:.4f} | {_shown(m.get('pairwise_f1'))} | {_shown(m.get('traceability'))} | "
+                f"{m['wall_s']:,.0f} | "
                 + " | ".join(f"{s.get(stage, 0):,.0f}" for stage in STAGES)
                 + f" | {m['peak_rss_mb'] / 1024:.1f} | {m['store_mb'] / 1024:.2f} |"
             )
