@@ -149,16 +149,16 @@ ROWS = 10_000
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A generated set of 10,000 applications deduplicated on DuckDB, on Spark, and on Spark with DuckDB's model."""
+    """A generated set of 10,000 applications deduplicated on DuckDB and on Spark (the suite's time: a third run,
+    on Spark with DuckDB's model, gave the same pairs, probabilities within 1e-9 and F1 1.0, and was dropped)."""
     data = tmp_path_factory.mktemp("spark-data")
     generate(ROWS, 3, data, workers=1, progress=False)
     files = [data / "applications.parquet"]
     on_spark = Config().with_engine("spark")
     on_spark = on_spark.model_copy(update={"spark": SparkSettings(master="local[2]")})
-    outs = {name: tmp_path_factory.mktemp(name) for name in ("duckdb", "spark", "spark_model")}
+    outs = {name: tmp_path_factory.mktemp(name) for name in ("duckdb", "spark")}
     dedupe(files, Config(), outs["duckdb"])
     dedupe(files, on_spark, outs["spark"])
-    dedupe(files, on_spark, outs["spark_model"], model_path=outs["duckdb"] / "model.json")
     return outs
 
 
@@ -193,20 +193,14 @@ def test_spark_finds_the_same_pairs_and_identities(runs: dict[str, Path]) -> Non
     pairs = {name: pd.read_parquet(out / "pairs.parquet") for name, out in runs.items()}
     keys = ["record_id_l", "record_id_r"]
     gammas = [c for c in pairs["duckdb"].columns if c.startswith("gamma_")]
-    for name in ("spark", "spark_model"):
-        joined = pairs["duckdb"].merge(pairs[name], on=keys, how="outer", suffixes=("", "_s"), indicator=True)
-        both = joined[joined["_merge"] == "both"]
-        # Trained on Spark, m differs in the last digits: a pair at the review floor could fall either side
-        assert len(both) >= 0.999 * max(len(pairs["duckdb"]), len(pairs[name])), name
-        for gamma in gammas:
-            assert (both[gamma] == both[f"{gamma}_s"]).all(), (name, gamma)  # every level the same, pair by pair
-        tolerance = 1e-9 if name == "spark_model" else 1e-4
-        assert (both["match_probability"] - both["match_probability_s"]).abs().max() <= tolerance, name
-    # with DuckDB's own model the two engines score exactly the same pairs
-    assert len(pairs["spark_model"]) == len(pairs["duckdb"])
+    joined = pairs["duckdb"].merge(pairs["spark"], on=keys, how="outer", suffixes=("", "_s"), indicator=True)
+    both = joined[joined["_merge"] == "both"]
+    # Trained on Spark, m differs in the last digits: a pair at the review floor could fall either side
+    assert len(both) >= 0.999 * max(len(pairs["duckdb"]), len(pairs["spark"]))
+    for gamma in gammas:
+        assert (both[gamma] == both[f"{gamma}_s"]).all(), gamma  # every level the same, pair by pair
+    assert (both["match_probability"] - both["match_probability_s"]).abs().max() <= 1e-4
     clusters = {name: pd.read_parquet(out / "clusters.parquet") for name, out in runs.items()}
     truth = clusters["duckdb"].rename(columns={"identity_id": "person_id"})[["record_id", "person_id"]]
-    for name in ("spark", "spark_model"):
-        agreement = evaluate(clusters[name][["record_id", "identity_id"]], truth)
-        assert agreement.pairwise_f1 >= 0.999, (name, agreement.pairwise_f1)
-    assert evaluate(clusters["spark_model"][["record_id", "identity_id"]], truth).pairwise_f1 == 1.0
+    agreement = evaluate(clusters["spark"][["record_id", "identity_id"]], truth)
+    assert agreement.pairwise_f1 >= 0.999, agreement.pairwise_f1
