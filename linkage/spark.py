@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HASH_FUNCTION",
-    "PLAIN_NODES",
     "duckdb_hash_of",
     "duckdb_settings",
     "export_input",
@@ -72,9 +71,6 @@ def _plain_nodes() -> tuple[type, ...]:
     from sqlglot import exp
 
     return (exp.Column, exp.Identifier, exp.EQ, exp.NEQ, exp.Is, exp.Null, exp.And, exp.Or, exp.Not, exp.Paren)
-
-
-PLAIN_NODES: Final = "column = column, column <> column, IS NULL, AND, OR, NOT and parentheses"
 
 
 def is_plain(sql: str) -> bool:
@@ -155,18 +151,19 @@ def spark_conditions(spec: ModelSpec) -> tuple[dict[str, list[str]], Functions]:
     conditions: dict[str, list[str]] = {}
     for comparison in spec.comparison:
         sqls = tuple(level.sql or "" for level in comparison.levels if not level.else_)
-        if all(is_plain(sql) for sql in sqls):
+        plain = [is_plain(sql) for sql in sqls]
+        if all(plain):
             continue
         # Plain levels stay SQL (Splink finds a term-frequency column's exact level by its SQL); the function
         # answers for the others: the first of them that holds. CASE reaches level j only when every level
         # before it failed, so "the function says j" holds there exactly when level j does.
         name = UDF_PREFIX + re.sub(r"\W", "_", comparison.name)
-        costly = tuple(sql for sql in sqls if not is_plain(sql))
+        costly = tuple(sql for sql, p in zip(sqls, plain, strict=True) if not p)
         columns = tuple(_columns(costly))
         functions[name] = (costly, columns)
         call = f"{name}({', '.join([f'{c}_l' for c in columns] + [f'{c}_r' for c in columns])})"
         conditions[comparison.name] = [
-            _suffixed(sql) if is_plain(sql) else f"{call} = {costly.index(sql)}" for sql in sqls
+            _suffixed(sql) if p else f"{call} = {costly.index(sql)}" for sql, p in zip(sqls, plain, strict=True)
         ]
     return conditions, functions
 
