@@ -115,10 +115,12 @@ def store_for(data: Path, store: Path) -> Path:
     return store
 
 
-def connect(store: Path, truth: Path) -> duckdb.DuckDBPyConnection:
+def connect(store: Path, truth: Path, spec: Path | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory connection with the model input of ``store`` and the true pairs of ``truth``.
 
-    The store is attached read-only, so a reused store is never changed by an analysis.
+    The store is attached read-only, so a reused store is never changed by an analysis. The model input is
+    the same whatever the rules analysed (given later), except that a ``spec`` that caps its candidates adds
+    the kept pairs' keys (``pair_keys``, :func:`linkage.prepare.cap_candidates`).
     """
     from linkage.prepare import prepare_full
     from linkage.spec import load_spec
@@ -127,7 +129,7 @@ def connect(store: Path, truth: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(f"ATTACH '{store}' AS store (READ_ONLY)")
     con.execute("CREATE VIEW applications_normalised AS SELECT * FROM store.applications_normalised")
-    prepare_full(Store.on(con), load_spec())  # the rules analysed are given later; the model input is the same
+    prepare_full(Store.on(con), load_spec(spec))
     # Pairs of Splink's ids (unique_id), oriented as Splink orients them in a dedupe (l.unique_id <
     # r.unique_id), both records present.
     con.execute(

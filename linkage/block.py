@@ -24,6 +24,7 @@ __all__ = [
     "blocking_rules",
     "check_blocking",
     "duckdb_hash",
+    "full_run_keys",
     "key_columns",
     "lookup_keys",
     "rule_sides",
@@ -159,13 +160,22 @@ def _side_key(rule: int, side: str, columns: list[str]) -> str:
     return f"CASE WHEN {present} THEN hash({rule}, '{side}', {', '.join(columns)}) END"
 
 
-def blocking_rules(rules: list[str]) -> list[Any]:
-    """Splink's blocking rules for prediction: the spec's rules that are not keyed, then one keyed rule."""
+def blocking_rules(rules: list[str], keys: str = "block_keys") -> list[Any]:
+    """Splink's blocking rules for prediction: the spec's rules that are not keyed, then one keyed rule.
+
+    ``keys``: the model input's column of keys that the keyed rule joins on: ``block_keys``, or for a full run
+    of a spec that caps its candidates, ``pair_keys`` (:func:`linkage.prepare.prepare_full`, one key per kept pair).
+    """
     plain: list[Any] = [rule for rule in rules if key_columns(rule) is None]
     if len(plain) < len(rules):
         # Last, so that Splink leaves out of it the pairs of the plain rules (it does not the other way round).
-        plain.append({"blocking_rule": "l.block_keys = r.block_keys", "arrays_to_explode": ["block_keys"]})
+        plain.append({"blocking_rule": f"l.{keys} = r.{keys}", "arrays_to_explode": [keys]})
     return plain
+
+
+def full_run_keys(spec: ModelSpec) -> str:
+    """The model input's column of keys that a full run's keyed rule joins on (:func:`blocking_rules`)."""
+    return "block_keys" if spec.candidates is None else "pair_keys"
 
 
 def check_blocking(available: Sequence[str], spec: ModelSpec) -> None:

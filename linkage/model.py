@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from linkage import __version__
-from linkage.block import blocking_rules
+from linkage.block import blocking_rules, full_run_keys
 from linkage.errors import InputError, NotFoundError
 from linkage.spec import ModelSpec
 from linkage.store import Store, quote
@@ -67,7 +67,7 @@ def settings_for(spec: ModelSpec, conditions: Mapping[str, Sequence[str]] | None
     return SettingsCreator(
         link_type="dedupe_only",
         comparisons=comparisons,
-        blocking_rules_to_generate_predictions=blocking_rules(spec.blocking),
+        blocking_rules_to_generate_predictions=blocking_rules(spec.blocking, full_run_keys(spec)),
         retain_intermediate_calculation_columns=True,
         retain_matching_columns=True,  # Splink keeps the gamma (level) columns only with these
         additional_columns_to_retain=[],
@@ -137,14 +137,19 @@ def read_artefact(path: Path) -> dict[str, Any]:
     return dict(made)
 
 
-def from_artefact(store: Store, artefact: dict[str, Any], spec: ModelSpec, *, prior: float | None = None) -> Any:
+def from_artefact(
+    store: Store, artefact: dict[str, Any], spec: ModelSpec, *, prior: float | None = None, full: bool = False
+) -> Any:
     """A linker with the parameters of a model artefact (:func:`artefact`), on the TEMP table ``model_input``.
 
     ``prior``: the probability that two random records match, in place of the trained one (see
-    :mod:`linkage.engine`: λ follows the number of records a model is applied to).
+    :mod:`linkage.engine`: λ follows the number of records a model is applied to). ``full``: the linker
+    predicts over a full run's model input, whose keyed rule may join on its kept pairs
+    (:func:`linkage.block.full_run_keys`); otherwise on the blocking keys.
     """
     settings = dict(artefact["splink"])
-    settings["blocking_rules_to_generate_predictions"] = blocking_rules(spec.blocking)
+    keys = full_run_keys(spec) if full else "block_keys"
+    settings["blocking_rules_to_generate_predictions"] = blocking_rules(spec.blocking, keys)
     if prior is not None:
         settings["probability_two_random_records_match"] = prior
     return linker_for(store, settings)
@@ -276,7 +281,7 @@ def for_store(store: Store, artefact: dict[str, Any], spec: ModelSpec, records: 
     the term frequencies of the store (``link_counts``, ``link_totals`` of :mod:`linkage.prepare`), not those
     of the few records it scores.
     """
-    linker = from_artefact(store, artefact, spec, prior=applied_prior(artefact, records))
+    linker = from_artefact(store, artefact, spec, prior=applied_prior(artefact, records), full=not incremental)
     if incremental:
         for column in spec.tf_columns():
             table = f"tf_{column}"

@@ -28,6 +28,7 @@ __all__ = [
     "MACROS",
     "MODEL_INPUT",
     "InputColumn",
+    "cap_candidates",
     "data_fingerprint",
     "hashed_sql",
     "model_input_columns",
@@ -474,7 +475,72 @@ def prepare_full(store: Store, spec: ModelSpec) -> int:
         SELECT *, {block.block_keys(spec.blocking)} AS block_keys FROM ({MODEL_INPUT})""",
         table="model_input",
     )
-    return int(store.scalar("SELECT count(*) FROM model_input", table="model_input"))
+    records = int(store.scalar("SELECT count(*) FROM model_input", table="model_input"))
+    if spec.candidates is not None:
+        cap_candidates(store, spec.candidates, records)
+    return records
+
+
+def cap_candidates(store: Store, k: int, records: int) -> int:
+    """Add to ``model_input`` the column ``pair_keys``: a key per pair to score, each record's ``k`` best.
+
+    A pair of records that share blocking keys is weighed by the keys it shares, each by how rare it is
+    (``ln(records / records with the key)``: one person's NIK outweighs a birth date and a name token that
+    thousands share). A pair is kept when it is among the ``k`` heaviest of either of its records (ties broken
+    by a hash of the pair, so a run is repeatable), so at most ``k`` × records pairs are kept, however large
+    the blocks grow. Each kept pair gets a key of its own, which both its records hold: the keyed rule then
+    joins on ``pair_keys`` (:func:`linkage.block.full_run_keys`) and makes exactly the kept pairs (a hash
+    collision only adds a pair to score). Finding the pairs and their weights is a join on the keys,
+    cheaper by far than scoring them; it still grows with the blocks.
+
+    Returns:
+        The number of pairs kept.
+    """
+    store.sql(
+        """CREATE OR REPLACE TEMP TABLE _record_keys AS
+           SELECT DISTINCT unique_id, unnest(block_keys) AS block_key FROM model_input""",
+        table="_record_keys",
+    )
+    store.sql(
+        """CREATE OR REPLACE TEMP TABLE _kept_pairs AS
+           WITH shared AS (
+               SELECT block_key, ln($records / count(*)) AS weight FROM _record_keys
+               GROUP BY block_key HAVING count(*) > 1
+           ),
+           pairs AS (
+               SELECT l.unique_id AS id_l, r.unique_id AS id_r, sum(s.weight) AS weight
+               FROM _record_keys l JOIN shared s USING (block_key)
+               JOIN _record_keys r ON r.block_key = l.block_key AND l.unique_id < r.unique_id
+               GROUP BY ALL
+           ),
+           sides AS (  -- each pair once for each of its records
+               SELECT id_l AS unique_id, id_l, id_r, weight FROM pairs
+               UNION ALL SELECT id_r, id_l, id_r, weight FROM pairs
+           ),
+           ranked AS (
+               SELECT id_l, id_r,
+                      row_number() OVER (PARTITION BY unique_id ORDER BY weight DESC, hash(id_l, id_r)) AS rank
+               FROM sides
+           )
+           SELECT DISTINCT id_l, id_r, hash(id_l, id_r) AS pair_key FROM ranked WHERE rank <= $k""",
+        {"records": float(records), "k": k},
+        table="_kept_pairs",
+    )
+    store.sql(
+        """CREATE OR REPLACE TEMP TABLE model_input AS
+           SELECT m.*, coalesce(p.pair_keys, []::UBIGINT[]) AS pair_keys
+           FROM model_input m LEFT JOIN (
+               SELECT unique_id, list(pair_key) AS pair_keys FROM (
+                   SELECT id_l AS unique_id, pair_key FROM _kept_pairs
+                   UNION ALL SELECT id_r, pair_key FROM _kept_pairs
+               ) GROUP BY unique_id
+           ) p USING (unique_id)""",
+        table="model_input",
+    )
+    kept = int(store.scalar("SELECT count(*) FROM _kept_pairs", table="_kept_pairs"))
+    store.sql("DROP TABLE _record_keys", table="_record_keys")
+    store.sql("DROP TABLE _kept_pairs", table="_kept_pairs")
+    return kept
 
 
 def value_counts_sql(rows: str, spec: ModelSpec, *, inputs: str | None = None) -> str:

@@ -94,6 +94,14 @@ class ModelSpec(BaseModel):
     blocking: list[str] = Field(
         description="pairs are scored when one of these conditions holds (`l.`/`r.`); each pair once"
     )
+    candidates: int | None = Field(
+        None,
+        ge=1,
+        description="a full run scores, of each record's pairs that the keyed blocking rules make, only its "
+        "`candidates` best by the blocking keys they share (a rarer key weighs more); a pair is kept when it is "
+        "among the best of either record, so comparisons stay under `candidates` × records. Incremental runs and "
+        "officers' queries score every candidate of a new record. Unset: every pair",
+    )
     deterministic: list[str] = Field(
         description="conditions that almost surely mean one person: they estimate λ, the share of matching pairs"
     )
@@ -116,7 +124,9 @@ class ModelSpec(BaseModel):
         return self
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+        # unset keys added later stay out, so that a spec's fingerprint does not change with linkage's version
+        unset = {"candidates"} if self.candidates is None else None
+        return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()[:16]
 
     def veto_cap(self) -> float:
         """The match weight a vetoed pair is held to (0 without a veto: nothing is held)."""

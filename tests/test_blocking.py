@@ -4,6 +4,8 @@ as written, make, each pair once."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import math
 
 import duckdb
 import pytest
@@ -194,3 +196,95 @@ def test_python_keys_are_the_sql_keys_of_every_record(con) -> None:
 def test_a_blocking_column_of_a_type_not_hashed_in_python_is_refused() -> None:
     with pytest.raises(ValueError, match="birth_year"):
         block.KeyMaker.of(["l.birth_year = r.birth_year"], {"birth_year": "DOUBLE"})
+
+
+# ------------------------------------------------------------------------------- capped candidates
+
+
+def _kept_pairs(con: duckdb.DuckDBPyConnection) -> set[tuple[int, int]]:
+    """The pairs that share a key of ``pair_keys`` (each kept pair has one of its own)."""
+    rows = con.execute(
+        """WITH k AS (SELECT unique_id, unnest(pair_keys) AS pair_key FROM model_input)
+           SELECT DISTINCT a.unique_id, b.unique_id FROM k a JOIN k b
+           ON a.pair_key = b.pair_key AND a.unique_id < b.unique_id"""
+    ).fetchall()
+    return {(int(a), int(b)) for a, b in rows}
+
+
+def _candidate_weights(keys: dict[int, list[int]]) -> dict[tuple[int, int], float]:
+    """Each pair of records that shares keys, with the sum of ``ln(records / records with the key)``."""
+    holders: dict[int, list[int]] = {}
+    for record, listed in keys.items():
+        for key in set(listed):
+            holders.setdefault(key, []).append(record)
+    weights: dict[tuple[int, int], float] = {}
+    for held in holders.values():
+        for a, b in itertools.combinations(sorted(held), 2):
+            weights[a, b] = weights.get((a, b), 0.0) + math.log(len(keys) / len(held))
+    return weights
+
+
+def _check_capped(kept: set[tuple[int, int]], weights: dict[tuple[int, int], float], k: int, records: int) -> None:
+    """The cap's promise: kept pairs are candidates, at most k per record, and each record's k heaviest."""
+    assert kept <= set(weights), "a kept pair shares no key"
+    assert len(kept) <= k * records
+    mine: dict[int, list[float]] = {}
+    for (a, b), w in weights.items():
+        if (a, b) in kept:
+            mine.setdefault(a, []).append(w)
+            mine.setdefault(b, []).append(w)
+    degree: dict[int, int] = {}
+    for a, b in weights:
+        degree[a] = degree.get(a, 0) + 1
+        degree[b] = degree.get(b, 0) + 1
+    for record, n in degree.items():
+        assert len(mine.get(record, [])) >= min(k, n), f"record {record} kept fewer than its {min(k, n)} best"
+    for (a, b), w in weights.items():
+        if (a, b) not in kept:  # left out: both records have k kept pairs at least as heavy
+            for record in (a, b):
+                heavier = sum(1 for v in mine.get(record, []) if v >= w - 1e-9)
+                assert heavier >= k, f"pair {(a, b)} left out though record {record} has room for it"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.lists(st.integers(min_value=0, max_value=12), max_size=4), min_size=1, max_size=30),
+    k=st.integers(min_value=1, max_value=4),
+)
+def test_capped_candidates_are_each_records_heaviest_pairs(keys: list[list[int]], k: int) -> None:
+    con = duckdb.connect()
+    by_record = {i + 1: listed for i, listed in enumerate(keys)}
+    con.execute("CREATE TEMP TABLE model_input (unique_id BIGINT, block_keys UBIGINT[])")
+    con.executemany("INSERT INTO model_input VALUES (?, ?)", list(by_record.items()))
+    kept = prepare.cap_candidates(Store.on(con), k, len(by_record))
+    pairs = _kept_pairs(con)
+    assert kept == len(pairs)
+    _check_capped(pairs, _candidate_weights(by_record), k, len(by_record))
+    again = duckdb.connect()  # repeatable: ties are broken by a hash of the pair, not by the join's order
+    again.execute("CREATE TEMP TABLE model_input (unique_id BIGINT, block_keys UBIGINT[])")
+    again.executemany("INSERT INTO model_input VALUES (?, ?)", list(reversed(by_record.items())))
+    prepare.cap_candidates(Store.on(again), k, len(by_record))
+    assert _kept_pairs(again) == pairs
+
+
+def test_a_capped_full_run_scores_the_kept_pairs_and_no_others(con) -> None:
+    spec = load_spec()
+    everything = set(scored_pairs(con, spec))
+    capped = spec.model_copy(update={"candidates": 2})
+    pairs = scored_pairs(con, capped)
+    assert len(pairs) == len(set(pairs)), "a pair was scored twice"
+    keyed = _kept_pairs(con)
+    assert set(pairs) <= everything and keyed <= set(pairs)
+    candidates = _candidate_weights(_block_keys(con))
+    assert len(keyed) < len(candidates), "the cap never bit: the test would prove little"
+    _check_capped(keyed, candidates, 2, ROWS)
+    # the rules that are not keys (the bare records') are not capped: their pairs are all scored
+    plain = [rule for rule in spec.blocking if block.key_columns(rule) is None]
+    assert plain and set(written_pairs(con, plain)) <= set(pairs)
+    # a cap above every record's candidates keeps them all
+    prepare.prepare_full(Store.on(con), spec.model_copy(update={"candidates": ROWS}))
+    assert _kept_pairs(con) == set(_candidate_weights(_block_keys(con)))
+
+
+def _block_keys(con: duckdb.DuckDBPyConnection) -> dict[int, list[int]]:
+    return {int(u): list(keys) for u, keys in con.execute("SELECT unique_id, block_keys FROM model_input").fetchall()}
