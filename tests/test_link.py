@@ -23,6 +23,7 @@ from linkage.config import load_config
 from linkage.engine import link
 from linkage.identities import carry_over
 from linkage.pipeline import ingest
+from linkage.spec import DEFAULT_SPEC
 from linkage.store import Store
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "applications.parquet"
@@ -476,3 +477,28 @@ def test_an_updated_record_is_linked_again(
         kinds = [k for (k,) in store.rows("SELECT kind FROM events WHERE record_id = ? ORDER BY event_no", [b])]
         assert kinds[-2:] == ["record_updated", "record_moved"]
         assert store.count("relink") == 0
+
+
+def test_a_spec_that_caps_candidates_links_full_then_incrementally(sample_batches: list[Path], tmp_path: Path) -> None:
+    """A full run keeps each record's 2 best candidates; the batches after it score every candidate of their new
+    records, and end (nearly) where one full run over the same records ends."""
+    spec = tmp_path / "capped.toml"
+    spec.write_text(f'extends = "{DEFAULT_SPEC.as_posix()}"\ncandidates = 2\n', encoding="utf-8")
+    config = load_config(None)
+    db = tmp_path / "store.duckdb"
+    modes = []
+    for path in sample_batches:
+        ingest([path], config, db=db)
+        modes.append(link(db, config, spec_path=spec).mode)
+    assert modes == ["full", "incremental", "incremental"]
+    inc = _membership(db)
+    capped = link(db, config, full=True, spec_path=spec)
+    full = _membership(db)
+    assert capped.pairs_scored < link(_copy(db, tmp_path), config, full=True).pairs_scored, "the cap never bit"
+    assert len(inc) == len(full) == 6000
+    frame = pd.DataFrame({"a": list(inc.values()), "b": [full[r] for r in inc]})
+    sizes = (frame.a + "|" + frame.b).value_counts()
+    both = int((sizes * (sizes - 1) // 2).sum())
+    a, b = frame.a.value_counts(), frame.b.value_counts()
+    p, r = both / int((a * (a - 1) // 2).sum()), both / int((b * (b - 1) // 2).sum())
+    assert 2 * p * r / (p + r) >= 0.99
