@@ -497,8 +497,8 @@ def cap_candidates(store: Store, k: int, records: int) -> int:
         The number of pairs kept.
     """
     store.sql(
-        """CREATE OR REPLACE TEMP TABLE _record_keys AS
-           SELECT DISTINCT unique_id, unnest(block_keys) AS block_key FROM model_input""",
+        # a record's keys are distinct: each hashes its rule's number (a collision only adds weight)
+        "CREATE OR REPLACE TEMP TABLE _record_keys AS SELECT unique_id, unnest(block_keys) block_key FROM model_input",
         table="_record_keys",
     )
     store.sql(
