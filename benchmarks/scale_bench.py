@@ -168,7 +168,7 @@ def blocking(store: Path, data: Path, spec: Path) -> dict[str, Any]:
     con = bench.connect(store, data / "truth.parquet", spec)
     analysis = bench.analyse(con, rules)
     scored = {"comparisons": analysis.total_comparisons, "blocking_recall": round(analysis.recall, 5)}
-    if loaded.candidates is not None:  # the pairs scored are the kept ones (one key each), of the candidates
+    if loaded.max_candidates is not None:  # the pairs scored are the kept ones (one key each), of the candidates
         if any(key_columns(rule) is None for rule in rules):
             raise SystemExit(f"{spec}: caps its candidates and has rules that are not keyed: not counted here")
         con.execute(
@@ -260,9 +260,11 @@ def section(by_spec: dict[str, list[dict[str, Any]]], on_spark: list[dict[str, A
         "export), the store's memory limit 12GB; peak RSS sums the process and its children (ingest workers, a "
         "Spark JVM), sampled every 0.5 s. Candidates are the pairs the blocking rules make, counted per rule as "
         "`blocking_bench.py` counts them; comparisons are those the model scores: the candidates, or with a "
-        "spec's `candidates` cap each record's heaviest (`national.toml`: 5). Blocking recall (of the pairs "
+        "spec's `max_candidates` cap each record's heaviest (`national.toml`: 5). Blocking recall (of the pairs "
         "scored), pairwise F1 and traceability are against the truth. "
-        "![How cost grows](scale.svg) A 10M run did not finish in this setting: docs/scale.md, section 2.",
+        "![How cost grows](scale.svg)"
+        + ("" if any(m["rows"] >= 10_000_000 for runs in by_spec.values() for m in runs)
+           else " A 10M run did not finish in this setting: docs/scale.md, section 2."),
         "",
         "| spec | rows | candidates | comparisons | per record | blocking recall | pairwise F1 | traceability | "
         "wall s | ingest | prepare | model | score | cluster | publish | export | peak RSS GB | store GB |",

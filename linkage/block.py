@@ -175,7 +175,7 @@ def blocking_rules(rules: list[str], keys: str = "block_keys") -> list[Any]:
 
 def full_run_keys(spec: ModelSpec) -> str:
     """The model input's column of keys that a full run's keyed rule joins on (:func:`blocking_rules`)."""
-    return "block_keys" if spec.candidates is None else "pair_keys"
+    return "block_keys" if spec.max_candidates is None else "pair_keys"
 
 
 def check_blocking(available: Sequence[str], spec: ModelSpec) -> None:

@@ -476,8 +476,8 @@ def prepare_full(store: Store, spec: ModelSpec) -> int:
         table="model_input",
     )
     records = int(store.scalar("SELECT count(*) FROM model_input", table="model_input"))
-    if spec.candidates is not None:
-        cap_candidates(store, spec.candidates, records)
+    if spec.max_candidates is not None:
+        cap_candidates(store, spec.max_candidates, records)
     return records
 
 

@@ -94,12 +94,12 @@ class ModelSpec(BaseModel):
     blocking: list[str] = Field(
         description="pairs are scored when one of these conditions holds (`l.`/`r.`); each pair once"
     )
-    candidates: int | None = Field(
+    max_candidates: int | None = Field(
         None,
         ge=1,
         description="a full run scores, of each record's pairs that the keyed blocking rules make, only its "
-        "`candidates` best by the blocking keys they share (a rarer key weighs more); a pair is kept when it is "
-        "among the best of either record, so comparisons stay under `candidates` × records. Incremental runs and "
+        "`max_candidates` best by the blocking keys they share (a rarer key weighs more); a pair is kept when it is "
+        "among the best of either record, so comparisons stay under `max_candidates` × records. Incremental runs and "
         "officers' queries score every candidate of a new record. Unset: every pair",
     )
     deterministic: list[str] = Field(
@@ -125,7 +125,7 @@ class ModelSpec(BaseModel):
 
     def fingerprint(self) -> str:
         # unset keys added later stay out, so that a spec's fingerprint does not change with linkage's version
-        unset = {"candidates"} if self.candidates is None else None
+        unset = {"max_candidates"} if self.max_candidates is None else None
         return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()[:16]
 
     def veto_cap(self) -> float:

@@ -271,7 +271,7 @@ def test_capped_candidates_are_each_records_heaviest_pairs(keys: list[list[int]]
 def test_a_capped_full_run_scores_the_kept_pairs_and_no_others(con) -> None:
     spec = load_spec()
     everything = set(scored_pairs(con, spec))
-    capped = spec.model_copy(update={"candidates": 2})
+    capped = spec.model_copy(update={"max_candidates": 2})
     pairs = scored_pairs(con, capped)
     assert len(pairs) == len(set(pairs)), "a pair was scored twice"
     keyed = _kept_pairs(con)
@@ -283,7 +283,7 @@ def test_a_capped_full_run_scores_the_kept_pairs_and_no_others(con) -> None:
     plain = [rule for rule in spec.blocking if block.key_columns(rule) is None]
     assert plain and set(written_pairs(con, plain)) <= set(pairs)
     # a cap above every record's candidates keeps them all
-    prepare.prepare_full(Store.on(con), spec.model_copy(update={"candidates": ROWS}))
+    prepare.prepare_full(Store.on(con), spec.model_copy(update={"max_candidates": ROWS}))
     assert _kept_pairs(con) == set(_candidate_weights(_block_keys(con)))
 
 

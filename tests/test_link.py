@@ -483,7 +483,7 @@ def test_a_spec_that_caps_candidates_links_full_then_incrementally(sample_batche
     """A full run keeps each record's 2 best candidates; the batches after it score every candidate of their new
     records, and end (nearly) where one full run over the same records ends."""
     spec = tmp_path / "capped.toml"
-    spec.write_text(f'extends = "{DEFAULT_SPEC.as_posix()}"\ncandidates = 2\n', encoding="utf-8")
+    spec.write_text(f'extends = "{DEFAULT_SPEC.as_posix()}"\nmax_candidates = 2\n', encoding="utf-8")
     config = load_config(None)
     db = tmp_path / "store.duckdb"
     modes = []

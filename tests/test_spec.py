@@ -76,7 +76,7 @@ def test_shipped_specs_pass_the_check(path: str) -> None:
 
 def test_a_spec_extends_another_replacing_the_keys_it_sets(tmp_path: Path) -> None:
     national = load_spec(ROOT / "configs" / "national.toml")
-    assert national.model_copy(update={"blocking": DEFAULT.blocking, "candidates": None}) == DEFAULT  # all else alike
+    assert national.model_copy(update={"blocking": DEFAULT.blocking, "max_candidates": None}) == DEFAULT  # all else
     assert len(national.blocking) < len(DEFAULT.blocking)
     child = tmp_path / "child.toml"
     child.write_text(f'extends = "{(ROOT / "configs" / "model.toml").as_posix()}"\nthreshold = 0.95\n')
