@@ -114,7 +114,7 @@ class StoreSettings(_Section):
     temp_directory: Path | None = Field(
         None,
         description="Folder DuckDB spills to when a run needs more than memory_limit (default: <store>.tmp "
-        "beside the store); put it on a disk with room (a 10M-record run wrote up to a few GB)",
+        "beside the store); put it on a disk with room (a 10M-record run with configs/national.toml spilled 23 GB)",
     )
 
     def options(self) -> dict[str, Any]:
