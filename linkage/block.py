@@ -24,7 +24,6 @@ __all__ = [
     "blocking_rules",
     "check_blocking",
     "duckdb_hash",
-    "full_run_keys",
     "key_columns",
     "lookup_keys",
     "rule_sides",
@@ -160,22 +159,20 @@ def _side_key(rule: int, side: str, columns: list[str]) -> str:
     return f"CASE WHEN {present} THEN hash({rule}, '{side}', {', '.join(columns)}) END"
 
 
-def blocking_rules(rules: list[str], keys: str = "block_keys") -> list[Any]:
+def blocking_rules(spec: ModelSpec, *, full: bool = False) -> list[Any]:
     """Splink's blocking rules for prediction: the spec's rules that are not keyed, then one keyed rule.
 
-    ``keys``: the model input's column of keys that the keyed rule joins on: ``block_keys``, or for a full run
-    of a spec that caps its candidates, ``pair_keys`` (:func:`linkage.prepare.prepare_full`, one key per kept pair).
+    The keyed rule joins on the model input's ``block_keys``; in a ``full`` run of a spec that caps its
+    candidates (``max_candidates``), on ``pair_keys`` instead (:func:`linkage.prepare.cap_candidates`: one key
+    per kept pair).
     """
+    rules = spec.blocking
+    keys = "pair_keys" if full and spec.max_candidates is not None else "block_keys"
     plain: list[Any] = [rule for rule in rules if key_columns(rule) is None]
     if len(plain) < len(rules):
         # Last, so that Splink leaves out of it the pairs of the plain rules (it does not the other way round).
         plain.append({"blocking_rule": f"l.{keys} = r.{keys}", "arrays_to_explode": [keys]})
     return plain
-
-
-def full_run_keys(spec: ModelSpec) -> str:
-    """The model input's column of keys that a full run's keyed rule joins on (:func:`blocking_rules`)."""
-    return "block_keys" if spec.max_candidates is None else "pair_keys"
 
 
 def check_blocking(available: Sequence[str], spec: ModelSpec) -> None:

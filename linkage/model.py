@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from linkage import __version__
-from linkage.block import blocking_rules, full_run_keys
+from linkage.block import blocking_rules
 from linkage.errors import InputError, NotFoundError
 from linkage.spec import ModelSpec
 from linkage.store import Store, quote
@@ -67,7 +67,7 @@ def settings_for(spec: ModelSpec, conditions: Mapping[str, Sequence[str]] | None
     return SettingsCreator(
         link_type="dedupe_only",
         comparisons=comparisons,
-        blocking_rules_to_generate_predictions=blocking_rules(spec.blocking, full_run_keys(spec)),
+        blocking_rules_to_generate_predictions=blocking_rules(spec, full=True),
         retain_intermediate_calculation_columns=True,
         retain_matching_columns=True,  # Splink keeps the gamma (level) columns only with these
         additional_columns_to_retain=[],
@@ -145,11 +145,10 @@ def from_artefact(
     ``prior``: the probability that two random records match, in place of the trained one (see
     :mod:`linkage.engine`: λ follows the number of records a model is applied to). ``full``: the linker
     predicts over a full run's model input, whose keyed rule may join on its kept pairs
-    (:func:`linkage.block.full_run_keys`); otherwise on the blocking keys.
+    (:func:`linkage.block.blocking_rules`); otherwise on the blocking keys.
     """
     settings = dict(artefact["splink"])
-    keys = full_run_keys(spec) if full else "block_keys"
-    settings["blocking_rules_to_generate_predictions"] = blocking_rules(spec.blocking, keys)
+    settings["blocking_rules_to_generate_predictions"] = blocking_rules(spec, full=full)
     if prior is not None:
         settings["probability_two_random_records_match"] = prior
     return linker_for(store, settings)

@@ -489,7 +489,7 @@ def cap_candidates(store: Store, k: int, records: int) -> int:
     thousands share). A pair is kept when it is among the ``k`` heaviest of either of its records (ties broken
     by a hash of the pair, so a run is repeatable), so at most ``k`` × records pairs are kept, however large
     the blocks grow. Each kept pair gets a key of its own, which both its records hold: the keyed rule then
-    joins on ``pair_keys`` (:func:`linkage.block.full_run_keys`) and makes exactly the kept pairs (a hash
+    joins on ``pair_keys`` (:func:`linkage.block.blocking_rules`) and makes exactly the kept pairs (a hash
     collision only adds a pair to score). Finding the pairs and their weights is a join on the keys,
     cheaper by far than scoring them; it still grows with the blocks.
 

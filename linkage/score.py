@@ -58,7 +58,7 @@ def predict_new(store: Store, linker: Any, spec: ModelSpec, floor: float) -> int
     pairs are those a prediction over the whole store would find with a new record, and no others.
     """
     rules: list[Any] = []
-    for rule in blocking_rules(spec.blocking):
+    for rule in blocking_rules(spec):
         if isinstance(rule, dict):
             rules.append({**rule, "blocking_rule": f"({rule['blocking_rule']}) AND (l.is_new OR r.is_new)"})
         else:

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from linkage.block import blocking_rules, full_run_keys
+from linkage.block import blocking_rules
 from linkage.errors import ConfigError, EngineError, LinkageError
 from linkage.model import _suffixed
 from linkage.spec import ModelSpec
@@ -173,7 +173,7 @@ def _rewritten(
 ) -> dict[str, Any]:
     """Splink settings ``trained`` with the level conditions of the comparisons in ``conditions`` replaced."""
     settings = {**trained, "sql_dialect": dialect}
-    settings["blocking_rules_to_generate_predictions"] = blocking_rules(spec.blocking, full_run_keys(spec))
+    settings["blocking_rules_to_generate_predictions"] = blocking_rules(spec, full=True)
     comparisons = []
     for comparison in settings["comparisons"]:
         replaced = iter(conditions.get(comparison["output_column_name"], ()))

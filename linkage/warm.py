@@ -842,7 +842,7 @@ def _blocked_pairs_sql(spec: ModelSpec) -> str:
     """The pairs with the applicant that Splink's blocking would make: a plain rule holds, or the two
     records share a blocking key (the keyed rules' one exploding join, :func:`linkage.block.blocking_rules`)."""
     conditions = []
-    for rule in block.blocking_rules(spec.blocking):
+    for rule in block.blocking_rules(spec):
         if isinstance(rule, dict):
             conditions.append("len(list_intersect(l.block_keys, r.block_keys)) > 0")
         else:
