@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from benchmarks import blocking_bench as bench
 from benchmarks.generate import generate
-from linkage import block, model, prepare
+from linkage import block, model, prepare, score
 from linkage.spec import ModelSpec, load_spec
 from linkage.store import Store
 
@@ -211,24 +211,25 @@ def _kept_pairs(con: duckdb.DuckDBPyConnection) -> set[tuple[int, int]]:
     return {(int(a), int(b)) for a, b in rows}
 
 
-def _candidate_weights(keys: dict[int, list[int]]) -> dict[tuple[int, int], float]:
-    """Each pair of records that shares keys, with the sum of ``ln(records / records with the key)``."""
+def _candidate_weights(keys: dict[int, list[int]]) -> dict[tuple[int, int], int]:
+    """Each pair of records that shares keys, with the sum of ``ln(records / records with the key)`` (in
+    millionths, as integers: as the cap adds them)."""
     holders: dict[int, list[int]] = {}
     for record, listed in keys.items():
         for key in set(listed):
             holders.setdefault(key, []).append(record)
-    weights: dict[tuple[int, int], float] = {}
+    weights: dict[tuple[int, int], int] = {}
     for held in holders.values():
         for a, b in itertools.combinations(sorted(held), 2):
-            weights[a, b] = weights.get((a, b), 0.0) + math.log(len(keys) / len(held))
+            weights[a, b] = weights.get((a, b), 0) + round(math.log(len(keys) / len(held)) * 1e6)
     return weights
 
 
-def _check_capped(kept: set[tuple[int, int]], weights: dict[tuple[int, int], float], k: int, records: int) -> None:
+def _check_capped(kept: set[tuple[int, int]], weights: dict[tuple[int, int], int], k: int, records: int) -> None:
     """The cap's promise: kept pairs are candidates, at most k per record, and each record's k heaviest."""
     assert kept <= set(weights), "a kept pair shares no key"
     assert len(kept) <= k * records
-    mine: dict[int, list[float]] = {}
+    mine: dict[int, list[int]] = {}
     for (a, b), w in weights.items():
         if (a, b) in kept:
             mine.setdefault(a, []).append(w)
@@ -242,7 +243,7 @@ def _check_capped(kept: set[tuple[int, int]], weights: dict[tuple[int, int], flo
     for (a, b), w in weights.items():
         if (a, b) not in kept:  # left out: both records have k kept pairs at least as heavy
             for record in (a, b):
-                heavier = sum(1 for v in mine.get(record, []) if v >= w - 1e-9)
+                heavier = sum(1 for v in mine.get(record, []) if v >= w)
                 assert heavier >= k, f"pair {(a, b)} left out though record {record} has room for it"
 
 
@@ -285,6 +286,28 @@ def test_a_capped_full_run_scores_the_kept_pairs_and_no_others(con) -> None:
     # a cap above every record's candidates keeps them all
     prepare.prepare_full(Store.on(con), spec.model_copy(update={"max_candidates": ROWS}))
     assert _kept_pairs(con) == set(_candidate_weights(_block_keys(con)))
+
+
+@pytest.mark.parametrize(("update", "knob"), [({"max_candidates": 2}, "CHUNK_PAIRS"), ({}, "CHUNK_RECORDS")])
+def test_a_prediction_in_chunks_scores_the_same_pairs(con, monkeypatch, update: dict[str, int], knob: str) -> None:
+    """A full prediction is chunked by its kept pairs when capped, else by its records; the chunks (a hash of
+    the right record's id) split the pairs, so the same pairs come out with the same probabilities."""
+    spec = load_spec().model_copy(update=update)
+    store = Store.on(con)
+    prepare.prepare_full(store, spec)
+    linker = model.linker_for(store, model.settings_for(spec))  # untrained: its priors score the pairs
+    assert score.chunks(store, spec) == {}, "a small run should be one chunk"
+    whole = _predicted(store, linker, spec)
+    monkeypatch.setattr(score, knob, 100)
+    assert score.chunks(store, spec)["num_chunks_right"] > 2
+    assert _predicted(store, linker, spec) == whole
+    assert len(whole) > 300
+
+
+def _predicted(store: Store, linker: object, spec: ModelSpec) -> list[tuple[str, str, float]]:
+    score.predict(store, linker, spec, 0.0)
+    rows = store.rows("SELECT record_id_l, record_id_r, match_probability FROM scored_pairs ORDER BY ALL")
+    return [(a, b, round(p, 12)) for a, b, p in rows]
 
 
 def _block_keys(con: duckdb.DuckDBPyConnection) -> dict[int, list[int]]:
