@@ -45,7 +45,8 @@ CHUNK_PAIRS: Final = 32_000_000
 """Kept pairs in one chunk of a full prediction with a cap (``max_candidates``). A chunk is not free: Splink makes
 each chunk's pairs by unnesting every record's keys and joining them again, and only then keeps the chunk's
 share. With the cap the pairs are few enough to score at once: at 3M records (7.3M kept pairs) the score stage
-took 72 s in one chunk and 119 s in three (``configs/national.toml``, the same store and model)."""
+took 72 s in one chunk and 119 s in three (``configs/national.toml``, the same store and model); at 10M (30.6M
+kept pairs) 347 s in one and 883 s in ten, within DuckDB's memory limit (docs/scale.md, section 2)."""
 
 
 def chunks(store: Store, spec: ModelSpec) -> dict[str, int]:
