@@ -270,7 +270,7 @@ def section(by_spec: dict[str, list[dict[str, Any]]], on_spark: list[dict[str, A
            else " A 10M run did not finish in this setting: docs/scale.md, section 2."),
         "",
         "| spec | rows | candidates | comparisons | per record | blocking recall | pairwise F1 | traceability | "
-        "wall s | ingest | prepare | model | score | cluster | publish | export | peak RSS GB | store GB |",
+        "wall s | ingest | prepare | model | score | cluster | publish | export | peak RSS GiB | store GiB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for spec, runs in by_spec.items():
@@ -284,7 +284,7 @@ def section(by_spec: dict[str, list[dict[str, Any]]], on_spark: list[dict[str, A
                 + " | ".join(f"{s.get(stage, 0):,.0f}" for stage in STAGES)
                 + f" | {m['peak_rss_mb'] / 1024:.1f} | {m['store_mb'] / 1024:.2f} |"
             )
-    lines += ["", "Peak RSS per stage (GB):", "", "| spec | rows | " + " | ".join(STAGES) + " |",
+    lines += ["", "Peak RSS per stage (GiB):", "", "| spec | rows | " + " | ".join(STAGES) + " |",
               "|---|---|" + "---|" * len(STAGES)]  # fmt: skip
     for spec, runs in by_spec.items():
         for m in runs:
@@ -305,7 +305,7 @@ def section(by_spec: dict[str, list[dict[str, Any]]], on_spark: list[dict[str, A
         lines += rules_table(spec, runs)
     if on_spark:
         lines += ["", "Spark beside DuckDB, the same set and spec, one run each, this machine:", "",
-                  "| spec | rows | engine | wall s | model | score | ratio to DuckDB | peak RSS GB (with the JVM) |",
+                  "| spec | rows | engine | wall s | model | score | ratio to DuckDB | peak RSS GiB (with the JVM) |",
                   "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for m in sorted(on_spark, key=lambda m: m["rows"]):
             spec = m.get("spec", "model.toml")

@@ -294,7 +294,7 @@ def recluster(store: Store, threshold: float, *, full: bool, run_id: str, max_gu
               AND record_id_r IN (SELECT record_id FROM members) AND {_EVIDENCED}"""
     # Arrow, not pandas, and only the pairs at the threshold (no other pair can be an edge): pandas held a Python
     # list per record's name tokens and two id strings per scored pair (at 10M records the stage's peak RSS was
-    # 21.7 GB, now 9.9; at 3M it took 33 s, now 23).
+    # 21.7 GiB, now 9.9; at 3M it took 33 s, now 23).
     records = store.arrow(_EVIDENCE_SQL, table="members")
     pairs = store.arrow(pairs_sql, {"cut": threshold}, table="pairs")
     decided = store.rows(
