@@ -10,7 +10,8 @@ it, their precision and their recall of all true pairs. A calibrated model makes
 probability p true; precision that falls with the size of the set while the model is calibrated is the
 threshold's doing, and while it is not, the model's.
 
-It also counts the false pairs that share one NIK between persons of two generator chunks
+It also counts the false pairs that share one NIK (``gamma_nik`` 5, the NIK comparison's level "exact" in
+``configs/model.toml``) between persons of two generator chunks (the chunk is the person id's first five digits)
 (``benchmarks/generate.py`` keeps a NIK unique only within its chunk of 50,000 rows, so different people get
 one NIK across chunks, about as often as the square of the rows; real serials are a sequence per region and
 date, and two people share a NIK only by a documented fault, which the generator makes on purpose within a

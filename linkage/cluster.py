@@ -318,19 +318,17 @@ def recluster(store: Store, threshold: float, *, full: bool, run_id: str, max_gu
     new = {r for (r,) in store.rows("SELECT record_id FROM pending", table="pending")} if len(old) else set()
     assigned, events = carry_over(clusters, old, functools.partial(_taken, store), run_id, cuts=report.cuts, new=new)
     conflicts = [f"must-link {a} {b} cut to keep cannot-link {x} {y} apart" for a, b, x, y in report.decision_conflicts]
-    return Reclustered(assigned, events, _kept(clusters, pairs.to_pandas(), threshold, must), report, conflicts)
+    return Reclustered(assigned, events, _kept(clusters, pairs.to_pandas(), must), report, conflicts)
 
 
-def _kept(
-    clusters: pd.DataFrame, pairs: pd.DataFrame, threshold: float, must: Sequence[tuple[Any, Any]]
-) -> pd.DataFrame:
-    """The edges clustering kept: pairs at or above the threshold, and must-links, inside one final cluster.
+def _kept(clusters: pd.DataFrame, pairs: pd.DataFrame, must: Sequence[tuple[Any, Any]]) -> pd.DataFrame:
+    """The edges clustering kept: ``pairs`` (read at or above the threshold) and must-links, inside one final cluster.
 
     An edge the guard cut never ends inside one cluster (its ends' components contradict for good), so
     these are exactly the links that hold each identity together; ``kept`` says why (``scored`` at or above
     the threshold, or an officer's ``must_link``, which wins). One row per record pair, ordered by record ids.
     """
-    at = pairs.loc[pairs["match_probability"] >= threshold, ["record_id_l", "record_id_r", "match_probability"]]
+    at = pairs[["record_id_l", "record_id_r", "match_probability"]]
     # a must-link's probability is its pair's score when it scored at the threshold, else 1
     decided = pd.DataFrame(must, columns=["record_id_l", "record_id_r"])
     decided = decided.assign(match_probability=-1.0, must=True)
